@@ -1,0 +1,17 @@
+// Package account owns applications (tenants), their users, REST sessions and
+// API keys, and the credentials both the REST API and XMPP authenticate
+// against.
+//
+// The package defines the Store interface its backends implement
+// (store/sqlite, store/mongo) and a Service holding the rules: password and
+// SCRAM key derivation, session tokens with a sliding expiry, request
+// signatures and nonce replay, and validation of user records. Passwords and
+// tokens are never stored in plain: a user keeps a salt and SCRAM-SHA-1 and
+// SCRAM-SHA-256 keys (enough for PLAIN, SCRAM-SHA-1 and SCRAM-SHA-256), a
+// session keeps the SHA-256 of its token and SCRAM keys derived from the token
+// with its user's salt, so a live token works as the XMPP password under every
+// mechanism chatd offers.
+//
+// A Service is safe for concurrent use; it holds no mutable state of its own
+// beyond what its Store keeps.
+package account

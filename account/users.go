@@ -1,0 +1,308 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// UserInput carries the attributes of a user create or update; nil fields are
+// left as they are (or empty on create). OldPassword is required to change a
+// password.
+type UserInput struct {
+	Login          *string
+	Email          *string
+	FullName       *string
+	Phone          *string
+	Website        *string
+	FacebookID     *string
+	TwitterID      *string
+	CustomData     *string
+	ExternalUserID *int64
+	BlobID         *int64
+	Tags           *[]string
+	Password       *string
+	OldPassword    *string
+}
+
+// Limits on user attributes.
+const (
+	MinPasswordLen = 8
+	MaxPasswordLen = 128
+	maxFieldLen    = 255
+	maxCustomData  = 64 << 10
+)
+
+// CreateUser validates and stores a new user of an application.
+func (s *Service) CreateUser(ctx context.Context, appID int64, in UserInput) (*User, error) {
+	if _, err := s.App(ctx, appID); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	u := &User{AppID: appID, CreatedAt: now, UpdatedAt: now}
+	verr := &ValidationError{}
+	apply(u, in, verr)
+	if u.Login == "" && u.Email == "" {
+		verr.add("base", "login or email is required")
+	}
+	if in.Password == nil {
+		verr.add("password", "can't be blank")
+	} else {
+		checkPassword(*in.Password, verr)
+	}
+	if err := verr.orNil(); err != nil {
+		return nil, err
+	}
+	u.Credentials = DeriveCredentials(*in.Password, NewSalt(), s.cfg.Iterations)
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return nil, duplicateAsValidation(err)
+	}
+	return u, nil
+}
+
+// UpdateUser changes a user's attributes. Only the user may update itself; a
+// new password needs the old one. The salt is kept, so session tokens stay
+// valid as XMPP passwords.
+func (s *Service) UpdateUser(ctx context.Context, p *Principal, id int64, in UserInput) (*User, error) {
+	if p.UserID == 0 {
+		return nil, ErrNeedUser
+	}
+	if p.UserID != id {
+		return nil, ErrForbidden
+	}
+	u, err := s.store.User(ctx, p.App.ID, id)
+	if err != nil {
+		return nil, err
+	}
+	verr := &ValidationError{}
+	apply(u, in, verr)
+	if u.Login == "" && u.Email == "" {
+		verr.add("base", "login or email is required")
+	}
+	if in.Password != nil {
+		checkPassword(*in.Password, verr)
+		if in.OldPassword == nil || !u.Credentials.Matches(*in.OldPassword) {
+			verr.add("old_password", "is incorrect")
+		}
+	}
+	if err := verr.orNil(); err != nil {
+		return nil, err
+	}
+	if in.Password != nil {
+		u.Credentials = DeriveCredentials(*in.Password, u.Credentials.Salt, s.cfg.Iterations)
+	}
+	u.UpdatedAt = s.now()
+	if err := s.store.UpdateUser(ctx, u); err != nil {
+		return nil, duplicateAsValidation(err)
+	}
+	return u, nil
+}
+
+// DeleteUser deletes a user and its sessions. Only the user may delete itself.
+func (s *Service) DeleteUser(ctx context.Context, p *Principal, id int64) error {
+	if p.UserID == 0 {
+		return ErrNeedUser
+	}
+	if p.UserID != id {
+		return ErrForbidden
+	}
+	if err := s.store.DeleteUser(ctx, p.App.ID, id); err != nil {
+		return err
+	}
+	return s.store.DeleteUserSessions(ctx, p.App.ID, id)
+}
+
+// User returns a user of the application.
+func (s *Service) User(ctx context.Context, appID, id int64) (*User, error) {
+	return s.store.User(ctx, appID, id)
+}
+
+// UserBy finds a user of the application by a unique attribute (login, email,
+// facebook_id, twitter_id, external_user_id) or by phone.
+func (s *Service) UserBy(ctx context.Context, appID int64, field UserField, value string) (*User, error) {
+	switch field {
+	case FieldLogin, FieldFacebookID, FieldTwitterID, FieldPhone:
+		return s.store.UserBy(ctx, appID, field, strings.TrimSpace(value))
+	case FieldEmail:
+		return s.store.UserBy(ctx, appID, field, normalizeEmail(value))
+	case FieldExternalUserID:
+		n, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+		if err != nil {
+			return nil, ErrNotFound
+		}
+		return s.store.UserBy(ctx, appID, field, n)
+	}
+	return nil, ErrNotFound
+}
+
+// FindUsers runs a user query within an application.
+func (s *Service) FindUsers(ctx context.Context, appID int64, q UserQuery) ([]*User, int, error) {
+	return s.store.FindUsers(ctx, appID, q)
+}
+
+// CreateUserAdmin creates a user for an operator (the admin CLI and the admin
+// API), with the same rules as CreateUser.
+func (s *Service) CreateUserAdmin(ctx context.Context, appID int64, login, password string) (*User, error) {
+	return s.CreateUser(ctx, appID, UserInput{Login: &login, Password: &password})
+}
+
+// ParseFilter builds a typed filter from its text form: field, operator and a
+// value (a comma list for in and between). The value is converted according to
+// the field's kind; an unknown field or operator, or a value of the wrong
+// kind, is a *ValidationError naming it.
+func ParseFilter(field, op, value string) (Filter, error) {
+	f := Filter{Field: UserField(field), Op: Op(op)}
+	kind, ok := FieldKind(f.Field)
+	if !ok {
+		return f, &ValidationError{Fields: []FieldError{{"filter", "unknown field " + field}}}
+	}
+	parts := []string{value}
+	switch f.Op {
+	case OpEq, OpNe, OpGt, OpLt, OpGe, OpLe, OpContains:
+	case OpIn:
+		parts = splitList(value)
+	case OpBetween:
+		parts = splitList(value)
+		if len(parts) != 2 {
+			return f, &ValidationError{Fields: []FieldError{{"filter", "between needs two values"}}}
+		}
+	default:
+		return f, &ValidationError{Fields: []FieldError{{"filter", "unknown operator " + op}}}
+	}
+	if f.Op == OpContains && kind != KindString {
+		return f, &ValidationError{Fields: []FieldError{{"filter", "ctn applies to string fields only"}}}
+	}
+	if len(parts) == 0 {
+		return f, &ValidationError{Fields: []FieldError{{"filter", "missing value for " + field}}}
+	}
+	for _, p := range parts {
+		v, err := parseValue(kind, strings.TrimSpace(p))
+		if err != nil {
+			return f, &ValidationError{Fields: []FieldError{{"filter", "bad value for " + field + ": " + p}}}
+		}
+		f.Values = append(f.Values, v)
+	}
+	return f, nil
+}
+
+// ParseTime reads a time given as unix seconds, RFC 3339, "2006-01-02 15:04:05"
+// or a date.
+func ParseTime(s string) (time.Time, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05 MST", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, errors.New("account: not a time: " + s)
+}
+
+func parseValue(kind Kind, s string) (any, error) {
+	switch kind {
+	case KindInt:
+		return strconv.ParseInt(s, 10, 64)
+	case KindTime:
+		return ParseTime(s)
+	}
+	return s, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// SplitTags splits a comma-separated tag list, trimming and dropping empty
+// and repeated tags.
+func SplitTags(s string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, t := range splitList(s) {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func apply(u *User, in UserInput, verr *ValidationError) {
+	str := func(name string, dst *string, v *string) {
+		if v == nil {
+			return
+		}
+		s := strings.TrimSpace(*v)
+		if utf8.RuneCountInString(s) > maxFieldLen {
+			verr.add(name, "is too long (maximum is 255 characters)")
+		}
+		*dst = s
+	}
+	str("login", &u.Login, in.Login)
+	str("full_name", &u.FullName, in.FullName)
+	str("phone", &u.Phone, in.Phone)
+	str("website", &u.Website, in.Website)
+	str("facebook_id", &u.FacebookID, in.FacebookID)
+	str("twitter_id", &u.TwitterID, in.TwitterID)
+	if in.Email != nil {
+		u.Email = normalizeEmail(*in.Email)
+		if u.Email != "" && !validEmail(u.Email) {
+			verr.add("email", "is invalid")
+		}
+	}
+	if in.CustomData != nil {
+		if len(*in.CustomData) > maxCustomData {
+			verr.add("custom_data", "is too long")
+		}
+		u.CustomData = *in.CustomData
+	}
+	if in.ExternalUserID != nil {
+		u.ExternalUserID = *in.ExternalUserID
+	}
+	if in.BlobID != nil {
+		u.BlobID = *in.BlobID
+	}
+	if in.Tags != nil {
+		u.Tags = nil
+		for _, t := range *in.Tags {
+			u.Tags = append(u.Tags, SplitTags(t)...)
+		}
+		u.Tags = SplitTags(strings.Join(u.Tags, ","))
+	}
+	if strings.ContainsAny(u.Login, "\x00") {
+		verr.add("login", "is invalid")
+	}
+}
+
+func checkPassword(pw string, verr *ValidationError) {
+	switch n := utf8.RuneCountInString(pw); {
+	case n < MinPasswordLen:
+		verr.add("password", "is too short (minimum is 8 characters)")
+	case n > MaxPasswordLen:
+		verr.add("password", "is too long (maximum is 128 characters)")
+	}
+}
+
+func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+func validEmail(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	return at > 0 && at < len(s)-1 && !strings.ContainsAny(s, " \t\r\n")
+}
+
+func duplicateAsValidation(err error) error {
+	var dup *DuplicateError
+	if errors.As(err, &dup) {
+		return &ValidationError{Fields: []FieldError{{dup.Field, "has already been taken"}}}
+	}
+	return err
+}

@@ -1,0 +1,215 @@
+// Package sqlite is chatd's embedded storage backend: one SQLite database file
+// (pure Go, modernc.org/sqlite) in WAL mode.
+//
+// A DB holds two connection pools on the same file: a single writer
+// connection, so writes queue in Go instead of failing with SQLITE_BUSY, and
+// a pool of readers that run alongside it (WAL lets readers see the last
+// committed state while a write is in progress). Every method is safe for
+// concurrent use. Times are stored as Unix seconds (UTC), the resolution the
+// QuickBlox API exposes.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// DB is an open chatd database.
+type DB struct {
+	w *sql.DB // the one writer connection
+	r *sql.DB // readers
+}
+
+// Open opens (creating if needed) the database at path and brings its schema
+// up to date.
+func Open(path string) (*DB, error) {
+	dsn := func(mode string) string {
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Add("_pragma", "foreign_keys(ON)")
+		q.Set("_txlock", "immediate")
+		if mode != "" {
+			q.Set("mode", mode)
+		}
+		return "file:" + path + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", dsn(""))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := migrate(context.Background(), w); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn("ro"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0)*2)
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	r.SetConnMaxIdleTime(0)
+	return &DB{w: w, r: r}, nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// migrations are applied in order; PRAGMA user_version records how many ran.
+// Append only: never edit a migration that has shipped.
+var migrations = []string{
+	// 1: accounts
+	`CREATE TABLE apps (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		name TEXT NOT NULL,
+		auth_key TEXT NOT NULL,
+		auth_secret TEXT NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE users (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		app_id INTEGER NOT NULL REFERENCES apps(id),
+		login TEXT NOT NULL DEFAULT '',
+		email TEXT NOT NULL DEFAULT '',
+		full_name TEXT NOT NULL DEFAULT '',
+		phone TEXT NOT NULL DEFAULT '',
+		website TEXT NOT NULL DEFAULT '',
+		external_user_id INTEGER NOT NULL DEFAULT 0,
+		facebook_id TEXT NOT NULL DEFAULT '',
+		twitter_id TEXT NOT NULL DEFAULT '',
+		blob_id INTEGER NOT NULL DEFAULT 0,
+		custom_data TEXT NOT NULL DEFAULT '',
+		tags TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		last_request_at INTEGER NOT NULL DEFAULT 0,
+		credentials BLOB NOT NULL
+	);
+	CREATE UNIQUE INDEX users_login ON users(app_id, login) WHERE login != '';
+	CREATE UNIQUE INDEX users_email ON users(app_id, email) WHERE email != '';
+	CREATE UNIQUE INDEX users_facebook_id ON users(app_id, facebook_id) WHERE facebook_id != '';
+	CREATE UNIQUE INDEX users_twitter_id ON users(app_id, twitter_id) WHERE twitter_id != '';
+	CREATE UNIQUE INDEX users_external_user_id ON users(app_id, external_user_id) WHERE external_user_id != 0;
+	CREATE INDEX users_phone ON users(app_id, phone);
+	CREATE INDEX users_created ON users(app_id, created_at);
+	CREATE TABLE sessions (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		object_id TEXT NOT NULL,
+		app_id INTEGER NOT NULL,
+		user_id INTEGER NOT NULL,
+		token_hash TEXT NOT NULL UNIQUE,
+		token_keys BLOB,
+		nonce INTEGER NOT NULL,
+		ts INTEGER NOT NULL,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL
+	);
+	CREATE INDEX sessions_user ON sessions(app_id, user_id);
+	CREATE INDEX sessions_expiry ON sessions(expires_at);
+	CREATE TABLE nonces (
+		app_id INTEGER NOT NULL,
+		key TEXT NOT NULL,
+		expires_at INTEGER NOT NULL,
+		PRIMARY KEY (app_id, key)
+	) WITHOUT ROWID;
+	CREATE INDEX nonces_expiry ON nonces(expires_at);
+	CREATE TABLE api_keys (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		app_id INTEGER NOT NULL REFERENCES apps(id),
+		name TEXT NOT NULL,
+		key_hash TEXT NOT NULL UNIQUE,
+		created_at INTEGER NOT NULL
+	);`,
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	var version int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("sqlite: reading schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("sqlite: database schema version %d is newer than this chatd (%d)", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// tx runs fn in a write transaction.
+func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// uniqueViolation returns the column of a UNIQUE constraint failure, or "".
+func uniqueViolation(err error) string {
+	var se *sqlite.Error
+	if !errors.As(err, &se) || se.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE && se.Code() != sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+		return ""
+	}
+	// "UNIQUE constraint failed: users.app_id, users.login"
+	msg := se.Error()
+	if i := strings.LastIndex(msg, "."); i >= 0 {
+		col := msg[i+1:]
+		if j := strings.IndexAny(col, " )"); j >= 0 {
+			col = col[:j]
+		}
+		return col
+	}
+	return "unknown"
+}
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+func fromUnix(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(n, 0).UTC()
+}
