@@ -1,0 +1,236 @@
+// Package config reads chatd's configuration: one YAML file (optional) and
+// CHATD_* environment variables over it.
+//
+// Every key has an environment twin by one rule: CHATD_ followed by the key's
+// path upper-cased, with "_" for "." (storage.mongodb_uri is
+// CHATD_STORAGE_MONGODB_URI). Lists are comma-separated in the environment.
+// Defaults live in Default, checks in Validate; an unknown key (in the file or
+// as a CHATD_ variable) or an invalid value stops the start with a message
+// naming the key. Variables starting with CHATD_TEST_ belong to the test
+// suites and are ignored here.
+//
+// The file's shape is this package's own; the parts' Config structs are built
+// from it by the methods in parts.go, so no part imports config.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration. Durations are strings in Go's syntax
+// ("30s", "2h"); sizes are numbers of bytes.
+type Config struct {
+	// Domain is the XMPP domain: users are <user_id>-<app_id>@Domain and
+	// rooms live on muc.Domain. QuickBlox clients set it as endpoints.chat.
+	Domain string `yaml:"domain"`
+	// DataDir holds the SQLite database and the generated TLS certificate.
+	DataDir string  `yaml:"data_dir"`
+	Log     Log     `yaml:"log"`
+	Storage Storage `yaml:"storage"`
+	TLS     TLS     `yaml:"tls"`
+	API     API     `yaml:"api"`
+}
+
+// Log configures logging to standard error.
+type Log struct {
+	// Level is one of debug, info, warn, error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// Storage chooses the backend.
+type Storage struct {
+	// MongoDBURI selects MongoDB when set; when empty chatd keeps everything
+	// in SQLite in the data directory.
+	MongoDBURI string `yaml:"mongodb_uri"`
+	// MongoDBDatabase is the database name on MongoDB.
+	MongoDBDatabase string `yaml:"mongodb_database"`
+	// SQLiteFile is the SQLite database; empty means <data_dir>/chatd.db.
+	SQLiteFile string `yaml:"sqlite_file"`
+}
+
+// TLS configures the certificate every TLS listener serves.
+type TLS struct {
+	// CertFile and KeyFile are PEM files. When both are empty chatd generates
+	// a self-signed certificate in <data_dir>/tls on first start and reuses it.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// Hosts are the names and addresses the generated certificate covers.
+	Hosts []string `yaml:"hosts"`
+}
+
+// API configures the REST API.
+type API struct {
+	// Listen is the HTTPS address; empty disables HTTPS.
+	Listen string `yaml:"listen"`
+	// HTTPListen is an optional plain-HTTP address, for setups behind a TLS
+	// proxy; empty disables it.
+	HTTPListen string `yaml:"http_listen"`
+	// SessionTTL is how long a session lives after its last request.
+	SessionTTL string `yaml:"session_ttl"`
+	// SignatureWindow is how far a session request's timestamp may be from
+	// the server clock.
+	SignatureWindow string `yaml:"signature_window"`
+	// MaxBodyBytes bounds request bodies; larger ones get 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// CORSOrigins are the origins browsers may call the API from; "*" for any.
+	CORSOrigins []string `yaml:"cors_origins"`
+}
+
+// Default returns the configuration chatd runs with when nothing is set:
+// every default is here.
+func Default() Config {
+	return Config{
+		Domain:  "localhost",
+		DataDir: "./data",
+		Log:     Log{Level: "info", Format: "text"},
+		Storage: Storage{MongoDBDatabase: "chatd"},
+		TLS:     TLS{Hosts: []string{"localhost", "127.0.0.1", "::1"}},
+		API: API{
+			Listen:          ":8443",
+			SessionTTL:      "2h",
+			SignatureWindow: "1h",
+			MaxBodyBytes:    1 << 20,
+			CORSOrigins:     []string{"*"},
+		},
+	}
+}
+
+// Load returns the defaults overlaid with the YAML file at path (when path is
+// not empty) and then with the CHATD_* variables of environ, validated.
+func Load(path string, environ []string) (*Config, error) {
+	cfg := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if err := decodeYAML(data, &cfg); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func decodeYAML(data []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// EnvName returns the environment variable of a key path such as
+// "storage.mongodb_uri".
+func EnvName(key string) string {
+	return "CHATD_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// field is one settable leaf of the configuration.
+type field struct {
+	key string
+	v   reflect.Value
+}
+
+// fields lists every leaf of cfg with its key path.
+func fields(cfg *Config) []field {
+	var out []field
+	var walk func(prefix string, v reflect.Value)
+	walk = func(prefix string, v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+			key := name
+			if prefix != "" {
+				key = prefix + "." + name
+			}
+			if fv := v.Field(i); fv.Kind() == reflect.Struct {
+				walk(key, fv)
+			} else {
+				out = append(out, field{key, fv})
+			}
+		}
+	}
+	walk("", reflect.ValueOf(cfg).Elem())
+	return out
+}
+
+// Keys returns every configuration key path, in declaration order.
+func Keys() []string {
+	var cfg Config
+	var out []string
+	for _, f := range fields(&cfg) {
+		out = append(out, f.key)
+	}
+	return out
+}
+
+func applyEnv(cfg *Config, environ []string) error {
+	byEnv := map[string]field{}
+	for _, f := range fields(cfg) {
+		byEnv[EnvName(f.key)] = f
+	}
+	var errs []error
+	for _, kv := range environ {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, "CHATD_") || strings.HasPrefix(name, "CHATD_TEST_") {
+			continue
+		}
+		f, ok := byEnv[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("config: unknown environment variable %s", name))
+			continue
+		}
+		if err := set(f.v, value); err != nil {
+			errs = append(errs, fmt.Errorf("config: %s (%s): %w", f.key, name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func set(v reflect.Value, s string) error {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", s)
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", s)
+		}
+		v.SetInt(n)
+	case reflect.Slice:
+		var items []string
+		for item := range strings.SplitSeq(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
+	default:
+		return fmt.Errorf("unsupported kind %s", v.Kind())
+	}
+	return nil
+}

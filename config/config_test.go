@@ -1,0 +1,119 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "chatd.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	cfg, err := Load("", nil)
+	if err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	if cfg.API.Listen != ":8443" || cfg.Domain != "localhost" {
+		t.Errorf("unexpected defaults: %+v", cfg)
+	}
+	if got := cfg.SQLiteFile(); got != filepath.Join("data", "chatd.db") {
+		t.Errorf("SQLiteFile = %q", got)
+	}
+}
+
+func TestFileThenEnvironment(t *testing.T) {
+	p := writeFile(t, "domain: chat.example.com\napi:\n  session_ttl: 30m\n  cors_origins: [https://a.example]\n")
+	cfg, err := Load(p, []string{
+		"CHATD_API_SESSION_TTL=45m",
+		"CHATD_STORAGE_MONGODB_URI=mongodb://db.example:27017",
+		"CHATD_API_CORS_ORIGINS=https://b.example, https://c.example",
+		"CHATD_API_MAX_BODY_BYTES=4096",
+		"CHATD_TEST_MONGODB_URI=ignored by config",
+		"PATH=/bin",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Domain != "chat.example.com" {
+		t.Errorf("domain from file = %q", cfg.Domain)
+	}
+	if cfg.API.SessionTTL != "45m" {
+		t.Errorf("environment did not override the file: session_ttl = %q", cfg.API.SessionTTL)
+	}
+	if cfg.Storage.MongoDBURI != "mongodb://db.example:27017" || cfg.API.MaxBodyBytes != 4096 {
+		t.Errorf("environment not applied: %+v", cfg)
+	}
+	if got := strings.Join(cfg.API.CORSOrigins, "|"); got != "https://b.example|https://c.example" {
+		t.Errorf("cors_origins = %q", got)
+	}
+	if ac := cfg.Account(); ac.SessionTTL.Minutes() != 45 {
+		t.Errorf("account session TTL = %v", ac.SessionTTL)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	cases := []struct {
+		name, file string
+		env        []string
+		want       []string
+	}{
+		{"unknown file key", "api:\n  listen_addr: ':1'\n", nil, []string{"listen_addr"}},
+		{"unknown section", "storage:\n  postgres: x\n", nil, []string{"postgres"}},
+		{"unknown env", "", []string{"CHATD_API_LISTENN=:1"}, []string{"CHATD_API_LISTENN"}},
+		{"bad duration", "api:\n  session_ttl: forever\n", nil, []string{"api.session_ttl"}},
+		{"bad env int", "", []string{"CHATD_API_MAX_BODY_BYTES=lots"}, []string{"api.max_body_bytes", "CHATD_API_MAX_BODY_BYTES"}},
+		{"bad enum", "log:\n  level: loud\n", nil, []string{"log.level", "loud"}},
+		{"bad uri", "", []string{"CHATD_STORAGE_MONGODB_URI=postgres://x"}, []string{"storage.mongodb_uri"}},
+		{"bad domain", "domain: 'a@b'\n", nil, []string{"domain"}},
+		{"half tls", "tls:\n  cert_file: /x.pem\n", nil, []string{"tls.cert_file"}},
+		{"several at once", "api:\n  session_ttl: x\n  signature_window: y\n", nil, []string{"api.session_ttl", "api.signature_window"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.file != "" {
+				path = writeFile(t, tc.file)
+			}
+			_, err := Load(path, tc.env)
+			if err == nil {
+				t.Fatal("Load accepted an invalid configuration")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestExampleDocumentsEveryKey keeps chatd.example.yaml complete: it must load,
+// and every key must appear in it with its environment twin named.
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	const example = "../chatd.example.yaml"
+	if _, err := Load(example, nil); err != nil {
+		t.Fatalf("the example does not load: %v", err)
+	}
+	data, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	for _, key := range Keys() {
+		leaf := key[strings.LastIndex(key, ".")+1:]
+		if !strings.Contains(text, leaf+":") {
+			t.Errorf("chatd.example.yaml does not set %s", key)
+		}
+		if !strings.Contains(text, EnvName(key)) {
+			t.Errorf("chatd.example.yaml does not name %s for %s", EnvName(key), key)
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package stanza
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+const header = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`
+
+// events parses a whole stream and returns its elements encoded, with
+// "OPEN" and "CLOSE" for the header and the end.
+func events(t *testing.T, r io.Reader, max int) ([]string, error) {
+	t.Helper()
+	p := NewParser(r, max)
+	var out []string
+	for {
+		ev, err := p.Next()
+		if err != nil {
+			return out, err
+		}
+		switch ev.Kind {
+		case KindOpen:
+			out = append(out, "OPEN "+ev.Element.Name+" "+ev.Element.Space+" "+p.DefaultNS+" to="+ev.Element.Attr("to"))
+		case KindElement:
+			out = append(out, ev.Element.String())
+		case KindClose:
+			out = append(out, "CLOSE")
+			return out, nil
+		}
+	}
+}
+
+func TestStream(t *testing.T) {
+	in := header + "\n  <message to='a@b' type='chat' id='1'><body>hi &amp; &lt;bye&gt; &#x263A;&#65;</body>" +
+		"<markable xmlns='urn:xmpp:chat-markers:0'/></message> \n" +
+		`<iq type="get" id="p"><ping xmlns="urn:xmpp:ping"/></iq>` +
+		`<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>` +
+		`<presence><x:foo xmlns:x='urn:x' x:attr='v' xml:lang='en'>t<![CDATA[<raw>&]]></x:foo></presence>` +
+		`</stream:stream>`
+	want := []string{
+		"OPEN stream http://etherx.jabber.org/streams jabber:client to=localhost",
+		`<message xmlns="jabber:client" to="a@b" type="chat" id="1"><body>hi &amp; &lt;bye&gt; ☺A</body><markable xmlns="urn:xmpp:chat-markers:0"/></message>`,
+		`<iq xmlns="jabber:client" type="get" id="p"><ping xmlns="urn:xmpp:ping"/></iq>`,
+		`<features xmlns="http://etherx.jabber.org/streams"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></features>`,
+		`<presence xmlns="jabber:client"><foo xmlns="urn:x" xmlns:x="urn:x" x:attr="v" xml:lang="en">t&lt;raw&gt;&amp;</foo></presence>`,
+		"CLOSE",
+	}
+	for name, r := range map[string]io.Reader{
+		"whole":    strings.NewReader(in),
+		"one byte": iotest.OneByteReader(strings.NewReader(in)),
+		"halves":   iotest.HalfReader(strings.NewReader(in)),
+	} {
+		got, err := events(t, r, 4096)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %q\nwant %q", name, got, want)
+		}
+	}
+}
+
+func TestStreamErrors(t *testing.T) {
+	cases := []struct {
+		name, body string
+		want       error // nil: any *SyntaxError
+	}{
+		{"mismatched end", "<message><body></message>", nil},
+		{"unquoted attr", "<message to=a/>", nil},
+		{"duplicate attr", "<message to='a' to='b'/>", nil},
+		{"undeclared prefix", "<message><y:z/></message>", nil},
+		{"undeclared attribute prefix", "<message y:z='1'/>", nil},
+		{"bad char ref", "<message><body>&#0;</body></message>", nil},
+		{"control char", "<message><body>\x01</body></message>", nil},
+		{"bad utf8", "<message><body>\xff</body></message>", nil},
+		{"lt in attr", "<message to='<'/>", nil},
+		{"text at stream level", "hello<message/>", nil},
+		{"bad name", "<1message/>", nil},
+		{"comment", "<message><!-- x --></message>", ErrRestricted},
+		{"pi", "<message><?php x?></message>", ErrRestricted},
+		{"doctype", "<!DOCTYPE foo><message/>", ErrRestricted},
+		{"entity", "<message><body>&nbsp;</body></message>", ErrRestricted},
+		{"too large", "<message><body>" + strings.Repeat("x", 5000) + "</body></message>", ErrTooLarge},
+		{"huge tag", "<message a='" + strings.Repeat("x", 5000) + "'/>", ErrTooLarge},
+		{"truncated", "<message><body>hi", io.ErrUnexpectedEOF},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := events(t, strings.NewReader(header+tc.body), 4096)
+			if tc.want == nil {
+				var se *SyntaxError
+				if !errors.As(err, &se) {
+					t.Fatalf("error = %v (events %q), want a SyntaxError", err, got)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("error = %v (events %q), want %v", err, got, tc.want)
+			}
+		})
+	}
+}
+
+// The size limit applies to each top-level element, not to the stream.
+func TestSizeLimitPerElement(t *testing.T) {
+	one := "<message><body>" + strings.Repeat("y", 900) + "</body></message>"
+	in := header + strings.Repeat(one, 50) + "</stream:stream>"
+	got, err := events(t, iotest.HalfReader(strings.NewReader(in)), 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 52 {
+		t.Fatalf("got %d events, want 52", len(got))
+	}
+}
+
+func TestParseElement(t *testing.T) {
+	el, err := ParseElement([]byte(` <open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="localhost" version="1.0"/> `), NSClient, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el.Name != "open" || el.Space != NSFraming || el.Attr("to") != "localhost" {
+		t.Errorf("open = %s", el)
+	}
+	el, err = ParseElement([]byte(`<message to="x"><body>b</body></message>`), NSClient, 1024)
+	if err != nil || el.Space != NSClient || el.ChildText("body", NSClient) != "b" {
+		t.Errorf("message = %v, %v", el, err)
+	}
+	for _, bad := range []string{``, `<a>`, `<a/><b/>`, `<a/>junk`, `</a>`, `<a></b>`} {
+		if _, err := ParseElement([]byte(bad), NSClient, 1024); err == nil {
+			t.Errorf("ParseElement(%q) accepted", bad)
+		}
+	}
+	if _, err := ParseElement(bytes.Repeat([]byte("x"), 2000), NSClient, 1024); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversized message: %v", err)
+	}
+}
+
+func TestEncodeEscapes(t *testing.T) {
+	el := New("message", NSClient, "to", `a"b<c>&d`+"\n")
+	el.Append(New("body", NSClient).AppendText("x < y & \"z\" \x00 \xff\n"))
+	got := el.String()
+	want := `<message xmlns="jabber:client" to="a&quot;b&lt;c&gt;&amp;d&#xA;"><body>x &lt; y &amp; "z" ` + "\uFFFD \uFFFD\n</body></message>"
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	back, err := ParseElement([]byte(got), "", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Attr("to") != "a\"b<c>&d\n" {
+		t.Errorf("attribute did not round-trip: %q", back.Attr("to"))
+	}
+}
+
+// FuzzParse checks that the parser never panics and that whatever it accepts
+// re-encodes to something it parses back to the same tree.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		`<message to='a@b'><body>hi</body></message>`,
+		`<iq type='get'><query xmlns='jabber:iq:roster'/></iq>`,
+		`<presence><x:y xmlns:x='u' x:a='1'>t<![CDATA[c]]>&#x41;</x:y></presence>`,
+		`<a xml:lang='en'>&lt;&gt;&amp;&quot;&apos;</a>`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		el, err := ParseElement(data, NSClient, 1<<16)
+		if err != nil {
+			return
+		}
+		enc := el.AppendXML(nil, NSClient)
+		back, err := ParseElement(enc, NSClient, 1<<17)
+		if err != nil {
+			t.Fatalf("re-encoded %q does not parse: %v", enc, err)
+		}
+		if !reflect.DeepEqual(normalize(el), normalize(back)) {
+			t.Fatalf("round trip changed the tree:\n%q\n%q", data, enc)
+		}
+	})
+}
+
+// normalize merges adjacent text nodes, which encoding joins.
+func normalize(e *Element) *Element {
+	c := &Element{Name: e.Name, Space: e.Space, Text: e.Text, Attrs: e.Attrs}
+	for _, ch := range e.Children {
+		if ch.Name == "" && len(c.Children) > 0 && c.Children[len(c.Children)-1].Name == "" {
+			c.Children[len(c.Children)-1].Text += ch.Text
+			continue
+		}
+		if ch.Name == "" {
+			if ch.Text == "" {
+				continue
+			}
+			c.Children = append(c.Children, &Element{Text: ch.Text})
+			continue
+		}
+		c.Children = append(c.Children, normalize(ch))
+	}
+	return c
+}
+
+func BenchmarkParseMessage(b *testing.B) {
+	msg := `<message to="1002-1@localhost" type="chat" id="6b0231bc2b1d9e0e6f000000"><body>hello over xmpp, a message of typical length</body>` +
+		`<markable xmlns="urn:xmpp:chat-markers:0"/><extraParams xmlns="jabber:client"><save_to_history>1</save_to_history>` +
+		`<dialog_id>5d75393ba28f9a17e1cb0f9e</dialog_id></extraParams></message>`
+	data := []byte(header + strings.Repeat(msg, 1000))
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	var p *Parser
+	for i := 0; i < b.N; i++ {
+		if i%1000 == 0 {
+			p = NewParser(bytes.NewReader(data), 1<<16)
+			if _, err := p.Next(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := p.Next(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodeMessage(b *testing.B) {
+	el, err := ParseElement([]byte(`<message to="1002-1@localhost" type="chat" id="6b0231bc2b1d9e0e6f000000"><body>hello over xmpp</body><markable xmlns="urn:xmpp:chat-markers:0"/></message>`), NSClient, 4096)
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		buf = el.AppendXML(buf[:0], "")
+	}
+}
