@@ -139,6 +139,32 @@ var migrations = []string{
 		key_hash TEXT NOT NULL UNIQUE,
 		created_at INTEGER NOT NULL
 	);`,
+	// 2: XMPP rosters and last activity
+	`CREATE TABLE roster_items (
+		app_id INTEGER NOT NULL,
+		user_id INTEGER NOT NULL,
+		jid TEXT NOT NULL,
+		name TEXT NOT NULL DEFAULT '',
+		subscription TEXT NOT NULL,
+		ask INTEGER NOT NULL DEFAULT 0,
+		pending_in INTEGER NOT NULL DEFAULT 0,
+		listed INTEGER NOT NULL DEFAULT 0,
+		groups TEXT NOT NULL DEFAULT '[]',
+		PRIMARY KEY (app_id, user_id, jid)
+	) WITHOUT ROWID;
+	CREATE TABLE roster_versions (
+		app_id INTEGER NOT NULL,
+		user_id INTEGER NOT NULL,
+		ver INTEGER NOT NULL,
+		PRIMARY KEY (app_id, user_id)
+	) WITHOUT ROWID;
+	CREATE TABLE last_activity (
+		app_id INTEGER NOT NULL,
+		user_id INTEGER NOT NULL,
+		at INTEGER NOT NULL,
+		status TEXT NOT NULL,
+		PRIMARY KEY (app_id, user_id)
+	) WITHOUT ROWID;`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

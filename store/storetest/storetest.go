@@ -9,12 +9,14 @@ import (
 	"testing"
 
 	"chatd/account"
+	"chatd/xmpp"
 )
 
 // Stores are one backend's implementations of the domain stores, opened empty
 // for a single test.
 type Stores struct {
 	Accounts account.Store
+	XMPP     xmpp.Store
 }
 
 // Open returns fresh, empty stores for one test and arranges their cleanup
@@ -24,4 +26,5 @@ type Open func(t *testing.T) Stores
 // Run runs the whole suite.
 func Run(t *testing.T, open Open) {
 	t.Run("Accounts", func(t *testing.T) { runAccounts(t, open) })
+	t.Run("XMPP", func(t *testing.T) { runXMPP(t, open) })
 }

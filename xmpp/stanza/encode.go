@@ -130,3 +130,11 @@ func isXMLChar(r rune) bool {
 		r >= 0xE000 && r <= 0xFFFD ||
 		r >= 0x10000 && r <= 0x10FFFF
 }
+
+// AppendAttrsAndRest appends e's attributes and everything after them (the
+// children and end tag, or "/>"), for callers that wrote the start of the
+// tag themselves.
+func (e *Element) AppendAttrsAndRest(b []byte) []byte {
+	b = e.appendAttrs(b)
+	return e.appendRest(b)
+}

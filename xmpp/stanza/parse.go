@@ -154,6 +154,13 @@ func (p *Parser) more() error {
 	}
 	n, err := p.r.Read(p.buf[p.end:])
 	p.end += n
+	if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+		// A read deadline: nothing is lost, the caller may read on.
+		if n > 0 {
+			return nil
+		}
+		return err
+	}
 	if err != nil {
 		if n > 0 && errors.Is(err, io.EOF) {
 			p.eof = err

@@ -1,0 +1,101 @@
+package xmpp
+
+import "time"
+
+// Config tunes the XMPP server. Zero fields take the documented defaults
+// (see withDefaults).
+type Config struct {
+	// Domain is the XMPP domain. Required.
+	Domain string
+	// Listen is the TCP (STARTTLS) address, such as ":5222"; empty disables it.
+	Listen string
+	// TLSListen is the direct TLS address (XEP-0368), such as ":5223"; empty
+	// disables it.
+	TLSListen string
+	// WebSocketListen is the RFC 7395 WebSocket address, such as ":5291";
+	// empty disables it. The path is WebSocketPath.
+	WebSocketListen string
+	// WebSocketTLS serves the WebSocket listener over TLS (wss://).
+	WebSocketTLS bool
+	// WebSocketPath is the HTTP path of the WebSocket endpoint. Any path is
+	// accepted when it is "" or "/". Defaults to "/".
+	WebSocketPath string
+	// RequireTLS refuses SASL on TCP before STARTTLS. A plain ws:// listener
+	// is exempt (put it behind a TLS proxy).
+	RequireTLS bool
+	// ResourceConflict is what binding a resource already in use does:
+	// "replace" (the old session is closed with <conflict/>), "reject" (the
+	// bind fails with <conflict/>) or "rename" (the new session gets the
+	// resource with a random suffix). Defaults to "replace".
+	ResourceConflict string
+	// MaxStanzaBytes bounds each top-level element a client sends; larger
+	// ones end the stream with <policy-violation/>. Defaults to 256 KiB.
+	MaxStanzaBytes int
+	// MaxQueueBytes bounds a session's outbound queue; a session whose queue
+	// overflows is closed with <policy-violation/>. Defaults to 1 MiB.
+	MaxQueueBytes int
+	// WriteTimeout bounds each batch written to a client. Defaults to 15s.
+	WriteTimeout time.Duration
+	// NegotiationTimeout bounds the time from connect to a bound resource.
+	// Defaults to 30s.
+	NegotiationTimeout time.Duration
+	// PingInterval is how long a session may be silent before the server
+	// pings it (XEP-0199). Defaults to 60s.
+	PingInterval time.Duration
+	// PingTimeout is how long the server then waits for any data before
+	// closing the stream with <connection-timeout/>. Defaults to 30s.
+	PingTimeout time.Duration
+	// StanzaRate and StanzaBurst limit how fast one session's stanzas are
+	// processed (a token bucket); a faster client is slowed down, not
+	// disconnected. Defaults to 500 stanzas/s with a burst of 1000.
+	StanzaRate  float64
+	StanzaBurst int
+	// AuthFailureDelay is the first delay after a failed authentication from
+	// one address or for one user; it doubles with each further failure up
+	// to 5s, and the counts fade after a quiet minute. Defaults to 100ms.
+	AuthFailureDelay time.Duration
+	// ShutdownWindow is the span over which sessions are told
+	// <system-shutdown/> at shutdown, so clients do not all reconnect at
+	// once elsewhere. Defaults to 2s.
+	ShutdownWindow time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.ResourceConflict == "" {
+		c.ResourceConflict = "replace"
+	}
+	if c.WebSocketPath == "" {
+		c.WebSocketPath = "/"
+	}
+	if c.MaxStanzaBytes <= 0 {
+		c.MaxStanzaBytes = 256 << 10
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = 1 << 20
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 15 * time.Second
+	}
+	if c.NegotiationTimeout <= 0 {
+		c.NegotiationTimeout = 30 * time.Second
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 60 * time.Second
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = 30 * time.Second
+	}
+	if c.StanzaRate <= 0 {
+		c.StanzaRate = 500
+	}
+	if c.StanzaBurst <= 0 {
+		c.StanzaBurst = 1000
+	}
+	if c.AuthFailureDelay <= 0 {
+		c.AuthFailureDelay = 100 * time.Millisecond
+	}
+	if c.ShutdownWindow <= 0 {
+		c.ShutdownWindow = 2 * time.Second
+	}
+	return c
+}

@@ -1,0 +1,245 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+
+	"chatd/account"
+	"chatd/xmpp/stanza"
+)
+
+// bind makes a session visible to the router under its resource, applying
+// the conflict policy.
+func (srv *Server) bind(ctx context.Context, s *Session) error {
+	if _, err := srv.accounts.User(ctx, s.user.App, s.user.User); err != nil {
+		if errors.Is(err, account.ErrNotFound) {
+			return streamErr("not-authorized", "the account no longer exists")
+		}
+		return err
+	}
+	switch srv.cfg.ResourceConflict {
+	case "rename":
+		if srv.router.session(s.user, s.jid.Resource) != nil {
+			var b [4]byte
+			rand.Read(b[:])
+			s.jid.Resource += "-" + hex.EncodeToString(b[:])
+			s.full = s.jid.String()
+		}
+	case "reject":
+		if _, ok := srv.router.bind(s, false); !ok {
+			return stanzaErr(errCancel, "conflict", "the resource is in use")
+		}
+		s.bound = true
+		return nil
+	}
+	old, _ := srv.router.bind(s, true)
+	if old != nil {
+		old.log.Info("resource taken over by a new session")
+		old.closeWith(streamErr("conflict", "replaced by a new connection"), false)
+	}
+	s.bound = true
+	return nil
+}
+
+// unbind removes a session from the router and ends its presence.
+func (srv *Server) unbind(s *Session) {
+	if !srv.router.unbind(s) {
+		return
+	}
+	srv.endPresence(s)
+}
+
+// handle processes a stanza from a bound session: the sender's full JID is
+// stamped as 'from' (whatever the client put there: the QuickBlox SDK sends
+// bare local parts), then it goes to the handler of its kind.
+func (srv *Server) handle(ctx context.Context, s *Session, el *stanza.Element) error {
+	if el.Space != stanza.NSClient {
+		return streamErr("unsupported-stanza-type", el.Name+" in "+el.Space)
+	}
+	switch el.Name {
+	case "message", "presence", "iq":
+	default:
+		return streamErr("unsupported-stanza-type", el.Name)
+	}
+	el.SetAttr("from", s.full)
+	var to JID
+	if raw := el.Attr("to"); raw != "" {
+		j, err := ParseJID(raw)
+		if err != nil {
+			srv.reply(s, el, errJIDMalformed)
+			return nil
+		}
+		to = j
+	}
+	switch el.Name {
+	case "message":
+		srv.message(ctx, s, el, to)
+	case "presence":
+		srv.presence(ctx, s, el, to)
+	case "iq":
+		srv.iq(ctx, s, el, to)
+	}
+	return nil
+}
+
+// reply sends the error answer to a stanza back to its sender, unless the
+// stanza is itself an error (RFC 6120 §8.3.1).
+func (srv *Server) reply(s *Session, el *stanza.Element, se *StanzaError) {
+	if el.Attr("type") == "error" {
+		return
+	}
+	r := errorReply(el, se)
+	if r.Attr("from") == "" {
+		r.SetAttr("from", srv.cfg.Domain)
+	}
+	s.send(r)
+}
+
+// local reports whether j is on this server's domain, and the user it
+// names when its local part is one of chatd's.
+func (srv *Server) local(j JID) (UserRef, bool) {
+	if j.Domain != srv.cfg.Domain || j.Local == "" {
+		return UserRef{}, false
+	}
+	return ParseUserLocal(j.Local)
+}
+
+// service returns the service for a domain, if any.
+func (srv *Server) service(domain string) Service {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return srv.services[domain]
+}
+
+// message routes a message (RFC 6121 §8.5).
+func (srv *Server) message(ctx context.Context, s *Session, el *stanza.Element, to JID) {
+	if to.IsZero() {
+		to = s.bare
+		el.SetAttr("to", to.String())
+	}
+	if svc := srv.service(to.Domain); svc != nil {
+		svc.Route(ctx, s, el)
+		return
+	}
+	u, ok := srv.local(to)
+	if !ok || u.App != s.user.App {
+		// Not a user of this server and application: no federation, and no
+		// stanza crosses applications.
+		srv.reply(s, el, errServiceUnavailable)
+		return
+	}
+	srv.deliverMessage(ctx, u, to, el, s)
+}
+
+// deliverMessage delivers a message to a local user (RFC 6121 §8.5.2-3):
+// a full JID to that resource when it is online, otherwise as to the bare
+// JID: every available resource with non-negative priority. With none, chat
+// and normal messages go to offline handling; sender may be nil.
+func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *stanza.Element, sender *Session) {
+	typ := el.Attr("type")
+	if typ == "" {
+		typ = "normal"
+	}
+	if !to.IsBare() {
+		if r := srv.router.session(u, to.Resource); r != nil {
+			r.send(el)
+			return
+		}
+		if typ == "groupchat" {
+			srv.replyFromServer(sender, el, errServiceUnavailable)
+			return
+		}
+	}
+	if typ == "groupchat" {
+		srv.replyFromServer(sender, el, errServiceUnavailable)
+		return
+	}
+	var it *outItem
+	delivered := false
+	for _, r := range srv.router.sessions(u) {
+		if !r.available.Load() || r.priority.Load() < 0 {
+			continue
+		}
+		if it == nil {
+			it = newItem(el)
+		}
+		if r.enqueue(it) {
+			delivered = true
+		}
+	}
+	if delivered {
+		return
+	}
+	srv.undeliverable(ctx, u, el, sender)
+}
+
+// undeliverable handles a message to a user with no available resource:
+// headline messages are dropped (RFC 6121 §8.5.2.2.1 allows it); others go to
+// the offline hook when one is set, and otherwise bounce with
+// service-unavailable, so nothing is dropped silently.
+func (srv *Server) undeliverable(ctx context.Context, u UserRef, el *stanza.Element, sender *Session) {
+	typ := el.Attr("type")
+	if typ == "headline" || typ == "error" {
+		return
+	}
+	if srv.hooks.Offline != nil {
+		if _, err := srv.accounts.User(ctx, u.App, u.User); err == nil {
+			stored, err := srv.hooks.Offline(ctx, u, el)
+			if stored {
+				return
+			}
+			if err != nil {
+				srv.replyFromServer(sender, el, stanzaErrorOf(err))
+				return
+			}
+		}
+	}
+	srv.replyFromServer(sender, el, errServiceUnavailable)
+}
+
+// replyFromServer bounces a stanza to its sender when there is one.
+func (srv *Server) replyFromServer(sender *Session, el *stanza.Element, se *StanzaError) {
+	if sender != nil {
+		srv.reply(sender, el, se)
+	}
+}
+
+// iq routes an IQ: to the server (no 'to', or the domain), on behalf of a
+// user (to a bare JID), or to a resource (to a full JID).
+func (srv *Server) iq(ctx context.Context, s *Session, el *stanza.Element, to JID) {
+	typ := el.Attr("type")
+	switch typ {
+	case "get", "set", "result", "error":
+	default:
+		srv.reply(s, el, errBadRequest)
+		return
+	}
+	if el.Attr("id") == "" && (typ == "get" || typ == "set") {
+		srv.reply(s, el, stanzaErr(errModify, "bad-request", "an IQ needs an id"))
+		return
+	}
+	if to.IsZero() || (to.Local == "" && to.Domain == srv.cfg.Domain && to.Resource == "") {
+		srv.serverIQ(ctx, s, el, JID{Domain: srv.cfg.Domain})
+		return
+	}
+	if svc := srv.service(to.Domain); svc != nil {
+		svc.Route(ctx, s, el)
+		return
+	}
+	u, ok := srv.local(to)
+	if !ok || u.App != s.user.App {
+		srv.reply(s, el, errServiceUnavailable)
+		return
+	}
+	if to.IsBare() {
+		srv.serverIQ(ctx, s, el, to)
+		return
+	}
+	if r := srv.router.session(u, to.Resource); r != nil {
+		r.send(el)
+		return
+	}
+	srv.reply(s, el, errServiceUnavailable)
+}

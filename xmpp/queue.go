@@ -1,0 +1,188 @@
+package xmpp
+
+import (
+	"sync"
+	"time"
+
+	"chatd/xmpp/stanza"
+)
+
+// outItem is one stanza on its way to a client. It is immutable once made and
+// may be shared by many sessions (a room message is encoded once): data is
+// the encoding without a 'to' attribute, and the writer inserts
+// to='<recipient's full JID>' at toAt, so every stanza a client receives is
+// addressed to it.
+type outItem struct {
+	el   *stanza.Element
+	data []byte
+	toAt int // where to insert the 'to' attribute; -1: never
+}
+
+// newItem encodes a stanza for delivery. Its own 'to' attribute is replaced
+// by the recipient's full JID at write time.
+func newItem(el *stanza.Element) *outItem {
+	b := make([]byte, 0, 256)
+	b = append(b, '<')
+	b = append(b, el.Name...)
+	toAt := len(b)
+	if el.Space != "" {
+		b = append(b, ` xmlns="`...)
+		b = append(b, el.Space...)
+		b = append(b, '"')
+	}
+	tmp := *el
+	if el.HasAttr("to") {
+		tmp.Attrs = make([]stanza.Attr, 0, len(el.Attrs)-1)
+		for _, a := range el.Attrs {
+			if a.Name != "to" {
+				tmp.Attrs = append(tmp.Attrs, a)
+			}
+		}
+	}
+	b = tmp.AppendAttrsAndRest(b)
+	return &outItem{el: el, data: b, toAt: toAt}
+}
+
+// rawItem is an element written as is (stream-level elements such as <r/>).
+func rawItem(el *stanza.Element) *outItem {
+	return &outItem{el: el, data: el.AppendXML(nil, ""), toAt: -1}
+}
+
+// appendTo appends the item's bytes for a recipient.
+func (it *outItem) appendTo(b []byte, to string) []byte {
+	if it.toAt < 0 {
+		return append(b, it.data...)
+	}
+	b = append(b, it.data[:it.toAt]...)
+	b = append(b, ` to="`...)
+	b = append(b, to...) // JIDs chatd binds never need escaping
+	b = append(b, '"')
+	return append(b, it.data[it.toAt:]...)
+}
+
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// enqueue adds an item to the session's outbound queue without blocking. It
+// returns false when the session is closing; a session whose queue would
+// exceed its bound is closed with <policy-violation/> and counted.
+func (s *Session) enqueue(it *outItem) bool {
+	s.qmu.Lock()
+	if s.closing {
+		s.qmu.Unlock()
+		return false
+	}
+	if s.queued+len(it.data) > s.srv.cfg.MaxQueueBytes {
+		s.qmu.Unlock()
+		s.srv.metrics.overflows.Add(1)
+		s.log.Warn("outbound queue overflow: closing the session", "queued_bytes", s.queued)
+		s.closeWith(streamErr("policy-violation", "outbound queue overflow: the client does not read"), true)
+		return false
+	}
+	s.queue = append(s.queue, it)
+	s.queued += len(it.data)
+	start := !s.writing
+	s.writing = true
+	s.qmu.Unlock()
+	if start {
+		s.startWriter()
+	}
+	return true
+}
+
+// send enqueues a stanza built for this session.
+func (s *Session) send(el *stanza.Element) bool { return s.enqueue(newItem(el)) }
+
+func (s *Session) startWriter() {
+	s.srv.wg.Add(1)
+	go s.writeLoop()
+}
+
+// closeWith ends the session: it sends the stream error (if any), the end of
+// the stream, and closes the connection. With drop, items still queued are
+// discarded instead of being written first. Safe from any goroutine and more
+// than once.
+func (s *Session) closeWith(se *StreamError, drop bool) {
+	s.qmu.Lock()
+	if s.closing {
+		s.qmu.Unlock()
+		return
+	}
+	s.closing = true
+	if drop {
+		s.queue, s.queued = nil, 0
+	}
+	var frames [][]byte
+	if se != nil {
+		frames = append(frames, se.element().AppendXML(nil, ""))
+	}
+	if s.tr.WebSocket() {
+		// RFC 7395 §3.6: <close/> is a message of its own.
+		frames = append(frames, []byte(`<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>`))
+	} else {
+		frames = append(frames, []byte("</stream:stream>"))
+	}
+	s.final = frames
+	start := !s.writing
+	s.writing = true
+	s.qmu.Unlock()
+	if start {
+		s.startWriter()
+	}
+}
+
+// writeLoop drains the queue in batches, one write (and write deadline) per
+// batch, and exits when the queue is empty. Only one runs per session. Once
+// the session is closing it writes the final frames and closes the
+// connection.
+func (s *Session) writeLoop() {
+	defer s.srv.wg.Done()
+	bp := writeBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 64<<10 {
+			writeBufs.Put(bp)
+		}
+	}()
+	var frames [][]byte
+	for {
+		s.qmu.Lock()
+		batch := s.queue
+		s.queue, s.queued = nil, 0
+		final := s.final
+		s.final = nil
+		if len(batch) == 0 && final == nil {
+			s.writing = false
+			s.qmu.Unlock()
+			return
+		}
+		s.qmu.Unlock()
+
+		buf := (*bp)[:0]
+		frames = frames[:0]
+		for _, it := range batch {
+			start := len(buf)
+			buf = it.appendTo(buf, s.full)
+			frames = append(frames, buf[start:])
+		}
+		*bp = buf
+		frames = append(frames, final...)
+		s.tr.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+		err := s.tr.Write(frames)
+		s.srv.metrics.stanzasOut.Add(int64(len(batch)))
+		select {
+		case s.drained <- struct{}{}:
+		default:
+		}
+		if err != nil || final != nil {
+			if err != nil && final == nil {
+				s.log.Debug("write failed; closing", "err", err)
+			}
+			s.qmu.Lock()
+			s.closing = true
+			s.queue, s.queued = nil, 0
+			s.writing = false
+			s.qmu.Unlock()
+			s.tr.Close()
+			return
+		}
+	}
+}

@@ -1,0 +1,446 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/websocket"
+
+	"chatd/account"
+	"chatd/xmpp/stanza"
+)
+
+// Accounts is what the XMPP server needs from the account service.
+type Accounts interface {
+	Authenticator
+	User(ctx context.Context, appID, id int64) (*account.User, error)
+	Touch(ctx context.Context, appID, userID int64)
+}
+
+// Service handles stanzas addressed to a domain of its own, such as
+// muc.<domain>. Route is called on the sender's reader goroutine with the
+// sender's stamped stanza; like everything else it must only enqueue.
+type Service interface {
+	Route(ctx context.Context, from *Session, el *stanza.Element)
+}
+
+// Server is the XMPP client-to-server service: listeners, sessions, the
+// router and the server's own IQ handlers.
+type Server struct {
+	cfg       Config
+	tlsConfig *tls.Config
+	accounts  Accounts
+	store     Store
+	log       *slog.Logger
+	router    *router
+	limiter   *authLimiter
+	fakeSalt  func(string) []byte
+	started   time.Time
+	metrics   metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	services  map[string]Service
+	features  []string // disco#info features, besides the built-in ones
+	listeners []net.Listener
+	https     []*http.Server
+	conns     map[*Session]struct{}
+	stopping  bool
+	stopOnce  sync.Once
+
+	tcpAddr, tlsAddr, wsAddr net.Addr
+
+	hooks       Hooks
+	iqHandlers  map[string]IQHandler
+	rosterLocks rosterLocks
+}
+
+// Hooks let other parts take over steps of delivery. Set them with SetHooks
+// before Start.
+type Hooks struct {
+	// Offline is offered a message for a user who exists but has no
+	// available resource. It returns true when it took the message (stored
+	// it); an error is bounced to the sender as a stanza error. Without the
+	// hook, or when it declines, the sender gets service-unavailable.
+	Offline func(ctx context.Context, to UserRef, msg *stanza.Element) (bool, error)
+	// Available runs on a session's reader goroutine after its initial
+	// presence was handled (offline messages are delivered here).
+	Available func(ctx context.Context, s *Session)
+}
+
+// SetHooks installs hooks; call before Start.
+func (srv *Server) SetHooks(h Hooks) { srv.hooks = h }
+
+// metrics are the server's counters; Stats returns a snapshot.
+type metrics struct {
+	connections, logins, authFailures atomic.Int64
+	stanzasIn, stanzasOut             atomic.Int64
+	overflows, tooLarge, panics       atomic.Int64
+	throttled                         atomic.Int64
+}
+
+// Stats is a snapshot of the server's counters.
+type Stats struct {
+	Sessions        int   `json:"sessions"`
+	Connections     int64 `json:"connections_total"`
+	Logins          int64 `json:"logins_total"`
+	AuthFailures    int64 `json:"auth_failures_total"`
+	StanzasIn       int64 `json:"stanzas_in_total"`
+	StanzasOut      int64 `json:"stanzas_out_total"`
+	QueueOverflows  int64 `json:"queue_overflows_total"`
+	StanzasTooLarge int64 `json:"stanzas_too_large_total"`
+	Panics          int64 `json:"panics_total"`
+	Throttled       int64 `json:"throttled_total"`
+}
+
+// New returns a server; Start opens its listeners.
+func New(cfg Config, tlsConfig *tls.Config, accounts Accounts, store Store, log *slog.Logger) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Domain == "" {
+		return nil, errors.New("xmpp: no domain configured")
+	}
+	switch cfg.ResourceConflict {
+	case "replace", "reject", "rename":
+	default:
+		return nil, fmt.Errorf("xmpp: unknown resource conflict policy %q", cfg.ResourceConflict)
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := &Server{
+		cfg:       cfg,
+		tlsConfig: tlsConfig,
+		accounts:  accounts,
+		store:     store,
+		log:       log,
+		router:    newRouter(),
+		limiter:   newAuthLimiter(),
+		fakeSalt:  fakeSalter(secret),
+		started:   time.Now(),
+		ctx:       ctx,
+		cancel:    cancel,
+		services:  map[string]Service{},
+		conns:     map[*Session]struct{}{},
+	}
+	srv.rosterLocks.seed = maphash.MakeSeed()
+	return srv, nil
+}
+
+// Domain returns the server's domain.
+func (srv *Server) Domain() string { return srv.cfg.Domain }
+
+// RegisterService routes stanzas for domain to svc and lists it in the
+// server's disco#items.
+func (srv *Server) RegisterService(domain string, svc Service) {
+	srv.mu.Lock()
+	srv.services[domain] = svc
+	srv.mu.Unlock()
+}
+
+// Start opens the configured listeners and starts serving.
+func (srv *Server) Start() error {
+	if srv.cfg.Listen != "" {
+		ln, err := net.Listen("tcp", srv.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("xmpp: %w", err)
+		}
+		srv.tcpAddr = ln.Addr()
+		srv.serveListener(ln, false)
+	}
+	if srv.cfg.TLSListen != "" {
+		if srv.tlsConfig == nil {
+			return errors.New("xmpp: direct TLS needs a certificate")
+		}
+		ln, err := net.Listen("tcp", srv.cfg.TLSListen)
+		if err != nil {
+			return fmt.Errorf("xmpp: %w", err)
+		}
+		srv.tlsAddr = ln.Addr()
+		srv.serveListener(ln, true)
+	}
+	if srv.cfg.WebSocketListen != "" {
+		if err := srv.serveWebSocket(); err != nil {
+			return err
+		}
+	}
+	srv.wg.Add(1)
+	go srv.pingLoop()
+	return nil
+}
+
+// TCPAddr, TLSAddr and WebSocketAddr return bound addresses (nil when off).
+func (srv *Server) TCPAddr() net.Addr       { return srv.tcpAddr }
+func (srv *Server) TLSAddr() net.Addr       { return srv.tlsAddr }
+func (srv *Server) WebSocketAddr() net.Addr { return srv.wsAddr }
+
+func (srv *Server) serveListener(ln net.Listener, directTLS bool) {
+	srv.mu.Lock()
+	srv.listeners = append(srv.listeners, ln)
+	srv.mu.Unlock()
+	srv.wg.Add(1)
+	go func() {
+		defer srv.wg.Done()
+		var backoff time.Duration
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if srv.isStopping() || errors.Is(err, net.ErrClosed) {
+					return
+				}
+				// Out of file descriptors and the like: back off (5ms doubling
+				// to 1s, as net/http does) instead of spinning.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				srv.log.Warn("accept failed; backing off", "err", err, "delay", backoff)
+				t := time.NewTimer(backoff)
+				select {
+				case <-t.C:
+				case <-srv.ctx.Done():
+					t.Stop()
+					return
+				}
+				continue
+			}
+			backoff = 0
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetKeepAlive(true)
+				tc.SetKeepAlivePeriod(time.Minute)
+			}
+			if directTLS {
+				c = tls.Server(c, srv.tlsConfig)
+			}
+			srv.serveConn(newTCPTransport(c, srv.cfg.MaxStanzaBytes), c.RemoteAddr())
+		}
+	}()
+}
+
+// serveConn starts a session on its own goroutine.
+func (srv *Server) serveConn(tr transport, remote net.Addr) {
+	s := srv.newSession(tr, remote)
+	if s == nil {
+		tr.Close()
+		return
+	}
+	srv.wg.Add(1)
+	go func() {
+		defer srv.wg.Done()
+		s.serve(srv.ctx)
+	}()
+}
+
+func (srv *Server) newSession(tr transport, remote net.Addr) *Session {
+	ip := ""
+	if remote != nil {
+		ip, _, _ = net.SplitHostPort(remote.String())
+	}
+	s := &Session{srv: srv, tr: tr, id: newStreamID(), ip: ip, drained: make(chan struct{}, 1)}
+	s.log = srv.log.With("session", s.id, "remote", remote.String())
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.stopping {
+		return nil
+	}
+	srv.conns[s] = struct{}{}
+	srv.metrics.connections.Add(1)
+	return s
+}
+
+func (srv *Server) forget(s *Session) {
+	srv.mu.Lock()
+	delete(srv.conns, s)
+	srv.mu.Unlock()
+}
+
+func (srv *Server) isStopping() bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return srv.stopping
+}
+
+// serveWebSocket starts the RFC 7395 listener.
+func (srv *Server) serveWebSocket() error {
+	ln, err := net.Listen("tcp", srv.cfg.WebSocketListen)
+	if err != nil {
+		return fmt.Errorf("xmpp: %w", err)
+	}
+	srv.wsAddr = ln.Addr()
+	ws := websocket.Server{
+		Handshake: func(cfg *websocket.Config, r *http.Request) error {
+			for _, p := range cfg.Protocol {
+				if strings.EqualFold(p, "xmpp") {
+					cfg.Protocol = []string{"xmpp"}
+					return nil
+				}
+			}
+			return errors.New("xmpp: the WebSocket subprotocol must be xmpp")
+		},
+		Handler: func(c *websocket.Conn) {
+			tr := newWSTransport(c, srv.cfg.MaxStanzaBytes)
+			s := srv.newSession(tr, tr.RemoteAddr())
+			if s == nil {
+				return
+			}
+			srv.wg.Add(1)
+			defer srv.wg.Done()
+			s.serve(srv.ctx)
+		},
+	}
+	mux := http.NewServeMux()
+	path := srv.cfg.WebSocketPath
+	if path == "" || path == "/" {
+		mux.Handle("/", ws)
+	} else {
+		mux.Handle(path, ws)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(srv.log.Handler(), slog.LevelDebug)}
+	if srv.cfg.WebSocketTLS {
+		if srv.tlsConfig == nil {
+			ln.Close()
+			return errors.New("xmpp: wss needs a certificate")
+		}
+		ln = tls.NewListener(ln, srv.tlsConfig)
+	}
+	srv.mu.Lock()
+	srv.https = append(srv.https, hs)
+	srv.mu.Unlock()
+	srv.wg.Add(1)
+	go func() {
+		defer srv.wg.Done()
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			srv.log.Error("WebSocket listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// pingLoop pings sessions that have been silent for PingInterval
+// (XEP-0199); their read deadline closes those that stay silent.
+func (srv *Server) pingLoop() {
+	defer srv.wg.Done()
+	every := max(srv.cfg.PingInterval/4, 100*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-srv.ctx.Done():
+			return
+		case now := <-t.C:
+			srv.router.each(func(s *Session) {
+				if now.UnixNano()-s.lastRead.Load() >= int64(srv.cfg.PingInterval) && !s.pinged.Swap(true) {
+					s.send(stanza.New("iq", stanza.NSClient, "type", "get", "id", "srvping-"+newStreamID()[:8],
+						"from", srv.cfg.Domain).Append(stanza.New("ping", nsPing)))
+				}
+			})
+		}
+	}
+}
+
+// Stats returns the server's counters.
+func (srv *Server) Stats() Stats {
+	m := &srv.metrics
+	return Stats{
+		Sessions:        srv.router.count(),
+		Connections:     m.connections.Load(),
+		Logins:          m.logins.Load(),
+		AuthFailures:    m.authFailures.Load(),
+		StanzasIn:       m.stanzasIn.Load(),
+		StanzasOut:      m.stanzasOut.Load(),
+		QueueOverflows:  m.overflows.Load(),
+		StanzasTooLarge: m.tooLarge.Load(),
+		Panics:          m.panics.Load(),
+		Throttled:       m.throttled.Load(),
+	}
+}
+
+// Shutdown stops accepting, tells every session <system-shutdown/> spread
+// over the shutdown window, and waits for every goroutine until ctx ends,
+// when remaining connections are cut. Safe to call more than once.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.stopOnce.Do(func() {
+		srv.mu.Lock()
+		srv.stopping = true
+		lns, hss := srv.listeners, srv.https
+		conns := make([]*Session, 0, len(srv.conns))
+		for s := range srv.conns {
+			conns = append(conns, s)
+		}
+		srv.mu.Unlock()
+		for _, ln := range lns {
+			ln.Close()
+		}
+		for _, hs := range hss {
+			// Hijacked WebSocket connections are not closed by this; the
+			// sessions below are.
+			hs.Close()
+		}
+		step := time.Duration(0)
+		if len(conns) > 1 {
+			step = srv.cfg.ShutdownWindow / time.Duration(len(conns))
+		}
+		for i, s := range conns {
+			if i > 0 && step > 0 {
+				t := time.NewTimer(step)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
+			}
+			s.closeWith(streamErr("system-shutdown", ""), false)
+		}
+	})
+	done := make(chan struct{})
+	go func() {
+		// Readers end once their connections close; then the ping loop stops.
+		srv.waitSessions(ctx)
+		srv.cancel()
+		srv.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		srv.cancel()
+		srv.mu.Lock()
+		for s := range srv.conns {
+			s.tr.Close()
+		}
+		srv.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// waitSessions waits until every session has ended or ctx ends.
+func (srv *Server) waitSessions(ctx context.Context) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		srv.mu.Lock()
+		n := len(srv.conns)
+		srv.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,492 @@
+package xmpp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"chatd/xmpp/stanza"
+)
+
+// Namespaces of stream negotiation.
+const (
+	nsTLS     = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL    = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsBind    = "urn:ietf:params:xml:ns:xmpp-bind"
+	nsSession = "urn:ietf:params:xml:ns:xmpp-session"
+	nsRosterV = "urn:xmpp:features:rosterver"
+)
+
+// Session is one client connection. Its reader goroutine (serve) owns the
+// stream's state machine and processes everything the client sends; other
+// goroutines only enqueue stanzas for it (enqueue never blocks) and may ask
+// it to close (closeWith). Its identity fields are set once at bind, before
+// the session becomes visible to the router, and never change afterwards.
+type Session struct {
+	srv *Server
+	tr  transport
+	log *slog.Logger
+	id  string
+	ip  string
+
+	// Reader-goroutine state.
+	secure        bool
+	authenticated bool
+	bound         bool
+	headerSent    bool
+	sasl          saslExchange
+	saslMech      string
+	authFailures  int
+	bucket        tokenBucket
+	directed      map[JID]bool // full JIDs sent directed available presence
+	initialSent   bool         // initial presence was sent
+
+	// Identity, fixed at bind.
+	user UserRef
+	jid  JID
+	full string
+	bare JID
+
+	// Presence, read by other sessions' goroutines.
+	available atomic.Bool
+	priority  atomic.Int32
+	presence  atomic.Pointer[stanza.Element] // last available presence broadcast
+
+	// Liveness, for the ping sweeper.
+	lastRead atomic.Int64 // unix nanoseconds of the last data read
+	pinged   atomic.Bool
+
+	// Outbound queue (see queue.go).
+	qmu     sync.Mutex
+	queue   []*outItem
+	queued  int
+	writing bool
+	closing bool
+	final   [][]byte
+	drained chan struct{} // the writer finished a batch
+}
+
+func newStreamID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// serve runs the session until the stream ends. A panic ends only this
+// session.
+func (s *Session) serve(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.srv.metrics.panics.Add(1)
+			s.log.Error("panic while serving a session", "panic", r, "stack", string(debug.Stack()))
+			s.closeWith(streamErr("internal-server-error", ""), true)
+		}
+		s.cleanup()
+	}()
+	s.markRead()
+	deadline := time.Now().Add(s.srv.cfg.NegotiationTimeout)
+	s.tr.SetReadTimeout(s.srv.cfg.NegotiationTimeout)
+	if s.tr.TLS() != nil {
+		s.secure = true
+	}
+	for {
+		if !s.bound && time.Now().After(deadline) {
+			s.fail(streamErr("connection-timeout", "negotiation took too long"))
+			return
+		}
+		ev, err := s.tr.Next()
+		if err != nil {
+			s.readError(err)
+			return
+		}
+		s.markRead()
+		switch ev.Kind {
+		case stanza.KindOpen:
+			if err := s.open(ev.Element); err != nil {
+				s.fail(err)
+				return
+			}
+		case stanza.KindClose:
+			s.closeWith(nil, false)
+			return
+		case stanza.KindElement:
+			if !s.headerSent {
+				s.fail(streamErr("not-well-formed", "stanza before the stream header"))
+				return
+			}
+			if err := s.element(ctx, ev.Element); err != nil {
+				s.fail(err)
+				return
+			}
+		}
+	}
+}
+
+func (s *Session) markRead() {
+	s.lastRead.Store(time.Now().UnixNano())
+	s.pinged.Store(false)
+}
+
+// readError ends the stream after a read failure, with the stream error the
+// failure calls for.
+func (s *Session) readError(err error) {
+	var syn *stanza.SyntaxError
+	var se *StreamError
+	var ne net.Error
+	switch {
+	case errors.As(err, &se):
+		s.fail(se)
+	case errors.Is(err, stanza.ErrTooLarge):
+		s.srv.metrics.tooLarge.Add(1)
+		s.fail(streamErr("policy-violation", fmt.Sprintf("stanza larger than %d bytes", s.srv.cfg.MaxStanzaBytes)))
+	case errors.Is(err, stanza.ErrRestricted):
+		s.fail(streamErr("restricted-xml", ""))
+	case errors.As(err, &syn):
+		s.fail(streamErr("not-well-formed", syn.Msg))
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+		s.fail(streamErr("connection-timeout", ""))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		s.closeWith(nil, true)
+	default:
+		s.log.Debug("read failed", "err", err)
+		s.closeWith(nil, true)
+	}
+}
+
+// fail sends a stream error and closes, sending a stream header first if the
+// stream has none yet (RFC 6120 §4.9.1.1).
+func (s *Session) fail(err error) {
+	var se *StreamError
+	if !errors.As(err, &se) {
+		s.log.Error("closing the session on an internal error", "err", err)
+		se = streamErr("internal-server-error", "")
+	} else {
+		s.log.Debug("stream error", "condition", se.Condition, "text", se.Text)
+	}
+	if !s.headerSent {
+		s.headerSent = true
+		s.tr.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+		s.tr.Header(s.id, s.srv.cfg.Domain)
+	}
+	s.closeWith(se, false)
+}
+
+// writeNow writes during negotiation, before the session is visible to
+// anyone else (so nothing else writes concurrently).
+func (s *Session) writeNow(el *stanza.Element) error {
+	s.tr.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+	return s.tr.Write([][]byte{el.AppendXML(nil, "")})
+}
+
+// open handles a stream header and answers with ours and the features.
+func (s *Session) open(h *stanza.Element) error {
+	s.headerSent = true
+	s.tr.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+	if err := s.tr.Header(s.id, s.srv.cfg.Domain); err != nil {
+		return err
+	}
+	if s.tr.WebSocket() {
+		if h.Name != "open" || h.Space != stanza.NSFraming {
+			return streamErr("invalid-namespace", "")
+		}
+	} else if h.Name != "stream" || h.Space != stanza.NSStream {
+		return streamErr("invalid-namespace", "")
+	} else if s.tr.DefaultNS() != stanza.NSClient {
+		return streamErr("invalid-namespace", "the default namespace must be jabber:client")
+	}
+	if to := h.Attr("to"); to != "" && !strings.EqualFold(strings.TrimSuffix(to, "."), s.srv.cfg.Domain) {
+		return streamErr("host-unknown", "this server serves "+s.srv.cfg.Domain)
+	}
+	if v := h.Attr("version"); v == "" || v[0] < '1' {
+		return streamErr("unsupported-version", "XMPP 1.0 is required")
+	}
+	if s.bound {
+		return streamErr("policy-violation", "stream restart after bind")
+	}
+	return s.writeNow(s.features())
+}
+
+func (s *Session) features() *stanza.Element {
+	f := stanza.New("features", stanza.NSStream)
+	switch {
+	case !s.authenticated:
+		canTLS := !s.secure && !s.tr.WebSocket() && s.srv.tlsConfig != nil
+		if canTLS {
+			st := stanza.New("starttls", nsTLS)
+			if s.srv.cfg.RequireTLS {
+				st.Append(stanza.New("required", nsTLS))
+			}
+			f.Append(st)
+		}
+		if !canTLS || !s.srv.cfg.RequireTLS {
+			m := stanza.New("mechanisms", nsSASL)
+			for _, name := range mechanisms {
+				m.Append(stanza.New("mechanism", nsSASL).AppendText(name))
+			}
+			f.Append(m)
+		}
+	default:
+		f.Append(stanza.New("bind", nsBind))
+		f.Append(stanza.New("session", nsSession).Append(stanza.New("optional", nsSession)))
+		f.Append(stanza.New("ver", nsRosterV))
+	}
+	return f
+}
+
+// element handles one top-level element.
+func (s *Session) element(ctx context.Context, el *stanza.Element) error {
+	switch {
+	case !s.authenticated:
+		return s.negotiate(ctx, el)
+	case !s.bound:
+		if el.Name == "iq" && el.Space == stanza.NSClient {
+			return s.bindIQ(ctx, el)
+		}
+		return streamErr("not-authorized", "bind a resource first")
+	}
+	if err := s.awaitQueue(ctx); err != nil {
+		return err
+	}
+	if wait := s.bucket.take(time.Now(), s.srv.cfg.StanzaRate, s.srv.cfg.StanzaBurst); wait > 0 {
+		s.srv.metrics.throttled.Add(1)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	s.srv.metrics.stanzasIn.Add(1)
+	return s.srv.handle(ctx, s, el)
+}
+
+// negotiate handles STARTTLS and SASL.
+func (s *Session) negotiate(ctx context.Context, el *stanza.Element) error {
+	switch {
+	case el.Space == nsTLS && el.Name == "starttls":
+		if s.secure || s.tr.WebSocket() || s.srv.tlsConfig == nil {
+			return streamErr("policy-violation", "STARTTLS is not available")
+		}
+		if err := s.writeNow(stanza.New("proceed", nsTLS)); err != nil {
+			return err
+		}
+		if err := s.tr.StartTLS(s.srv.tlsConfig, s.srv.cfg.NegotiationTimeout); err != nil {
+			var se *StreamError
+			if errors.As(err, &se) {
+				return se
+			}
+			s.log.Debug("TLS handshake failed", "err", err)
+			return io.EOF
+		}
+		s.secure = true
+		s.headerSent = false
+		return nil
+	case el.Space == nsSASL:
+		if !s.secure && s.srv.cfg.RequireTLS && !s.tr.WebSocket() {
+			return streamErr("policy-violation", "STARTTLS is required before authentication")
+		}
+		return s.saslElement(ctx, el)
+	}
+	return streamErr("not-authorized", "authenticate first")
+}
+
+func (s *Session) saslElement(ctx context.Context, el *stanza.Element) error {
+	var (
+		in  []byte
+		err error
+	)
+	switch el.Name {
+	case "auth":
+		if s.sasl != nil {
+			return s.saslFail(&saslFailure{"malformed-request", "an authentication is already in progress"})
+		}
+		s.saslMech = el.Attr("mechanism")
+		ex, err := newExchange(s.saslMech, s.srv.accounts, s.srv.cfg.Domain, s.srv.fakeSalt)
+		if err != nil {
+			return s.saslFail(errBadMechanism)
+		}
+		s.sasl = ex
+	case "response":
+		if s.sasl == nil {
+			return s.saslFail(&saslFailure{"malformed-request", "no authentication in progress"})
+		}
+	case "abort":
+		s.sasl = nil
+		return s.writeNow(stanza.New("failure", nsSASL).Append(stanza.New("aborted", nsSASL)))
+	default:
+		return streamErr("unsupported-stanza-type", "")
+	}
+	if txt := strings.TrimSpace(el.Content()); txt != "" && txt != "=" {
+		if in, err = base64.StdEncoding.DecodeString(txt); err != nil {
+			return s.saslFail(errEncoding)
+		}
+	}
+	out, done, err := s.sasl.Step(ctx, in)
+	if err != nil {
+		return s.saslFail(err)
+	}
+	if !done {
+		c := stanza.New("challenge", nsSASL)
+		if len(out) > 0 {
+			c.AppendText(base64.StdEncoding.EncodeToString(out))
+		}
+		return s.writeNow(c)
+	}
+	s.user = s.sasl.User()
+	if err := s.srv.limiter.allow(ctx, s.ip, s.user, true, s.srv.cfg.AuthFailureDelay); err != nil {
+		return err
+	}
+	s.sasl = nil
+	s.authenticated = true
+	s.log = s.log.With("user", s.user.User, "app", s.user.App)
+	success := stanza.New("success", nsSASL)
+	if len(out) > 0 {
+		success.AppendText(base64.StdEncoding.EncodeToString(out))
+	}
+	if err := s.writeNow(success); err != nil {
+		return err
+	}
+	s.srv.metrics.logins.Add(1)
+	s.headerSent = false
+	s.tr.Restart()
+	return nil
+}
+
+// saslFail answers a failed step. Authentication failures are slowed down
+// per address and per user; other errors end the stream.
+func (s *Session) saslFail(err error) error {
+	var f *saslFailure
+	if !errors.As(err, &f) {
+		return err
+	}
+	user := UserRef{}
+	if s.sasl != nil {
+		user = s.sasl.User()
+	}
+	s.sasl = nil
+	if f == errNotAuthorized {
+		s.srv.metrics.authFailures.Add(1)
+		s.authFailures++
+		s.log.Info("authentication failed", "mechanism", s.saslMech)
+		if err := s.srv.limiter.allow(context.Background(), s.ip, user, false, s.srv.cfg.AuthFailureDelay); err != nil {
+			return err
+		}
+	}
+	if err := s.writeNow(stanza.New("failure", nsSASL).Append(
+		stanza.New(f.condition, nsSASL),
+		stanza.New("text", nsSASL, "xml:lang", "en").AppendText(f.text),
+	)); err != nil {
+		return err
+	}
+	if s.authFailures >= 5 {
+		return streamErr("policy-violation", "too many authentication failures")
+	}
+	return nil
+}
+
+// bindIQ handles resource binding (RFC 6120 §7) and the legacy session IQ.
+func (s *Session) bindIQ(ctx context.Context, iq *stanza.Element) error {
+	req := iq.Child("bind", nsBind)
+	if req == nil || iq.Attr("type") != "set" {
+		return streamErr("not-authorized", "bind a resource first")
+	}
+	resource := strings.TrimSpace(req.ChildText("resource", nsBind))
+	if resource == "" {
+		resource = newResource()
+	}
+	j := UserJID(s.user, s.srv.cfg.Domain)
+	j.Resource = resource
+	parsed, err := ParseJID(j.String())
+	if err != nil || parsed.Resource == "" {
+		return s.writeNow(errorReply(iq, stanzaErr(errModify, "bad-request", "invalid resource")))
+	}
+	s.jid = parsed
+	s.full = parsed.String()
+	s.bare = parsed.Bare()
+	if err := s.srv.bind(ctx, s); err != nil {
+		var se *StanzaError
+		if errors.As(err, &se) {
+			s.jid, s.full, s.bare = JID{}, "", JID{}
+			return s.writeNow(errorReply(iq, se))
+		}
+		return err
+	}
+	s.log = s.log.With("jid", s.full)
+	s.tr.SetReadTimeout(s.srv.cfg.PingInterval + s.srv.cfg.PingTimeout)
+	res := stanza.New("iq", stanza.NSClient, "type", "result", "id", iq.Attr("id"))
+	res.Append(stanza.New("bind", nsBind).Append(stanza.New("jid", nsBind).AppendText(s.full)))
+	s.send(res)
+	return nil
+}
+
+func newResource() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return "chatd-" + hex.EncodeToString(b[:])
+}
+
+// cleanup runs when the reader ends: the session leaves the router, its
+// presence becomes unavailable, and it leaves the server's registry.
+func (s *Session) cleanup() {
+	if s.bound {
+		s.srv.unbind(s)
+	}
+	s.closeWith(nil, false)
+	s.srv.forget(s)
+}
+
+// awaitQueue holds the reader while the session's own outbound queue is more
+// than half full: a client that reads slowly is slowed down in what it may
+// send (the answers to its stanzas go to that queue) instead of overflowing.
+func (s *Session) awaitQueue(ctx context.Context) error {
+	for {
+		s.qmu.Lock()
+		full := !s.closing && s.queued > s.srv.cfg.MaxQueueBytes/2
+		s.qmu.Unlock()
+		if !full {
+			return nil
+		}
+		t := time.NewTimer(s.srv.cfg.WriteTimeout)
+		select {
+		case <-s.drained:
+			t.Stop()
+		case <-t.C:
+			return streamErr("policy-violation", "the client does not read")
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// tokenBucket limits a session's stanza rate.
+type tokenBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// take consumes a token and returns how long to wait before it was available.
+func (b *tokenBucket) take(now time.Time, rate float64, burst int) time.Duration {
+	if b.last.IsZero() {
+		b.tokens, b.last = float64(burst), now
+	}
+	b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
+	b.last = now
+	b.tokens--
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / rate * float64(time.Second))
+}

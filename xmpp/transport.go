@@ -1,0 +1,265 @@
+package xmpp
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"golang.org/x/net/websocket"
+
+	"chatd/xmpp/stanza"
+)
+
+// transport carries one client stream: RFC 6120 framing over TCP (optionally
+// upgraded with STARTTLS, or TLS from the first byte), or RFC 7395 framing
+// over WebSocket. Next is called only by the session's reader goroutine and
+// Write only by its writer; Close may be called by anyone.
+type transport interface {
+	// Next returns the next stream header, element or end of stream.
+	Next() (stanza.Event, error)
+	// Restart expects a new stream header (after STARTTLS or SASL).
+	Restart()
+	// Header writes the server's stream header.
+	Header(id, domain string) error
+	// Write writes complete, encoded top-level elements.
+	Write(elems [][]byte) error
+	// Trailer writes the end of the stream.
+	Trailer() error
+	StartTLS(cfg *tls.Config, timeout time.Duration) error
+	TLS() *tls.ConnectionState
+	// SetReadTimeout makes reads fail after d without data (0: never).
+	SetReadTimeout(d time.Duration)
+	SetWriteDeadline(t time.Time) error
+	RemoteAddr() net.Addr
+	Close() error
+	// WebSocket reports whether this is RFC 7395 framing.
+	WebSocket() bool
+	// DefaultNS is the default namespace the client's stream declared.
+	DefaultNS() string
+}
+
+// deadlineConn sets a read deadline before each read, so a stream with no
+// data for the read timeout ends with a timeout error.
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *deadlineConn) Read(b []byte) (int, error) {
+	if c.timeout > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	}
+	return c.Conn.Read(b)
+}
+
+// tcpTransport is RFC 6120 framing over a TCP connection.
+type tcpTransport struct {
+	raw    net.Conn     // the TCP connection
+	conn   net.Conn     // raw, or the TLS connection over it
+	tls    *tls.Conn    // set once TLS is up
+	reader deadlineConn // reads from conn
+	parser *stanza.Parser
+	max    int
+}
+
+func newTCPTransport(c net.Conn, max int) *tcpTransport {
+	t := &tcpTransport{raw: c, conn: c, max: max}
+	if tc, ok := c.(*tls.Conn); ok {
+		t.tls = tc
+	}
+	t.reader.Conn = t.conn
+	t.parser = stanza.NewParser(&t.reader, max)
+	return t
+}
+
+func (t *tcpTransport) Next() (stanza.Event, error) { return t.parser.Next() }
+
+func (t *tcpTransport) Restart() {
+	t.reader.Conn = t.conn
+	t.parser = stanza.NewParser(&t.reader, t.max)
+}
+
+const streamHeader = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='`
+
+func (t *tcpTransport) Header(id, domain string) error {
+	b := make([]byte, 0, len(streamHeader)+64)
+	b = append(b, streamHeader...)
+	b = append(b, id...)
+	b = append(b, "' from='"...)
+	b = append(b, domain...)
+	b = append(b, "'>"...)
+	_, err := t.conn.Write(b)
+	return err
+}
+
+func (t *tcpTransport) Write(elems [][]byte) error {
+	if len(elems) == 1 {
+		_, err := t.conn.Write(elems[0])
+		return err
+	}
+	bufs := net.Buffers(elems)
+	if t.tls == nil {
+		_, err := bufs.WriteTo(t.conn)
+		return err
+	}
+	// TLS gains from one record per batch rather than one per element.
+	n := 0
+	for _, e := range elems {
+		n += len(e)
+	}
+	b := make([]byte, 0, n)
+	for _, e := range elems {
+		b = append(b, e...)
+	}
+	_, err := t.conn.Write(b)
+	return err
+}
+
+func (t *tcpTransport) Trailer() error {
+	_, err := t.conn.Write([]byte("</stream:stream>"))
+	return err
+}
+
+func (t *tcpTransport) StartTLS(cfg *tls.Config, timeout time.Duration) error {
+	if t.tls != nil {
+		return errors.New("xmpp: TLS is already on")
+	}
+	if t.parser.Buffered() > 0 {
+		// RFC 6120 §5.4.3.3: nothing may follow <starttls/> in the clear.
+		return streamErr("policy-violation", "data after <starttls/>")
+	}
+	tc := tls.Server(t.raw, cfg)
+	t.raw.SetDeadline(time.Now().Add(timeout))
+	if err := tc.Handshake(); err != nil {
+		return err
+	}
+	t.raw.SetDeadline(time.Time{})
+	t.tls = tc
+	t.conn = tc
+	t.Restart()
+	return nil
+}
+
+func (t *tcpTransport) TLS() *tls.ConnectionState {
+	if t.tls == nil {
+		return nil
+	}
+	st := t.tls.ConnectionState()
+	return &st
+}
+
+func (t *tcpTransport) SetReadTimeout(d time.Duration) { t.reader.timeout = d }
+
+func (t *tcpTransport) SetWriteDeadline(tm time.Time) error { return t.conn.SetWriteDeadline(tm) }
+
+func (t *tcpTransport) RemoteAddr() net.Addr { return t.raw.RemoteAddr() }
+
+func (t *tcpTransport) Close() error { return t.conn.Close() }
+
+func (t *tcpTransport) WebSocket() bool { return false }
+
+func (t *tcpTransport) DefaultNS() string { return t.parser.DefaultNS }
+
+// wsTransport is RFC 7395 framing: one element per WebSocket text message,
+// <open/> and <close/> in place of the stream header and end.
+type wsTransport struct {
+	ws      *websocket.Conn
+	secure  *tls.ConnectionState
+	max     int
+	timeout time.Duration
+	closed  bool
+}
+
+func newWSTransport(ws *websocket.Conn, max int) *wsTransport {
+	ws.MaxPayloadBytes = max
+	ws.PayloadType = websocket.TextFrame
+	t := &wsTransport{ws: ws, max: max}
+	if r := ws.Request(); r != nil && r.TLS != nil {
+		t.secure = r.TLS
+	}
+	return t
+}
+
+func (t *wsTransport) Next() (stanza.Event, error) {
+	if t.closed {
+		return stanza.Event{}, io.EOF
+	}
+	var msg []byte
+	for {
+		if t.timeout > 0 {
+			t.ws.SetReadDeadline(time.Now().Add(t.timeout))
+		}
+		if err := websocket.Message.Receive(t.ws, &msg); err != nil {
+			if errors.Is(err, websocket.ErrFrameTooLarge) {
+				return stanza.Event{}, stanza.ErrTooLarge
+			}
+			return stanza.Event{}, err
+		}
+		if len(msg) > 0 {
+			break
+		}
+	}
+	el, err := stanza.ParseElement(msg, stanza.NSClient, t.max)
+	if err != nil {
+		return stanza.Event{}, err
+	}
+	if el.Space == stanza.NSFraming {
+		switch el.Name {
+		case "open":
+			return stanza.Event{Kind: stanza.KindOpen, Element: el}, nil
+		case "close":
+			t.closed = true
+			return stanza.Event{Kind: stanza.KindClose, Element: el}, nil
+		}
+	}
+	return stanza.Event{Kind: stanza.KindElement, Element: el}, nil
+}
+
+func (t *wsTransport) Restart() {}
+
+func (t *wsTransport) Header(id, domain string) error {
+	_, err := t.ws.Write([]byte(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" version="1.0" xml:lang="en" id="` +
+		id + `" from="` + domain + `"/>`))
+	return err
+}
+
+func (t *wsTransport) Write(elems [][]byte) error {
+	for _, e := range elems {
+		if _, err := t.ws.Write(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *wsTransport) Trailer() error {
+	_, err := t.ws.Write([]byte(`<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>`))
+	return err
+}
+
+func (t *wsTransport) StartTLS(*tls.Config, time.Duration) error {
+	return errors.New("xmpp: STARTTLS over WebSocket")
+}
+
+func (t *wsTransport) TLS() *tls.ConnectionState { return t.secure }
+
+func (t *wsTransport) SetReadTimeout(d time.Duration) { t.timeout = d }
+
+func (t *wsTransport) SetWriteDeadline(tm time.Time) error { return t.ws.SetWriteDeadline(tm) }
+
+func (t *wsTransport) RemoteAddr() net.Addr {
+	if r := t.ws.Request(); r != nil {
+		if addr, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
+			return addr
+		}
+	}
+	return t.ws.RemoteAddr()
+}
+
+func (t *wsTransport) Close() error { return t.ws.Close() }
+
+func (t *wsTransport) WebSocket() bool { return true }
+
+func (t *wsTransport) DefaultNS() string { return stanza.NSClient }
