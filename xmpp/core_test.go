@@ -282,7 +282,9 @@ func TestRosterAndSubscriptions(t *testing.T) {
 		return el.Name == "presence" && el.Attr("type") == "subscribed" && el.Attr("from") == bob.jid
 	})
 	// Alice now sees bob's presence.
-	a.expect(func(el *stanza.Element) bool { return el.Name == "presence" && el.Attr("type") == "" && el.Attr("from") == b.jid })
+	a.expect(func(el *stanza.Element) bool {
+		return el.Name == "presence" && el.Attr("type") == "" && el.Attr("from") == b.jid
+	})
 	a.write(`<iq type='get' id='r2'><query xmlns='jabber:iq:roster' ver='` + ver0 + `'/></iq>`)
 	r = a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "r2" })
 	item = r.Child("query", "").Child("item", "")
@@ -312,7 +314,9 @@ func TestRosterAndSubscriptions(t *testing.T) {
 	b.write(`<presence to='` + alice.jid + `' type='subscribe'/>`)
 	a.expect(func(el *stanza.Element) bool { return el.Attr("type") == "subscribe" })
 	a.write(`<presence to='` + bob.jid + `' type='subscribed'/>`)
-	b.expect(func(el *stanza.Element) bool { return el.Name == "presence" && el.Attr("from") == a.jid && el.Attr("type") == "" })
+	b.expect(func(el *stanza.Element) bool {
+		return el.Name == "presence" && el.Attr("from") == a.jid && el.Attr("type") == ""
+	})
 	a.conn.Close()
 	b.expect(func(el *stanza.Element) bool {
 		return el.Name == "presence" && el.Attr("from") == a.jid && el.Attr("type") == "unavailable"

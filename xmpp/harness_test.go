@@ -158,6 +158,13 @@ func (c *client) write(s string) {
 	}
 }
 
+// writeMayFail writes when the server may already have closed the stream
+// (it stops reading at a stream error).
+func (c *client) writeMayFail(s string) {
+	c.conn.SetWriteDeadline(time.Now().Add(wait))
+	io.WriteString(c.conn, s)
+}
+
 // open sends a stream header and reads the server's header and features.
 func (c *client) open() *stanza.Element {
 	c.t.Helper()
