@@ -165,6 +165,67 @@ var migrations = []string{
 		status TEXT NOT NULL,
 		PRIMARY KEY (app_id, user_id)
 	) WITHOUT ROWID;`,
+	// 3: chat history
+	`CREATE TABLE dialogs (
+		id TEXT PRIMARY KEY,
+		app_id INTEGER NOT NULL,
+		type INTEGER NOT NULL,
+		name TEXT NOT NULL DEFAULT '',
+		photo TEXT NOT NULL DEFAULT '',
+		owner_id INTEGER NOT NULL,
+		occupants TEXT NOT NULL DEFAULT '[]',
+		admins TEXT NOT NULL DEFAULT '[]',
+		room_name TEXT,
+		pair_key TEXT,
+		join_required INTEGER NOT NULL DEFAULT 0,
+		data TEXT NOT NULL DEFAULT '{}',
+		last_message TEXT NOT NULL DEFAULT '',
+		last_message_id TEXT NOT NULL DEFAULT '',
+		last_message_date_sent INTEGER NOT NULL DEFAULT 0,
+		last_message_user_id INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	CREATE UNIQUE INDEX dialogs_pair ON dialogs(app_id, pair_key) WHERE pair_key IS NOT NULL;
+	CREATE UNIQUE INDEX dialogs_room ON dialogs(app_id, room_name) WHERE room_name IS NOT NULL;
+	CREATE INDEX dialogs_type ON dialogs(app_id, type);
+	CREATE TABLE dialog_members (
+		dialog_id TEXT NOT NULL,
+		user_id INTEGER NOT NULL,
+		app_id INTEGER NOT NULL,
+		occupant INTEGER NOT NULL DEFAULT 0,
+		unread INTEGER NOT NULL DEFAULT 0,
+		notifications INTEGER NOT NULL DEFAULT 1,
+		hidden INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (dialog_id, user_id)
+	) WITHOUT ROWID;
+	CREATE INDEX dialog_members_user ON dialog_members(app_id, user_id, occupant);
+	CREATE TABLE messages (
+		id TEXT PRIMARY KEY,
+		app_id INTEGER NOT NULL,
+		dialog_id TEXT NOT NULL,
+		text TEXT NOT NULL DEFAULT '',
+		date_sent INTEGER NOT NULL,
+		sender_id INTEGER NOT NULL,
+		recipient_id INTEGER NOT NULL DEFAULT 0,
+		attachments TEXT NOT NULL DEFAULT '[]',
+		custom TEXT NOT NULL DEFAULT '{}',
+		markable INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	CREATE INDEX messages_dialog ON messages(dialog_id, date_sent, id);
+	CREATE TABLE message_users (
+		message_id TEXT NOT NULL,
+		user_id INTEGER NOT NULL,
+		dialog_id TEXT NOT NULL,
+		recipient INTEGER NOT NULL DEFAULT 0,
+		read INTEGER NOT NULL DEFAULT 0,
+		delivered INTEGER NOT NULL DEFAULT 0,
+		hidden INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (message_id, user_id)
+	) WITHOUT ROWID;
+	CREATE INDEX message_users_unread ON message_users(dialog_id, user_id, read);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -14,7 +14,7 @@ func open(t *testing.T) storetest.Stores {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return storetest.Stores{Accounts: db.Accounts(), XMPP: db.XMPP()}
+	return storetest.Stores{Accounts: db.Accounts(), XMPP: db.XMPP(), History: db.History()}
 }
 
 func TestConformance(t *testing.T) { storetest.Run(t, open) }

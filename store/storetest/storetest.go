@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"chatd/account"
+	"chatd/history"
 	"chatd/xmpp"
 )
 
@@ -17,6 +18,7 @@ import (
 type Stores struct {
 	Accounts account.Store
 	XMPP     xmpp.Store
+	History  history.Store
 }
 
 // Open returns fresh, empty stores for one test and arranges their cleanup
@@ -27,4 +29,5 @@ type Open func(t *testing.T) Stores
 func Run(t *testing.T, open Open) {
 	t.Run("Accounts", func(t *testing.T) { runAccounts(t, open) })
 	t.Run("XMPP", func(t *testing.T) { runXMPP(t, open) })
+	t.Run("History", func(t *testing.T) { runHistory(t, open) })
 }

@@ -1,0 +1,410 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"chatd/internal/oid"
+)
+
+// NewMessage is a message to record.
+type NewMessage struct {
+	App      int64
+	SenderID int64
+	// DialogID names the dialog; when empty, RecipientID names the other
+	// user of a private dialog, which is created if needed.
+	DialogID    string
+	RecipientID int64
+	// ID is the client's id for the message (the XMPP stanza id); it is
+	// kept when it is a valid ObjectId, otherwise a new one is made.
+	ID          string
+	Text        string
+	DateSent    float64 // the client's date_sent (unix seconds); 0 if none
+	Attachments []Attachment
+	Custom      map[string]string
+	Markable    bool
+}
+
+// Record stores a message before anyone is told about it. It creates the
+// private dialog of a pair on their first message. Recording the same id
+// again from the same sender into the same dialog returns the stored
+// message (client retries and stream resumption stay idempotent).
+func (s *Service) Record(ctx context.Context, in NewMessage) (*Message, *Dialog, error) {
+	d, err := s.dialogFor(ctx, in)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.now()
+	m := &Message{
+		AppID:        in.App,
+		DialogID:     d.ID,
+		Text:         in.Text,
+		SenderID:     in.SenderID,
+		Attachments:  in.Attachments,
+		Custom:       in.Custom,
+		Markable:     in.Markable,
+		ReadIDs:      []int64{in.SenderID},
+		DeliveredIDs: []int64{in.SenderID},
+		CreatedAt:    now,
+		UpdatedAt:    now,
+	}
+	m.ID = oid.New(now)
+	if oid.Valid(in.ID) {
+		m.ID = oid.Normalize(in.ID)
+	}
+	m.DateSent = now.Unix()
+	if in.DateSent > 0 {
+		client := time.Unix(int64(in.DateSent), 0)
+		if delta := client.Sub(s.cfg.Now()); delta < s.cfg.ClockSkew && delta > -s.cfg.ClockSkew {
+			m.DateSent = int64(in.DateSent)
+		}
+	}
+	if d.Type != PublicGroup {
+		for _, o := range d.Occupants {
+			if o != in.SenderID {
+				m.Recipients = append(m.Recipients, o)
+			}
+		}
+	}
+	if d.Type == Private {
+		m.RecipientID = m.Recipients[0]
+	}
+	if err := s.commit.save(ctx, m); err != nil {
+		if errors.Is(err, ErrDuplicate) {
+			old, err2 := s.store.Message(ctx, in.App, m.ID, 0)
+			if err2 == nil && old.DialogID == m.DialogID && old.SenderID == m.SenderID {
+				return old, d, nil
+			}
+		}
+		return nil, nil, err
+	}
+	return m, d, nil
+}
+
+// dialogFor finds the dialog a new message goes to and checks the sender may
+// post there.
+func (s *Service) dialogFor(ctx context.Context, in NewMessage) (*Dialog, error) {
+	if in.DialogID == "" {
+		if in.RecipientID == 0 {
+			return nil, invalid("chat_dialog_id", "or recipient_id is required")
+		}
+		if in.RecipientID == in.SenderID {
+			return nil, invalid("recipient_id", "cannot be the sender")
+		}
+		d, err := s.store.PrivateDialog(ctx, in.App, in.SenderID, in.RecipientID)
+		if errors.Is(err, ErrNotFound) {
+			d, _, err = s.CreateDialog(ctx, in.App, in.SenderID, DialogInput{Type: Private, Occupants: []int64{in.RecipientID}})
+		}
+		return d, err
+	}
+	d, err := s.visible(ctx, in.App, in.SenderID, in.DialogID)
+	if err != nil {
+		return nil, err
+	}
+	if d.Type == Private && in.RecipientID != 0 && !d.HasOccupant(in.RecipientID) {
+		return nil, invalid("recipient_id", "is not in the dialog")
+	}
+	return d, nil
+}
+
+// Messages lists messages of a dialog the user may read. With markRead the
+// returned messages count as read by the user (QuickBlox's default for
+// GET /chat/Message; mark_as_read=0 turns it off).
+func (s *Service) Messages(ctx context.Context, app, user int64, dialogID string, q MessageQuery, markRead bool) ([]*Message, error) {
+	d, err := s.visible(ctx, app, user, dialogID)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := s.store.FindMessages(ctx, app, d.ID, user, q)
+	if err != nil {
+		return nil, err
+	}
+	if markRead && len(msgs) > 0 {
+		var ids []string
+		for _, m := range msgs {
+			if slices.Contains(m.Recipients, user) && !slices.Contains(m.ReadIDs, user) {
+				ids = append(ids, m.ID)
+			}
+		}
+		if len(ids) > 0 {
+			if _, err := s.store.MarkMessages(ctx, app, d.ID, user, ids, Read); err != nil {
+				return nil, err
+			}
+			for _, m := range msgs {
+				if slices.Contains(ids, m.ID) {
+					m.ReadIDs = append(m.ReadIDs, user)
+					if !slices.Contains(m.DeliveredIDs, user) {
+						m.DeliveredIDs = append(m.DeliveredIDs, user)
+					}
+				}
+			}
+		}
+	}
+	return msgs, nil
+}
+
+// Message returns one message the user may read.
+func (s *Service) Message(ctx context.Context, app, user int64, id string) (*Message, error) {
+	if !oid.Valid(id) {
+		return nil, ErrNotFound
+	}
+	m, err := s.store.Message(ctx, app, oid.Normalize(id), user)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.visible(ctx, app, user, m.DialogID); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// MarkMessages marks messages of a dialog (every message when ids is nil)
+// read or delivered for the user; read implies delivered.
+func (s *Service) MarkMessages(ctx context.Context, app, user int64, dialogID string, ids []string, mark Mark) error {
+	d, err := s.visible(ctx, app, user, dialogID)
+	if err != nil {
+		return err
+	}
+	ids, err = validIDs(ids)
+	if err != nil {
+		return err
+	}
+	if mark == Read {
+		if _, err := s.store.MarkMessages(ctx, app, d.ID, user, ids, Delivered); err != nil {
+			return err
+		}
+	}
+	_, err = s.store.MarkMessages(ctx, app, d.ID, user, ids, mark)
+	return err
+}
+
+// MarkUpTo applies a chat marker (XEP-0333): the message and every earlier
+// one of the dialog become read (displayed) or delivered (received) for the
+// user. It returns the number newly marked.
+func (s *Service) MarkUpTo(ctx context.Context, app, user int64, dialogID, messageID string, mark Mark) (int, error) {
+	d, err := s.visible(ctx, app, user, dialogID)
+	if err != nil {
+		return 0, err
+	}
+	if !oid.Valid(messageID) {
+		return 0, ErrNotFound
+	}
+	messageID = oid.Normalize(messageID)
+	if mark == Read {
+		if _, err := s.store.MarkUpTo(ctx, app, d.ID, user, messageID, Delivered); err != nil {
+			return 0, err
+		}
+	}
+	return s.store.MarkUpTo(ctx, app, d.ID, user, messageID, mark)
+}
+
+func validIDs(ids []string) ([]string, error) {
+	if ids == nil {
+		return nil, nil
+	}
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !oid.Valid(id) {
+			return nil, invalid("_id", "%q is not a message id", id)
+		}
+		out = append(out, oid.Normalize(id))
+	}
+	return out, nil
+}
+
+// Edit replaces the text of a message; only its sender may (XEP-0308 and
+// PUT /chat/Message).
+func (s *Service) Edit(ctx context.Context, app, user int64, id, text string) (*Message, error) {
+	m, err := s.Message(ctx, app, user, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.SenderID != user {
+		return nil, ErrForbidden
+	}
+	at := s.now()
+	if err := s.store.EditMessage(ctx, app, m.ID, text, at); err != nil {
+		return nil, err
+	}
+	m.Text, m.UpdatedAt = text, at
+	return m, nil
+}
+
+// DeleteMessages deletes messages for the user, or for everyone with force
+// (each message by its sender only); observers hear of the latter.
+func (s *Service) DeleteMessages(ctx context.Context, app, user int64, ids []string, force bool) (DeleteResult, error) {
+	var res DeleteResult
+	var mine []string
+	var gone []*Message
+	for _, id := range ids {
+		m, err := s.Message(ctx, app, user, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			res.NotFound = append(res.NotFound, id)
+			continue
+		case errors.Is(err, ErrForbidden):
+			res.WrongPermissions = append(res.WrongPermissions, id)
+			continue
+		case err != nil:
+			return res, err
+		}
+		if force && m.SenderID != user {
+			res.WrongPermissions = append(res.WrongPermissions, id)
+			continue
+		}
+		mine = append(mine, m.ID)
+		gone = append(gone, m)
+	}
+	if len(mine) == 0 {
+		return res, nil
+	}
+	var (
+		done []string
+		err  error
+	)
+	if force {
+		done, err = s.store.DeleteMessages(ctx, app, mine)
+	} else {
+		done, err = s.store.HideMessages(ctx, app, user, mine)
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Deleted = append(res.Deleted, done...)
+	if force {
+		byDialog := map[string][]*Message{}
+		for _, m := range gone {
+			byDialog[m.DialogID] = append(byDialog[m.DialogID], m)
+		}
+		for dialogID, msgs := range byDialog {
+			if d, err := s.store.Dialog(ctx, app, dialogID); err == nil {
+				s.emit(ctx, Event{Kind: MessagesDeleted, Dialog: d, Actor: user, Messages: msgs})
+			}
+		}
+	}
+	return res, nil
+}
+
+// UnreadCounts returns the user's unread counts for the dialogs (all when
+// ids is empty) and their total.
+func (s *Service) UnreadCounts(ctx context.Context, app, user int64, ids []string) (map[string]int, int, error) {
+	if len(ids) == 0 {
+		return s.store.UnreadCounts(ctx, app, user, nil)
+	}
+	var valid []string
+	for _, id := range ids {
+		if oid.Valid(id) {
+			valid = append(valid, oid.Normalize(id))
+		}
+	}
+	counts, total, err := s.store.UnreadCounts(ctx, app, user, valid)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make(map[string]int, len(ids))
+	for _, id := range ids {
+		out[id] = counts[oid.Normalize(id)]
+	}
+	return out, total, nil
+}
+
+// committer stores messages in groups: while one SaveMessages call runs,
+// messages recorded meanwhile queue up and go in the next call together
+// (group commit), so the store's write cost is shared under load without
+// delaying a lone message.
+type committer struct {
+	store Store
+	log   *slog.Logger
+	in    chan *pendingSave
+	wg    sync.WaitGroup
+	once  sync.Once
+	stop  chan struct{}
+}
+
+type pendingSave struct {
+	ctx  context.Context
+	msg  *Message
+	done chan error
+}
+
+const maxBatch = 256
+
+func newCommitter(store Store, log *slog.Logger) *committer {
+	c := &committer{store: store, log: log, in: make(chan *pendingSave, 4*maxBatch), stop: make(chan struct{})}
+	c.wg.Add(1)
+	go c.run()
+	return c
+}
+
+var errClosed = errors.New("history: shutting down")
+
+func (c *committer) save(ctx context.Context, m *Message) error {
+	p := &pendingSave{ctx: ctx, msg: m, done: make(chan error, 1)}
+	select {
+	case c.in <- p:
+	case <-c.stop:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued the message is stored whatever the caller does, so a
+	// caller that gives up cannot leave it half-known.
+	return <-p.done
+}
+
+func (c *committer) run() {
+	defer c.wg.Done()
+	batch := make([]*pendingSave, 0, maxBatch)
+	for {
+		select {
+		case p := <-c.in:
+			batch = append(batch[:0], p)
+		case <-c.stop:
+			// Drain what was queued before the stop.
+			for {
+				select {
+				case p := <-c.in:
+					c.flush([]*pendingSave{p})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-c.in:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		c.flush(batch)
+	}
+}
+
+func (c *committer) flush(batch []*pendingSave) {
+	msgs := make([]*Message, len(batch))
+	for i, p := range batch {
+		msgs[i] = p.msg
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	errs := c.store.SaveMessages(ctx, msgs)
+	cancel()
+	for i, p := range batch {
+		var err error
+		if errs != nil {
+			err = errs[i]
+		}
+		p.done <- err
+	}
+}
+
+func (c *committer) close() {
+	c.once.Do(func() { close(c.stop) })
+	c.wg.Wait()
+}

@@ -1,0 +1,267 @@
+package history
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"chatd/internal/oid"
+)
+
+// Op is a comparison of the QuickBlox filter language.
+type Op string
+
+// Operators. OpAll applies to array fields (every value present); OpContains
+// is a case-insensitive substring match on string fields.
+const (
+	OpEq       Op = "eq"
+	OpNe       Op = "ne"
+	OpLt       Op = "lt"
+	OpLte      Op = "lte"
+	OpGt       Op = "gt"
+	OpGte      Op = "gte"
+	OpIn       Op = "in"
+	OpNin      Op = "nin"
+	OpAll      Op = "all"
+	OpContains Op = "ctn"
+)
+
+// Kind is the type of a filterable field.
+type Kind int
+
+// Field kinds. Values of KindInt and KindTime fields are int64 (times in unix
+// seconds), of KindString and KindID fields strings, of KindIntArray int64.
+const (
+	KindInt Kind = iota
+	KindString
+	KindID
+	KindTime
+	KindIntArray
+	KindStringArray
+)
+
+// Cond is one typed condition. Field is the wire name ("type",
+// "occupants_ids", "data.category", "attachments.type").
+type Cond struct {
+	Field  string
+	Kind   Kind
+	Op     Op
+	Values []any
+}
+
+// Param is one filter parameter as it arrived: field[op]=value (Op "" for
+// field=value).
+type Param struct {
+	Field string
+	Op    string
+	Value string
+}
+
+// DialogQuery selects the dialogs a user sees.
+type DialogQuery struct {
+	Conds []Cond
+	Sort  string // a dialog field; "" for the default (last message, newest first)
+	Desc  bool
+	Limit int
+	Skip  int
+	Count bool // only the number of matches is wanted
+}
+
+// MessageQuery selects messages of one dialog.
+type MessageQuery struct {
+	Conds []Cond
+	Sort  string // a message field; "" for date_sent ascending
+	Desc  bool
+	Limit int
+	Skip  int
+}
+
+// Query limits.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 100
+)
+
+var dialogFields = map[string]Kind{
+	"_id": KindID, "type": KindInt, "name": KindString, "user_id": KindInt, "photo": KindString,
+	"last_message_date_sent": KindInt, "last_message_user_id": KindInt, "last_message": KindString,
+	"created_at": KindTime, "updated_at": KindTime, "occupants_ids": KindIntArray,
+}
+
+var dialogSorts = map[string]bool{
+	"_id": true, "type": true, "name": true, "last_message_date_sent": true, "created_at": true,
+	"updated_at": true, "user_id": true,
+}
+
+var messageFields = map[string]Kind{
+	"_id": KindID, "message": KindString, "date_sent": KindInt, "sender_id": KindInt, "recipient_id": KindInt,
+	"created_at": KindTime, "updated_at": KindTime, "attachments.type": KindStringArray,
+}
+
+var messageSorts = map[string]bool{"_id": true, "date_sent": true, "created_at": true, "updated_at": true}
+
+// QueryError is a malformed query; its text names the offending parameter.
+type QueryError struct{ Msg string }
+
+func (e *QueryError) Error() string { return "history: " + e.Msg }
+
+func queryErr(format string, args ...any) error { return &QueryError{fmt.Sprintf(format, args...)} }
+
+// ParseDialogQuery builds a dialog query from filter parameters (data[x]=v
+// arrives as field "data.x") and the paging and sorting parameters.
+func ParseDialogQuery(params []Param, sortAsc, sortDesc, limit, skip string, count bool) (DialogQuery, error) {
+	q := DialogQuery{Count: count}
+	for _, p := range params {
+		kind, ok := dialogFields[p.Field]
+		if strings.HasPrefix(p.Field, "data.") && len(p.Field) > 5 {
+			kind, ok = KindString, true
+		}
+		if !ok {
+			return q, queryErr("unknown dialog field %q", p.Field)
+		}
+		c, err := parseCond(p, kind)
+		if err != nil {
+			return q, err
+		}
+		q.Conds = append(q.Conds, c)
+	}
+	var err error
+	if q.Sort, q.Desc, err = parseSort(sortAsc, sortDesc, dialogSorts); err != nil {
+		return q, err
+	}
+	if q.Limit, q.Skip, err = parsePaging(limit, skip); err != nil {
+		return q, err
+	}
+	return q, nil
+}
+
+// ParseMessageQuery builds a message query.
+func ParseMessageQuery(params []Param, sortAsc, sortDesc, limit, skip string) (MessageQuery, error) {
+	var q MessageQuery
+	for _, p := range params {
+		kind, ok := messageFields[p.Field]
+		if !ok {
+			return q, queryErr("unknown message field %q", p.Field)
+		}
+		c, err := parseCond(p, kind)
+		if err != nil {
+			return q, err
+		}
+		q.Conds = append(q.Conds, c)
+	}
+	var err error
+	if q.Sort, q.Desc, err = parseSort(sortAsc, sortDesc, messageSorts); err != nil {
+		return q, err
+	}
+	if q.Limit, q.Skip, err = parsePaging(limit, skip); err != nil {
+		return q, err
+	}
+	return q, nil
+}
+
+func parseSort(asc, desc string, allowed map[string]bool) (string, bool, error) {
+	if asc != "" && desc != "" {
+		return "", false, queryErr("give sort_asc or sort_desc, not both")
+	}
+	field, isDesc := asc, false
+	if desc != "" {
+		field, isDesc = desc, true
+	}
+	if field != "" && !allowed[field] {
+		return "", false, queryErr("cannot sort by %q", field)
+	}
+	return field, isDesc, nil
+}
+
+func parsePaging(limit, skip string) (int, int, error) {
+	l, s := DefaultLimit, 0
+	if limit != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(limit))
+		if err != nil || n < 0 {
+			return 0, 0, queryErr("limit must be a non-negative integer, got %q", limit)
+		}
+		l = min(n, MaxLimit)
+		if n == 0 {
+			l = DefaultLimit
+		}
+	}
+	if skip != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(skip))
+		if err != nil || n < 0 {
+			return 0, 0, queryErr("skip must be a non-negative integer, got %q", skip)
+		}
+		s = n
+	}
+	return l, s, nil
+}
+
+func parseCond(p Param, kind Kind) (Cond, error) {
+	op := Op(p.Op)
+	if op == "" {
+		op = OpEq
+	}
+	if op == "or" {
+		op = OpIn // QuickBlox's "or" lists alternatives, as "in" does
+	}
+	c := Cond{Field: p.Field, Kind: kind, Op: op}
+	switch op {
+	case OpEq, OpNe, OpLt, OpLte, OpGt, OpGte, OpIn, OpNin:
+	case OpAll:
+		if kind != KindIntArray && kind != KindStringArray {
+			return c, queryErr("operator all applies to array fields, not %q", p.Field)
+		}
+	case OpContains:
+		if kind != KindString {
+			return c, queryErr("operator ctn applies to text fields, not %q", p.Field)
+		}
+	default:
+		return c, queryErr("unknown operator %q on %q", p.Op, p.Field)
+	}
+	raw := []string{p.Value}
+	if op == OpIn || op == OpNin || op == OpAll {
+		raw = nil
+		for v := range strings.SplitSeq(p.Value, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				raw = append(raw, v)
+			}
+		}
+		if len(raw) == 0 {
+			return c, queryErr("%s[%s] needs at least one value", p.Field, op)
+		}
+	}
+	for _, r := range raw {
+		v, err := parseValue(kind, r)
+		if err != nil {
+			return c, queryErr("bad value %q for %s: %v", r, p.Field, err)
+		}
+		c.Values = append(c.Values, v)
+	}
+	return c, nil
+}
+
+func parseValue(kind Kind, s string) (any, error) {
+	switch kind {
+	case KindInt, KindIntArray:
+		if f, err := strconv.ParseFloat(s, 64); err == nil && !strings.ContainsAny(s, "eE") {
+			return int64(f), nil // QuickBlox clients sometimes send 1700000000.123
+		}
+		return nil, fmt.Errorf("not a number")
+	case KindTime:
+		if f, err := strconv.ParseFloat(s, 64); err == nil {
+			return int64(f), nil
+		}
+		for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02"} {
+			if t, err := time.Parse(layout, s); err == nil {
+				return t.Unix(), nil
+			}
+		}
+		return nil, fmt.Errorf("not a time")
+	case KindID:
+		if !oid.Valid(s) {
+			return nil, fmt.Errorf("not an id")
+		}
+		return oid.Normalize(s), nil
+	}
+	return s, nil
+}

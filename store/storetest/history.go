@@ -1,0 +1,669 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"chatd/history"
+	"chatd/internal/oid"
+)
+
+func runHistory(t *testing.T, open Open) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s history.Store)
+	}{
+		{"Dialogs", testDialogs},
+		{"FindDialogs", testFindDialogs},
+		{"SaveMessages", testSaveMessages},
+		{"FindMessages", testFindMessages},
+		{"Marks", testMarks},
+		{"HideAndDelete", testHideAndDelete},
+		{"DialogMembership", testDialogMembership},
+		{"ConcurrentCounters", testConcurrentCounters},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := open(t).History
+			if st == nil {
+				// Only while a backend's history store is being written;
+				// every shipped backend sets it.
+				t.Skip("this backend has no history store yet")
+			}
+			tc.fn(t, st)
+		})
+	}
+}
+
+var idClock = t0
+
+// newID returns ids that sort by creation.
+func newID() string {
+	idClock = idClock.Add(time.Second)
+	return oid.New(idClock)
+}
+
+func mkDialog(t *testing.T, s history.Store, app int64, typ history.DialogType, owner int64, occupants ...int64) *history.Dialog {
+	t.Helper()
+	d := &history.Dialog{ID: newID(), AppID: app, Type: typ, OwnerID: owner, Name: "d", CreatedAt: t0, UpdatedAt: t0}
+	if typ != history.PublicGroup {
+		d.Occupants = append(slices.Clone(occupants), owner)
+		slices.Sort(d.Occupants)
+	}
+	if typ != history.Private {
+		d.RoomName = d.ID
+	}
+	if err := s.CreateDialog(context.Background(), d); err != nil {
+		t.Fatalf("CreateDialog: %v", err)
+	}
+	return d
+}
+
+func mkMessage(d *history.Dialog, sender int64, dateSent int64, text string) *history.Message {
+	m := &history.Message{ID: newID(), AppID: d.AppID, DialogID: d.ID, Text: text, DateSent: dateSent,
+		SenderID: sender, CreatedAt: t0, UpdatedAt: t0, ReadIDs: []int64{sender}, DeliveredIDs: []int64{sender}}
+	if d.Type != history.PublicGroup {
+		for _, o := range d.Occupants {
+			if o != sender {
+				m.Recipients = append(m.Recipients, o)
+			}
+		}
+	}
+	if d.Type == history.Private {
+		m.RecipientID = m.Recipients[0]
+	}
+	return m
+}
+
+func save(t *testing.T, s history.Store, msgs ...*history.Message) {
+	t.Helper()
+	if errs := s.SaveMessages(context.Background(), msgs); errs != nil {
+		t.Fatalf("SaveMessages: %v", errs)
+	}
+}
+
+// checkUnread compares a user's counter with the expected value and with a
+// recount from the messages.
+func checkUnread(t *testing.T, s history.Store, d *history.Dialog, user int64, want int) {
+	t.Helper()
+	ctx := context.Background()
+	counts, _, err := s.UnreadCounts(ctx, d.AppID, user, []string{d.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recount, err := s.RecountUnread(ctx, d.AppID, d.ID, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[d.ID] != want || recount != want {
+		t.Errorf("user %d unread in %s: counter %d, recount %d, want %d", user, d.ID, counts[d.ID], recount, want)
+	}
+}
+
+func testDialogs(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	p := mkDialog(t, s, 1, history.Private, 10, 11)
+	g := &history.Dialog{ID: newID(), AppID: 1, Type: history.Group, OwnerID: 10, Name: "Team", Photo: "42",
+		Occupants: []int64{10, 11, 12}, AdminIDs: []int64{11}, RoomName: "team-room", JoinRequired: true,
+		Data: map[string]string{"class_name": "Extra", "color": "red"}, CreatedAt: t0, UpdatedAt: t0.Add(time.Minute)}
+	if err := s.CreateDialog(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Dialog(ctx, 1, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *g
+	if !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Errorf("times %v %v", got.CreatedAt, got.UpdatedAt)
+	}
+	got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	if !reflect.DeepEqual(*got, want) {
+		t.Errorf("Dialog = %+v\nwant     %+v", *got, want)
+	}
+	// A second private dialog of the same pair, in either order, is refused.
+	dup := &history.Dialog{ID: newID(), AppID: 1, Type: history.Private, OwnerID: 11, Occupants: []int64{10, 11},
+		CreatedAt: t0, UpdatedAt: t0}
+	if err := s.CreateDialog(ctx, dup); !errors.Is(err, history.ErrDuplicate) {
+		t.Errorf("second private dialog: %v, want ErrDuplicate", err)
+	}
+	for _, pair := range [][2]int64{{10, 11}, {11, 10}} {
+		if got, err := s.PrivateDialog(ctx, 1, pair[0], pair[1]); err != nil || got.ID != p.ID {
+			t.Errorf("PrivateDialog(%v) = %v, %v", pair, got, err)
+		}
+	}
+	if _, err := s.PrivateDialog(ctx, 1, 10, 12); !errors.Is(err, history.ErrNotFound) {
+		t.Errorf("PrivateDialog of a pair without one: %v", err)
+	}
+	// The same pair in another application is another dialog.
+	mkDialog(t, s, 2, history.Private, 10, 11)
+	if got, err := s.RoomDialog(ctx, 1, "team-room"); err != nil || got.ID != g.ID {
+		t.Errorf("RoomDialog = %v, %v", got, err)
+	}
+	sameRoom := &history.Dialog{ID: newID(), AppID: 1, Type: history.Group, OwnerID: 12, Occupants: []int64{12},
+		RoomName: "team-room", CreatedAt: t0, UpdatedAt: t0}
+	if err := s.CreateDialog(ctx, sameRoom); !errors.Is(err, history.ErrDuplicate) {
+		t.Errorf("second dialog with the same room: %v, want ErrDuplicate", err)
+	}
+	if _, err := s.Dialog(ctx, 2, g.ID); !errors.Is(err, history.ErrNotFound) {
+		t.Errorf("dialog through another application: %v", err)
+	}
+	// Update.
+	g.Name, g.Photo, g.JoinRequired = "Renamed", "", false
+	g.Data = map[string]string{"class_name": "Extra", "color": "blue", "size": "3"}
+	g.Occupants = []int64{10, 12, 13}
+	g.UpdatedAt = t0.Add(time.Hour)
+	if err := s.UpdateDialog(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Dialog(ctx, 1, g.ID)
+	if got.Name != "Renamed" || got.Photo != "" || got.JoinRequired || !reflect.DeepEqual(got.Data, g.Data) ||
+		!slices.Equal(got.Occupants, []int64{10, 12, 13}) || !got.UpdatedAt.Equal(g.UpdatedAt) {
+		t.Errorf("after update: %+v", got)
+	}
+	ghost := *g
+	ghost.ID = newID()
+	if err := s.UpdateDialog(ctx, &ghost); !errors.Is(err, history.ErrNotFound) {
+		t.Errorf("UpdateDialog(unknown) = %v", err)
+	}
+	// Notifications default to on and are per user.
+	if on, err := s.Notifications(ctx, 1, g.ID, 10); err != nil || !on {
+		t.Errorf("default notifications: %v %v", on, err)
+	}
+	if err := s.SetNotifications(ctx, 1, g.ID, 10, false); err != nil {
+		t.Fatal(err)
+	}
+	if on, _ := s.Notifications(ctx, 1, g.ID, 10); on {
+		t.Error("notifications still on")
+	}
+	if on, _ := s.Notifications(ctx, 1, g.ID, 12); !on {
+		t.Error("another user's notifications changed")
+	}
+	// Delete takes everything with it.
+	save(t, s, mkMessage(g, 10, 100, "bye"))
+	if err := s.DeleteDialog(ctx, 1, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Dialog(ctx, 1, g.ID); !errors.Is(err, history.ErrNotFound) {
+		t.Errorf("dialog after delete: %v", err)
+	}
+	if msgs, err := s.FindMessages(ctx, 1, g.ID, 10, history.MessageQuery{}); err != nil || len(msgs) != 0 {
+		t.Errorf("messages after delete: %v %v", msgs, err)
+	}
+	if _, total, _ := s.UnreadCounts(ctx, 1, 12, nil); total != 0 {
+		t.Errorf("unread after delete: %d", total)
+	}
+	if err := s.DeleteDialog(ctx, 1, g.ID); !errors.Is(err, history.ErrNotFound) {
+		t.Errorf("second DeleteDialog: %v", err)
+	}
+}
+
+func dialogIDs(ds []*history.Dialog) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.ID)
+	}
+	return out
+}
+
+func testFindDialogs(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	const me = int64(10)
+	private := mkDialog(t, s, 1, history.Private, me, 11)
+	group := mkDialog(t, s, 1, history.Group, 12, me, 13)
+	other := mkDialog(t, s, 1, history.Group, 12, 13) // not mine
+	public := mkDialog(t, s, 1, history.PublicGroup, 14)
+	foreign := mkDialog(t, s, 2, history.PublicGroup, 14) // another app
+	_ = other
+	_ = foreign
+	// Give each a last message at a known time.
+	save(t, s, mkMessage(private, 11, 300, "p"), mkMessage(group, 12, 200, "g"), mkMessage(public, 14, 100, "pub"))
+	group.Data = map[string]string{"class_name": "Extra", "color": "red"}
+	group.Name = "Weekend plans"
+	if err := s.UpdateDialog(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	find := func(q history.DialogQuery) ([]string, int) {
+		t.Helper()
+		ds, total, err := s.FindDialogs(ctx, 1, me, q)
+		if err != nil {
+			t.Fatalf("FindDialogs(%+v): %v", q, err)
+		}
+		return dialogIDs(ds), total
+	}
+	cond := func(field string, kind history.Kind, op history.Op, vals ...any) history.Cond {
+		return history.Cond{Field: field, Kind: kind, Op: op, Values: vals}
+	}
+	cases := []struct {
+		name  string
+		q     history.DialogQuery
+		want  []string
+		total int
+	}{
+		{"visible, newest message first", history.DialogQuery{}, []string{private.ID, group.ID, public.ID}, 3},
+		{"type in", history.DialogQuery{Conds: []history.Cond{cond("type", history.KindInt, history.OpIn, int64(1), int64(3))}},
+			[]string{private.ID, public.ID}, 2},
+		{"name ctn", history.DialogQuery{Conds: []history.Cond{cond("name", history.KindString, history.OpContains, "WEEKEND")}},
+			[]string{group.ID}, 1},
+		{"occupants all", history.DialogQuery{Conds: []history.Cond{cond("occupants_ids", history.KindIntArray, history.OpAll, me, int64(13))}},
+			[]string{group.ID}, 1},
+		{"occupants in", history.DialogQuery{Conds: []history.Cond{cond("occupants_ids", history.KindIntArray, history.OpIn, int64(11), int64(13))}},
+			[]string{private.ID, group.ID}, 2},
+		{"data field", history.DialogQuery{Conds: []history.Cond{cond("data.color", history.KindString, history.OpEq, "red")}},
+			[]string{group.ID}, 1},
+		{"last message gt", history.DialogQuery{Conds: []history.Cond{cond("last_message_date_sent", history.KindInt, history.OpGt, int64(150))}},
+			[]string{private.ID, group.ID}, 2},
+		{"_id ne", history.DialogQuery{Conds: []history.Cond{cond("_id", history.KindID, history.OpNe, group.ID)}},
+			[]string{private.ID, public.ID}, 2},
+		{"sort asc", history.DialogQuery{Sort: "last_message_date_sent"}, []string{public.ID, group.ID, private.ID}, 3},
+		{"page", history.DialogQuery{Sort: "last_message_date_sent", Desc: true, Limit: 1, Skip: 1}, []string{group.ID}, 3},
+		{"count", history.DialogQuery{Count: true}, nil, 3},
+	}
+	for _, tc := range cases {
+		got, total := find(tc.q)
+		if !slices.Equal(got, tc.want) || total != tc.total {
+			t.Errorf("%s: %v (total %d), want %v (total %d)", tc.name, got, total, tc.want, tc.total)
+		}
+	}
+	ds, _, _ := s.FindDialogs(ctx, 1, me, history.DialogQuery{})
+	for _, d := range ds {
+		want := map[string]int{private.ID: 1, group.ID: 1, public.ID: 0}[d.ID]
+		if d.UnreadCount != want {
+			t.Errorf("dialog %s unread %d, want %d", d.ID, d.UnreadCount, want)
+		}
+	}
+	// Hiding removes a dialog from the list until a new message arrives.
+	if err := s.HideDialog(ctx, 1, private.ID, me); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := find(history.DialogQuery{}); slices.Contains(got, private.ID) {
+		t.Error("hidden dialog still listed")
+	}
+	checkUnread(t, s, private, me, 0)
+	if err := s.HideDialog(ctx, 1, public.ID, me); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := find(history.DialogQuery{}); !slices.Equal(got, []string{group.ID}) {
+		t.Errorf("after hiding two: %v", got)
+	}
+	save(t, s, mkMessage(private, 11, 400, "again"))
+	if got, _ := find(history.DialogQuery{}); !slices.Equal(got, []string{private.ID, group.ID}) {
+		t.Errorf("after a new message: %v", got)
+	}
+	checkUnread(t, s, private, me, 1)
+}
+
+func testSaveMessages(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	d := mkDialog(t, s, 1, history.Group, 10, 11, 12)
+	m1 := mkMessage(d, 10, 100, "first")
+	m1.Attachments = []history.Attachment{{"type": "image", "id": "42", "url": "https://x/a.png"}}
+	m1.Custom = map[string]string{"save_to_history": "1", "color": "red"}
+	m1.Markable = true
+	save(t, s, m1)
+	got, err := s.Message(ctx, 1, m1.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Text != "first" || got.DateSent != 100 || got.SenderID != 10 || !got.Markable ||
+		!reflect.DeepEqual(got.Attachments, m1.Attachments) || !reflect.DeepEqual(got.Custom, m1.Custom) ||
+		!slices.Equal(got.Recipients, []int64{11, 12}) || !slices.Equal(got.ReadIDs, []int64{10}) ||
+		!slices.Equal(got.DeliveredIDs, []int64{10}) || got.DialogID != d.ID || !got.CreatedAt.Equal(t0) {
+		t.Errorf("stored message = %+v", got)
+	}
+	checkUnread(t, s, d, 11, 1)
+	checkUnread(t, s, d, 12, 1)
+	checkUnread(t, s, d, 10, 0)
+	dl, _ := s.Dialog(ctx, 1, d.ID)
+	if dl.LastMessage != "first" || dl.LastMessageID != m1.ID || dl.LastMessageDateSent != 100 || dl.LastMessageUserID != 10 {
+		t.Errorf("last message fields: %+v", dl)
+	}
+	// An older message does not become the last one; a newer one does.
+	older := mkMessage(d, 11, 50, "older")
+	newer := mkMessage(d, 12, 150, "")
+	newer.Attachments = []history.Attachment{{"type": "video"}}
+	save(t, s, older, newer)
+	dl, _ = s.Dialog(ctx, 1, d.ID)
+	if dl.LastMessageID != newer.ID || dl.LastMessageUserID != 12 || dl.LastMessage != "[video]" {
+		t.Errorf("last message after two more: %+v", dl)
+	}
+	checkUnread(t, s, d, 10, 2)
+	checkUnread(t, s, d, 11, 2)
+	// A batch with a duplicate id and an unknown dialog stores the rest.
+	good := mkMessage(d, 10, 160, "good")
+	dup := mkMessage(d, 10, 170, "dup")
+	dup.ID = m1.ID
+	lost := mkMessage(d, 10, 180, "lost")
+	lost.DialogID = newID()
+	errs := s.SaveMessages(ctx, []*history.Message{dup, good, lost})
+	if len(errs) != 3 || !errors.Is(errs[0], history.ErrDuplicate) || errs[1] != nil || !errors.Is(errs[2], history.ErrNotFound) {
+		t.Fatalf("batch errors = %v", errs)
+	}
+	if got, _ := s.Message(ctx, 1, m1.ID, 0); got.Text != "first" {
+		t.Errorf("a duplicate overwrote the message: %q", got.Text)
+	}
+	if _, err := s.Message(ctx, 1, good.ID, 0); err != nil {
+		t.Errorf("the good message of the batch: %v", err)
+	}
+	checkUnread(t, s, d, 11, 3)
+	if _, err := s.Message(ctx, 2, good.ID, 0); !errors.Is(err, history.ErrNotFound) {
+		t.Errorf("message through another application: %v", err)
+	}
+}
+
+func testFindMessages(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	d := mkDialog(t, s, 1, history.Private, 10, 11)
+	var ms []*history.Message
+	for i := range 6 {
+		m := mkMessage(d, []int64{10, 11}[i%2], int64(100+i*10), fmt.Sprintf("message %d", i))
+		if i == 2 {
+			m.Text = "Find ME"
+			m.Attachments = []history.Attachment{{"type": "image"}}
+		}
+		ms = append(ms, m)
+	}
+	save(t, s, ms...)
+	find := func(q history.MessageQuery) []int {
+		t.Helper()
+		got, err := s.FindMessages(ctx, 1, d.ID, 10, q)
+		if err != nil {
+			t.Fatalf("FindMessages(%+v): %v", q, err)
+		}
+		var out []int
+		for _, m := range got {
+			out = append(out, slices.IndexFunc(ms, func(x *history.Message) bool { return x.ID == m.ID }))
+		}
+		return out
+	}
+	cond := func(field string, kind history.Kind, op history.Op, vals ...any) history.Cond {
+		return history.Cond{Field: field, Kind: kind, Op: op, Values: vals}
+	}
+	cases := []struct {
+		name string
+		q    history.MessageQuery
+		want []int
+	}{
+		{"all ascending", history.MessageQuery{}, []int{0, 1, 2, 3, 4, 5}},
+		{"descending", history.MessageQuery{Sort: "date_sent", Desc: true}, []int{5, 4, 3, 2, 1, 0}},
+		{"date_sent lt", history.MessageQuery{Conds: []history.Cond{cond("date_sent", history.KindInt, history.OpLt, int64(120))}}, []int{0, 1}},
+		{"date_sent gte lte", history.MessageQuery{Conds: []history.Cond{cond("date_sent", history.KindInt, history.OpGte, int64(120)), cond("date_sent", history.KindInt, history.OpLte, int64(140))}}, []int{2, 3, 4}},
+		{"sender", history.MessageQuery{Conds: []history.Cond{cond("sender_id", history.KindInt, history.OpEq, int64(11))}}, []int{1, 3, 5}},
+		{"_id in", history.MessageQuery{Conds: []history.Cond{cond("_id", history.KindID, history.OpIn, ms[1].ID, ms[4].ID)}}, []int{1, 4}},
+		{"_id nin", history.MessageQuery{Conds: []history.Cond{cond("_id", history.KindID, history.OpNin, ms[0].ID, ms[5].ID)}}, []int{1, 2, 3, 4}},
+		{"text ctn", history.MessageQuery{Conds: []history.Cond{cond("message", history.KindString, history.OpContains, "find me")}}, []int{2}},
+		{"attachment type", history.MessageQuery{Conds: []history.Cond{cond("attachments.type", history.KindStringArray, history.OpEq, "image")}}, []int{2}},
+		{"recipient", history.MessageQuery{Conds: []history.Cond{cond("recipient_id", history.KindInt, history.OpEq, int64(10))}}, []int{1, 3, 5}},
+		{"page", history.MessageQuery{Limit: 2, Skip: 3}, []int{3, 4}},
+	}
+	for _, tc := range cases {
+		if got := find(tc.q); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func testMarks(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	d := mkDialog(t, s, 1, history.Group, 10, 11, 12)
+	var ms []*history.Message
+	for i := range 5 {
+		ms = append(ms, mkMessage(d, 10, int64(100+i), fmt.Sprint(i)))
+	}
+	// Two messages share a date_sent: MarkUpTo orders them by id.
+	ms[3].DateSent = ms[2].DateSent
+	save(t, s, ms...)
+	checkUnread(t, s, d, 11, 5)
+	n, err := s.MarkMessages(ctx, 1, d.ID, 11, []string{ms[0].ID, ms[1].ID}, history.Read)
+	if err != nil || n != 2 {
+		t.Fatalf("MarkMessages = %d, %v", n, err)
+	}
+	checkUnread(t, s, d, 11, 3)
+	// Marking again changes nothing.
+	if n, _ := s.MarkMessages(ctx, 1, d.ID, 11, []string{ms[0].ID}, history.Read); n != 0 {
+		t.Errorf("re-marking counted %d", n)
+	}
+	checkUnread(t, s, d, 11, 3)
+	got, _ := s.Message(ctx, 1, ms[0].ID, 0)
+	if !slices.Equal(got.ReadIDs, []int64{10, 11}) || !slices.Equal(got.DeliveredIDs, []int64{10}) {
+		t.Errorf("marks of message 0: read %v delivered %v", got.ReadIDs, got.DeliveredIDs)
+	}
+	// Delivered marks do not touch the counter.
+	if n, _ := s.MarkMessages(ctx, 1, d.ID, 12, nil, history.Delivered); n != 5 {
+		t.Errorf("delivered all = %d", n)
+	}
+	checkUnread(t, s, d, 12, 5)
+	// The sender is no recipient: nothing to mark, nothing to count.
+	if n, _ := s.MarkMessages(ctx, 1, d.ID, 10, nil, history.Read); n != 0 {
+		t.Errorf("sender marked %d", n)
+	}
+	// Up to message 2 (which shares its time with 3, a later id).
+	n, err = s.MarkUpTo(ctx, 1, d.ID, 12, ms[2].ID, history.Read)
+	if err != nil || n != 3 {
+		t.Fatalf("MarkUpTo = %d, %v", n, err)
+	}
+	checkUnread(t, s, d, 12, 2)
+	got, _ = s.Message(ctx, 1, ms[3].ID, 0)
+	if slices.Contains(got.ReadIDs, 12) {
+		t.Error("MarkUpTo marked a later message with the same date_sent")
+	}
+	if _, err := s.MarkUpTo(ctx, 1, d.ID, 12, newID(), history.Read); !errors.Is(err, history.ErrNotFound) {
+		t.Errorf("MarkUpTo an unknown message: %v", err)
+	}
+	// All of them.
+	if n, _ := s.MarkMessages(ctx, 1, d.ID, 11, nil, history.Read); n != 3 {
+		t.Errorf("read all = %d", n)
+	}
+	checkUnread(t, s, d, 11, 0)
+	// Editing keeps marks and follows into the dialog's last message.
+	if err := s.EditMessage(ctx, 1, ms[4].ID, "edited", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Message(ctx, 1, ms[4].ID, 0)
+	if got.Text != "edited" || !got.UpdatedAt.Equal(t0.Add(time.Hour)) || !slices.Contains(got.ReadIDs, 11) {
+		t.Errorf("after edit: %+v", got)
+	}
+	if dl, _ := s.Dialog(ctx, 1, d.ID); dl.LastMessage != "edited" {
+		t.Errorf("last message after edit: %q", dl.LastMessage)
+	}
+	if err := s.EditMessage(ctx, 1, newID(), "x", t0); !errors.Is(err, history.ErrNotFound) {
+		t.Errorf("editing an unknown message: %v", err)
+	}
+}
+
+func testHideAndDelete(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	d := mkDialog(t, s, 1, history.Group, 10, 11, 12)
+	var ms []*history.Message
+	for i := range 4 {
+		ms = append(ms, mkMessage(d, 10, int64(100+i), fmt.Sprint(i)))
+	}
+	save(t, s, ms...)
+	if _, err := s.MarkMessages(ctx, 1, d.ID, 11, []string{ms[0].ID}, history.Read); err != nil {
+		t.Fatal(err)
+	}
+	checkUnread(t, s, d, 11, 3)
+	// Hiding a read and an unread message for 11: one less unread.
+	done, err := s.HideMessages(ctx, 1, 11, []string{ms[0].ID, ms[1].ID, newID()})
+	if err != nil || len(done) != 2 {
+		t.Fatalf("HideMessages = %v, %v", done, err)
+	}
+	checkUnread(t, s, d, 11, 2)
+	if _, err := s.Message(ctx, 1, ms[1].ID, 11); !errors.Is(err, history.ErrNotFound) {
+		t.Errorf("hidden message visible to its hider: %v", err)
+	}
+	if _, err := s.Message(ctx, 1, ms[1].ID, 12); err != nil {
+		t.Errorf("hidden message gone for others: %v", err)
+	}
+	if got, _ := s.FindMessages(ctx, 1, d.ID, 11, history.MessageQuery{}); len(got) != 2 {
+		t.Errorf("11 sees %d messages, want 2", len(got))
+	}
+	// Marking a hidden message read does not count twice.
+	if _, err := s.MarkMessages(ctx, 1, d.ID, 11, nil, history.Read); err != nil {
+		t.Fatal(err)
+	}
+	checkUnread(t, s, d, 11, 0)
+	// The sender may hide their own message.
+	if done, _ := s.HideMessages(ctx, 1, 10, []string{ms[2].ID}); len(done) != 1 {
+		t.Errorf("sender hide = %v", done)
+	}
+	if got, _ := s.FindMessages(ctx, 1, d.ID, 10, history.MessageQuery{}); len(got) != 3 {
+		t.Errorf("sender sees %d messages, want 3", len(got))
+	}
+	// Deleting for everyone: counters drop, the last message moves back.
+	checkUnread(t, s, d, 12, 4)
+	done, err = s.DeleteMessages(ctx, 1, []string{ms[3].ID, ms[2].ID, newID()})
+	if err != nil || len(done) != 2 {
+		t.Fatalf("DeleteMessages = %v, %v", done, err)
+	}
+	checkUnread(t, s, d, 12, 2)
+	if _, err := s.Message(ctx, 1, ms[3].ID, 0); !errors.Is(err, history.ErrNotFound) {
+		t.Errorf("deleted message: %v", err)
+	}
+	dl, _ := s.Dialog(ctx, 1, d.ID)
+	if dl.LastMessageID != ms[1].ID || dl.LastMessage != "1" || dl.LastMessageDateSent != 101 {
+		t.Errorf("last message after delete: %+v", dl)
+	}
+	if _, err := s.DeleteMessages(ctx, 1, []string{ms[0].ID, ms[1].ID}); err != nil {
+		t.Fatal(err)
+	}
+	dl, _ = s.Dialog(ctx, 1, d.ID)
+	if dl.LastMessageID != "" || dl.LastMessage != "" || dl.LastMessageDateSent != 0 || dl.LastMessageUserID != 0 {
+		t.Errorf("last message of an emptied dialog: %+v", dl)
+	}
+	counts, total, err := s.UnreadCounts(ctx, 1, 12, nil)
+	if err != nil || total != 0 || counts[d.ID] != 0 {
+		t.Errorf("UnreadCounts = %v %d %v", counts, total, err)
+	}
+}
+
+func testDialogMembership(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	d := mkDialog(t, s, 1, history.Group, 10, 11, 12)
+	other := mkDialog(t, s, 1, history.Private, 11, 13)
+	save(t, s, mkMessage(d, 10, 100, "a"), mkMessage(d, 10, 101, "b"), mkMessage(other, 13, 102, "c"))
+	counts, total, _ := s.UnreadCounts(ctx, 1, 11, nil)
+	if total != 3 || counts[d.ID] != 2 || counts[other.ID] != 1 {
+		t.Errorf("UnreadCounts(all) = %v total %d", counts, total)
+	}
+	counts, total, _ = s.UnreadCounts(ctx, 1, 11, []string{other.ID})
+	if total != 3 || len(counts) != 1 || counts[other.ID] != 1 {
+		t.Errorf("UnreadCounts(one) = %v total %d (total covers every dialog)", counts, total)
+	}
+	// 11 leaves: its counter goes, and the dialog is no longer listed.
+	d.Occupants = []int64{10, 12}
+	if err := s.UpdateDialog(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	counts, total, _ = s.UnreadCounts(ctx, 1, 11, nil)
+	if total != 1 || counts[d.ID] != 0 {
+		t.Errorf("after leaving: %v total %d", counts, total)
+	}
+	if ds, _, _ := s.FindDialogs(ctx, 1, 11, history.DialogQuery{}); len(ds) != 1 || ds[0].ID != other.ID {
+		t.Errorf("after leaving, 11 lists %v", dialogIDs(ds))
+	}
+	// A message while away is not 11's; coming back recounts from the messages.
+	save(t, s, mkMessage(d, 10, 103, "while away"))
+	d.Occupants = []int64{10, 11, 12}
+	if err := s.UpdateDialog(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	checkUnread(t, s, d, 11, 2)
+	checkUnread(t, s, d, 12, 3)
+}
+
+// Counters equal a recount after many concurrent writers and readers.
+func testConcurrentCounters(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	users := []int64{10, 11, 12, 13}
+	d := mkDialog(t, s, 1, history.Group, users[0], users[1:]...)
+	const writers, perWriter = 4, 25
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		ids []string
+	)
+	errc := make(chan error, 64)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sender := users[w]
+			for i := range perWriter {
+				m := mkMessageConcurrent(d, sender, int64(1000+i))
+				if errs := s.SaveMessages(ctx, []*history.Message{m}); errs != nil {
+					errc <- errs[0]
+					return
+				}
+				mu.Lock()
+				ids = append(ids, m.ID)
+				mu.Unlock()
+			}
+		}()
+	}
+	for r := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rnd := rand.New(rand.NewPCG(uint64(r), 7))
+			user := users[r]
+			for range 40 {
+				mu.Lock()
+				var pick string
+				if len(ids) > 0 {
+					pick = ids[rnd.IntN(len(ids))]
+				}
+				mu.Unlock()
+				var err error
+				switch {
+				case pick == "":
+				case rnd.IntN(4) == 0:
+					_, err = s.MarkUpTo(ctx, 1, d.ID, user, pick, history.Read)
+				case rnd.IntN(4) == 0:
+					_, err = s.HideMessages(ctx, 1, user, []string{pick})
+				case rnd.IntN(8) == 0:
+					_, err = s.DeleteMessages(ctx, 1, []string{pick})
+				default:
+					_, err = s.MarkMessages(ctx, 1, d.ID, user, []string{pick}, history.Read)
+				}
+				if err != nil && !errors.Is(err, history.ErrNotFound) {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		counts, _, err := s.UnreadCounts(ctx, 1, u, []string{d.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recount, err := s.RecountUnread(ctx, 1, d.ID, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts[d.ID] != recount {
+			t.Errorf("user %d: counter %d, recount %d", u, counts[d.ID], recount)
+		}
+	}
+}
+
+var concurrentIDs sync.Mutex
+
+func mkMessageConcurrent(d *history.Dialog, sender, dateSent int64) *history.Message {
+	concurrentIDs.Lock()
+	defer concurrentIDs.Unlock()
+	return mkMessage(d, sender, dateSent, "x")
+}
