@@ -85,7 +85,10 @@ func openDB(t *testing.T) *DB {
 	return db
 }
 
-func open(t *testing.T) storetest.Stores { return storetest.Stores{Accounts: openDB(t).Accounts()} }
+func open(t *testing.T) storetest.Stores {
+	db := openDB(t)
+	return storetest.Stores{Accounts: db.Accounts(), XMPP: db.XMPP()}
+}
 
 func TestConformance(t *testing.T) { storetest.Run(t, open) }
 
