@@ -43,9 +43,11 @@ import (
 // every call for the same user that completed before it started, even when
 // calls for one user overlap (as they may once several chatd nodes share a
 // database). FerretDB 1.24 applies findAndModify as a read followed by a
-// write, so overlapping calls for the same user may be handed the same
-// version there; calls that do not overlap (xmpp.Server serialises the
-// changes of one user's roster) get strictly increasing versions on both.
+// whole-document write, so there overlapping calls for the same user may be
+// handed the same version, and a lost increment can make a later call repeat
+// a version already handed out. As long as the calls for one user never
+// overlap (one chatd node: xmpp.Server serialises the changes of one user's
+// roster) every successful call gets a strictly higher version on both.
 // Calls for different users never interfere: each has its own document.
 func (db *DB) XMPP() xmpp.Store { return xmppStore{db} }
 
