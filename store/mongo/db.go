@@ -5,7 +5,8 @@
 // # Collections
 //
 // One database holds the collections apps, users, sessions, nonces,
-// api_keys and counters. Every record with an integer id (apps, users,
+// api_keys and counters for account.Store, and roster_items,
+// roster_versions and last_activity for xmpp.Store (see DB.XMPP). Every record with an integer id (apps, users,
 // sessions, API keys) keeps that id in _id. Nonces use the string
 // "<app id>:<key>" as _id, so recording a nonce is a single insert that the
 // _id index accepts once. Times are BSON dates truncated to whole seconds
@@ -52,12 +53,13 @@
 //
 // # Concurrency
 //
-// A DB and its account.Store are safe for concurrent use; the driver's
-// client pools connections. Each method is a single-document atomic write on
-// MongoDB, except DeleteUserSessions and DeleteExpired (which delete many
-// documents, each atomically) and FindUsers (a find and a count that are not
-// one snapshot, as in store/sqlite). There are no multi-document
-// transactions. On FerretDB 1.24 an update is a read followed by a
+// A DB and its stores are safe for concurrent use; the driver's client
+// pools connections. Each account.Store method is a single-document atomic
+// write on MongoDB, except DeleteUserSessions and DeleteExpired (which delete
+// many documents, each atomically) and FindUsers (a find and a count that are
+// not one snapshot, as in store/sqlite). A roster change is two
+// single-document writes, the item and then the version; DB.XMPP documents
+// what that guarantees. There are no multi-document transactions. On FerretDB 1.24 an update is a read followed by a
 // whole-document write, so two concurrent updates of the same document are
 // last-writer-wins; on MongoDB field updates do not interfere.
 package mongo
@@ -86,6 +88,10 @@ type DB struct {
 	nonces   *mongo.Collection
 	apiKeys  *mongo.Collection
 	counters *mongo.Collection
+
+	rosterItems    *mongo.Collection
+	rosterVersions *mongo.Collection
+	lastActivity   *mongo.Collection
 }
 
 // Open connects to the MongoDB server at uri (a mongodb:// or mongodb+srv://
@@ -113,6 +119,10 @@ func Open(ctx context.Context, uri, database string) (*DB, error) {
 		nonces:   d.Collection("nonces"),
 		apiKeys:  d.Collection("api_keys"),
 		counters: d.Collection("counters"),
+
+		rosterItems:    d.Collection("roster_items"),
+		rosterVersions: d.Collection("roster_versions"),
+		lastActivity:   d.Collection("last_activity"),
 	}
 	if err := db.createIndexes(ctx); err != nil {
 		client.Disconnect(context.WithoutCancel(ctx))
@@ -169,6 +179,9 @@ func (db *DB) createIndexes(ctx context.Context) error {
 		{db.apiKeys, []mongo.IndexModel{
 			index("uniq_key_hash", true, "key_hash"),
 			index("app", false, "app_id"),
+		}},
+		{db.rosterItems, []mongo.IndexModel{
+			index("owner_jid", false, "app_id", "user_id", "jid"),
 		}},
 	}
 	// One index per command: FerretDB 1.24 panics on a createIndexes

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,13 +16,17 @@ import (
 
 	"chatd/account"
 	"chatd/store/storetest"
+	"chatd/xmpp"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
 
 // testURI is the server the tests use: $CHATD_TEST_MONGODB_URI, or an
-// embedded FerretDB started by TestMain.
-var testURI string
+// embedded FerretDB started by TestMain (then ferret is true).
+var (
+	testURI string
+	ferret  bool
+)
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -57,6 +62,7 @@ func run(m *testing.M) int {
 		<-done
 	}()
 	testURI = f.MongoDBURI() // waits for the listener
+	ferret = true
 	return m.Run()
 }
 
@@ -85,7 +91,10 @@ func openDB(t *testing.T) *DB {
 	return db
 }
 
-func open(t *testing.T) storetest.Stores { return storetest.Stores{Accounts: openDB(t).Accounts()} }
+func open(t *testing.T) storetest.Stores {
+	db := openDB(t)
+	return storetest.Stores{Accounts: db.Accounts(), XMPP: db.XMPP()}
+}
 
 func TestConformance(t *testing.T) { storetest.Run(t, open) }
 
@@ -192,5 +201,58 @@ func TestConcurrentCreates(t *testing.T) {
 	_, total, err := s.FindUsers(ctx, app.ID, account.UserQuery{})
 	if err != nil || total != n+1 {
 		t.Errorf("FindUsers total = %d, %v; want %d", total, err, n+1)
+	}
+}
+
+// TestRosterSameUser changes one user's roster from many goroutines at once,
+// which xmpp.Server never does but several chatd nodes sharing a database
+// might. Every change succeeds and is kept (the first upserts of the user's
+// version and last activity documents race, and the losers retry). MongoDB
+// hands each change its own version; FerretDB applies findAndModify
+// non-atomically, so there versions may repeat (see DB.XMPP) and are only
+// checked to be in range.
+func TestRosterSameUser(t *testing.T) {
+	s := openDB(t).XMPP()
+	ctx := context.Background()
+	owner := xmpp.UserRef{App: 1, User: 10}
+	const n = 8
+	vers := make([]int64, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			jid := fmt.Sprintf("%d-1@localhost", 20+i)
+			var err error
+			vers[i], err = s.PutRosterItem(ctx, owner, xmpp.RosterItem{JID: jid, Subscription: xmpp.SubNone})
+			if err != nil {
+				t.Error(err)
+			}
+			if err := s.SetLastActivity(ctx, owner, time.Unix(int64(i+1), 0), "s"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	items, ver, err := s.Roster(ctx, owner)
+	if err != nil || len(items) != n {
+		t.Fatalf("roster of %d items at version %d, %v; want %d items", len(items), ver, err, n)
+	}
+	if _, _, err := s.LastActivity(ctx, owner); err != nil {
+		t.Errorf("LastActivity: %v", err)
+	}
+	sorted := slices.Sorted(slices.Values(vers))
+	if ferret {
+		if sorted[0] < 1 || sorted[n-1] > n || ver < 1 || ver > n {
+			t.Errorf("versions %v, roster at %d: want them within 1..%d", vers, ver, n)
+		}
+		return
+	}
+	for i, v := range sorted {
+		if v != int64(i+1) {
+			t.Errorf("versions %v: want each of 1..%d once", vers, n)
+			break
+		}
+	}
+	if ver != n {
+		t.Errorf("roster version %d after %d changes", ver, n)
 	}
 }

@@ -3,7 +3,9 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 func runXMPP(t *testing.T, open Open) {
 	t.Run("Roster", func(t *testing.T) { testRoster(t, open(t).XMPP) })
+	t.Run("RosterOwners", func(t *testing.T) { testRosterOwners(t, open(t).XMPP) })
 	t.Run("LastActivity", func(t *testing.T) { testLastActivity(t, open(t).XMPP) })
 }
 
@@ -84,6 +87,59 @@ func testRoster(t *testing.T, s xmpp.Store) {
 	if len(items) != 1 || ver <= v4 {
 		t.Errorf("after deletes: %+v ver %d", items, ver)
 	}
+}
+
+// testRosterOwners changes the rosters of several users at once (the XMPP
+// server may do so; it only serialises changes to one user's roster): each
+// user's versions rise with every change, no user sees another's items, and
+// a roster comes back sorted by JID whatever order its items were added in.
+func testRosterOwners(t *testing.T, s xmpp.Store) {
+	ctx := context.Background()
+	const owners, items = 6, 5
+	var wg sync.WaitGroup
+	for i := range owners {
+		// The same user ids in two applications.
+		owner := xmpp.UserRef{App: int64(1 + i/3), User: int64(10 + i%3)}
+		wg.Go(func() {
+			var (
+				vers []int64
+				jids []string
+			)
+			change := func(ver int64, err error) {
+				if err != nil {
+					t.Errorf("owner %v: %v", owner, err)
+				}
+				vers = append(vers, ver)
+			}
+			// Descending JIDs, each naming its owner.
+			for k := items; k > 0; k-- {
+				jid := fmt.Sprintf("%d-%d@localhost", 100*owner.User+int64(k), owner.App)
+				jids = append([]string{jid}, jids...)
+				change(s.PutRosterItem(ctx, owner, xmpp.RosterItem{JID: jid, Subscription: xmpp.SubNone, Listed: true}))
+			}
+			change(s.DeleteRosterItem(ctx, owner, jids[0]))
+			change(s.DeleteRosterItem(ctx, owner, "nobody@localhost"))
+			for k := 1; k < len(vers); k++ {
+				if vers[0] <= 0 || vers[k] <= vers[k-1] {
+					t.Errorf("owner %v: versions %v do not rise with every change", owner, vers)
+					break
+				}
+			}
+			got, ver, err := s.Roster(ctx, owner)
+			if err != nil {
+				t.Errorf("owner %v: %v", owner, err)
+				return
+			}
+			var gotJIDs []string
+			for _, it := range got {
+				gotJIDs = append(gotJIDs, it.JID)
+			}
+			if !reflect.DeepEqual(gotJIDs, jids[1:]) || ver != vers[len(vers)-1] {
+				t.Errorf("owner %v: roster %v at version %d, want %v at %d", owner, gotJIDs, ver, jids[1:], vers[len(vers)-1])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func testLastActivity(t *testing.T, s xmpp.Store) {
