@@ -306,3 +306,13 @@ func duplicateAsValidation(err error) error {
 	}
 	return err
 }
+
+// UserExists reports whether a user of the application exists (for chat
+// history's occupant checks).
+func (s *Service) UserExists(ctx context.Context, appID, id int64) (bool, error) {
+	_, err := s.store.User(ctx, appID, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -130,6 +130,11 @@ func (srv *Server) message(ctx context.Context, s *Session, el *stanza.Element, 
 		srv.reply(s, el, errServiceUnavailable)
 		return
 	}
+	if typ := el.Attr("type"); typ == "chat" || typ == "normal" || typ == "" {
+		if el = srv.chatMessage(ctx, s, el, u); el == nil {
+			return
+		}
+	}
 	srv.deliverMessage(ctx, u, to, el, s)
 }
 
@@ -177,8 +182,9 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 
 // undeliverable handles a message to a user with no available resource:
 // headline messages are dropped (RFC 6121 §8.5.2.2.1 allows it); others go to
-// the offline hook when one is set, and otherwise bounce with
-// service-unavailable, so nothing is dropped silently.
+// the offline hook when one is set. A message chat history already stored is
+// not bounced (the recipient finds it in the history); anything else bounces
+// with service-unavailable, so nothing is dropped silently.
 func (srv *Server) undeliverable(ctx context.Context, u UserRef, el *stanza.Element, sender *Session) {
 	typ := el.Attr("type")
 	if typ == "headline" || typ == "error" {
@@ -195,6 +201,9 @@ func (srv *Server) undeliverable(ctx context.Context, u UserRef, el *stanza.Elem
 				return
 			}
 		}
+	}
+	if x := extraParams(el); x != nil && x.Child("message_id", stanza.NSClient) != nil && wantsHistory(el) {
+		return
 	}
 	srv.replyFromServer(sender, el, errServiceUnavailable)
 }

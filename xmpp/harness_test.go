@@ -22,6 +22,7 @@ import (
 	"mellium.im/sasl"
 
 	"chatd/account"
+	"chatd/history"
 	"chatd/internal/certs"
 	"chatd/store/sqlite"
 	"chatd/xmpp"
@@ -35,6 +36,7 @@ type env struct {
 	t        *testing.T
 	srv      *xmpp.Server
 	accounts *account.Service
+	history  *history.Service
 	app      *account.Application
 	tls      *tls.Config
 	db       *sqlite.DB
@@ -81,16 +83,19 @@ func startEnv(t *testing.T, edit func(*xmpp.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hist := history.NewService(db.History(), accounts, history.Config{}, quietLog())
+	srv.SetHistory(hist)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: srv, accounts: accounts, app: app, tls: tlsCfg, db: db}
+	e := &env{t: t, srv: srv, accounts: accounts, history: hist, app: app, tls: tlsCfg, db: db}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
+		hist.Close()
 		db.Close()
 	})
 	return e

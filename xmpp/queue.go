@@ -182,6 +182,7 @@ func (s *Session) writeLoop() {
 			s.writing = false
 			s.qmu.Unlock()
 			s.tr.Close()
+			s.closedOnce.Do(func() { close(s.closed) })
 			return
 		}
 	}

@@ -219,6 +219,8 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 			}
 			c.conn.Close()
 		}
+		e.history.Close()
+		e.db.Close()
 	}()
 	deadline := time.Now().Add(wait)
 	for {

@@ -65,6 +65,7 @@ type Server struct {
 	tcpAddr, tlsAddr, wsAddr net.Addr
 
 	hooks       Hooks
+	history     History
 	iqHandlers  map[string]IQHandler
 	rosterLocks rosterLocks
 }
@@ -246,7 +247,7 @@ func (srv *Server) newSession(tr transport, remote net.Addr) *Session {
 	if remote != nil {
 		ip, _, _ = net.SplitHostPort(remote.String())
 	}
-	s := &Session{srv: srv, tr: tr, id: newStreamID(), ip: ip, drained: make(chan struct{}, 1)}
+	s := &Session{srv: srv, tr: tr, id: newStreamID(), ip: ip, drained: make(chan struct{}, 1), closed: make(chan struct{})}
 	s.log = srv.log.With("session", s.id, "remote", remote.String())
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
@@ -296,6 +297,9 @@ func (srv *Server) serveWebSocket() error {
 			srv.wg.Add(1)
 			defer srv.wg.Done()
 			s.serve(srv.ctx)
+			// Returning closes the socket: let the writer send the end of
+			// the stream first (it is bounded by the write timeout).
+			<-s.closed
 		},
 	}
 	mux := http.NewServeMux()

@@ -76,6 +76,9 @@ type Session struct {
 	closing bool
 	final   [][]byte
 	drained chan struct{} // the writer finished a batch
+
+	closed     chan struct{} // closed once the connection is closed
+	closedOnce sync.Once
 }
 
 func newStreamID() string {

@@ -1,0 +1,212 @@
+package xmpp
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"chatd/history"
+	"chatd/xmpp/stanza"
+)
+
+// Namespaces of the chat extensions the server acts on.
+const (
+	nsMarkers    = "urn:xmpp:chat-markers:0"
+	nsChatStates = "http://jabber.org/protocol/chatstates"
+	nsCorrect    = "urn:xmpp:message-correct:0"
+	nsDelay      = "urn:xmpp:delay"
+)
+
+// History is what the XMPP side needs from chat history.
+type History interface {
+	Record(ctx context.Context, in history.NewMessage) (*history.Message, *history.Dialog, error)
+	MarkUpTo(ctx context.Context, app, user int64, dialogID, messageID string, mark history.Mark) (int, error)
+	Edit(ctx context.Context, app, user int64, id, text string) (*history.Message, error)
+	DialogAny(ctx context.Context, app int64, id string) (*history.Dialog, error)
+}
+
+// SetHistory connects chat history; without it messages are only routed.
+func (srv *Server) SetHistory(h History) { srv.history = h }
+
+// extraParams returns the QuickBlox <extraParams/> child, if any.
+func extraParams(el *stanza.Element) *stanza.Element {
+	return el.Child("extraParams", stanza.NSClient)
+}
+
+// wantsHistory reports whether a message asks to be stored: QuickBlox
+// checks only for the presence of save_to_history, whatever its value.
+func wantsHistory(el *stanza.Element) bool {
+	x := extraParams(el)
+	return x != nil && x.Child("save_to_history", "") != nil
+}
+
+// isHeadline reports QuickBlox system notifications and other headlines,
+// which are routed and never stored.
+func isHeadline(el *stanza.Element) bool { return el.Attr("type") == "headline" }
+
+// StanzaMessage reads the history fields of a message stanza: its text,
+// attachments, custom parameters and client date_sent.
+func StanzaMessage(el *stanza.Element) history.NewMessage {
+	in := history.NewMessage{
+		ID:       el.Attr("id"),
+		Text:     el.ChildText("body", stanza.NSClient),
+		Markable: el.Child("markable", nsMarkers) != nil,
+	}
+	x := extraParams(el)
+	if x == nil {
+		return in
+	}
+	for _, c := range x.Elements() {
+		switch c.Name {
+		case "save_to_history", "moduleIdentifier", "message_id":
+		case "dialog_id":
+			in.DialogID = strings.TrimSpace(c.Content())
+		case "date_sent":
+			if f, err := strconv.ParseFloat(strings.TrimSpace(c.Content()), 64); err == nil && f > 0 {
+				in.DateSent = f
+			}
+		case "attachment":
+			a := history.Attachment{}
+			for _, attr := range c.Attrs {
+				a[attr.Name] = attr.Value
+			}
+			if txt := c.Content(); txt != "" {
+				a["data"] = txt
+			}
+			in.Attachments = append(in.Attachments, a)
+		default:
+			if in.Custom == nil {
+				in.Custom = map[string]string{}
+			}
+			in.Custom[c.Name] = c.Content()
+		}
+	}
+	return in
+}
+
+// annotate returns a copy of a stored message's stanza whose extraParams
+// carry message_id, dialog_id and date_sent, as QuickBlox delivers them.
+func annotate(el *stanza.Element, m *history.Message) *stanza.Element {
+	out := el.ShallowCopy()
+	out.Children = make([]*stanza.Element, 0, len(el.Children))
+	var x *stanza.Element
+	for _, c := range el.Children {
+		if c.Name == "extraParams" && c.Space == stanza.NSClient && x == nil {
+			x = c.ShallowCopy()
+			x.Children = nil
+			for _, p := range c.Children {
+				switch p.Name {
+				case "message_id", "dialog_id", "date_sent":
+					continue
+				}
+				x.Children = append(x.Children, p)
+			}
+			out.Children = append(out.Children, x)
+			continue
+		}
+		out.Children = append(out.Children, c)
+	}
+	if x == nil {
+		x = stanza.New("extraParams", stanza.NSClient)
+		out.Children = append(out.Children, x)
+	}
+	x.Append(
+		stanza.New("message_id", stanza.NSClient).AppendText(m.ID),
+		stanza.New("dialog_id", stanza.NSClient).AppendText(m.DialogID),
+		stanza.New("date_sent", stanza.NSClient).AppendText(strconv.FormatInt(m.DateSent, 10)),
+	)
+	return out
+}
+
+// chatMessage applies what chat history does to a 1:1 message before it is
+// routed: markers update read and delivered marks, corrections edit the
+// stored text, and a message with save_to_history is stored first and
+// delivered annotated. It returns the stanza to route, or nil when it was
+// refused (the sender was told why).
+func (srv *Server) chatMessage(ctx context.Context, s *Session, el *stanza.Element, to UserRef) *stanza.Element {
+	if srv.history == nil || isHeadline(el) || el.Attr("type") == "error" {
+		return el
+	}
+	if m := markerOf(el); m != nil {
+		srv.applyMarker(ctx, s.user, to, el, m)
+		return el
+	}
+	if r := el.Child("replace", nsCorrect); r != nil && el.ChildText("body", stanza.NSClient) != "" {
+		if _, err := srv.history.Edit(ctx, s.user.App, s.user.User, r.Attr("id"), el.ChildText("body", stanza.NSClient)); err != nil &&
+			!errors.Is(err, history.ErrNotFound) {
+			s.log.Debug("correction not stored", "id", r.Attr("id"), "err", err)
+		}
+		return el
+	}
+	if !wantsHistory(el) || chatStateOnly(el) {
+		return el
+	}
+	in := StanzaMessage(el)
+	in.App, in.SenderID = s.user.App, s.user.User
+	if in.DialogID == "" {
+		in.RecipientID = to.User
+	}
+	m, d, err := srv.history.Record(ctx, in)
+	if err != nil {
+		srv.reply(s, el, historyError(err))
+		return nil
+	}
+	if d.Type == history.Private && !d.HasOccupant(to.User) {
+		// The dialog named is not the pair's: do not deliver elsewhere.
+		srv.reply(s, el, stanzaErr(errModify, "bad-request", "dialog_id names another dialog"))
+		return nil
+	}
+	return annotate(el, m)
+}
+
+// chatStateOnly reports a XEP-0085 notification without a body, which is
+// routed and never stored.
+func chatStateOnly(el *stanza.Element) bool {
+	return el.ChildNS(nsChatStates) != nil && el.Child("body", stanza.NSClient) == nil
+}
+
+// markerOf returns a XEP-0333 received or displayed element.
+func markerOf(el *stanza.Element) *stanza.Element {
+	for _, c := range el.Children {
+		if c.Space == nsMarkers && (c.Name == "received" || c.Name == "displayed") && c.Attr("id") != "" {
+			return c
+		}
+	}
+	return nil
+}
+
+// applyMarker records a chat marker sent by user about a message of the
+// marker's recipient: the message and every earlier one of the dialog become
+// delivered or read for the user.
+func (srv *Server) applyMarker(ctx context.Context, user, to UserRef, el, marker *stanza.Element) {
+	mark := history.Delivered
+	if marker.Name == "displayed" {
+		mark = history.Read
+	}
+	dialogID := ""
+	if x := extraParams(el); x != nil {
+		dialogID = strings.TrimSpace(x.ChildText("dialog_id", ""))
+	}
+	if dialogID == "" {
+		return // without a dialog the marker is only routed
+	}
+	if _, err := srv.history.MarkUpTo(ctx, user.App, user.User, dialogID, marker.Attr("id"), mark); err != nil &&
+		!errors.Is(err, history.ErrNotFound) && !errors.Is(err, history.ErrForbidden) {
+		srv.log.Warn("recording a chat marker", "user", user.User, "dialog", dialogID, "err", err)
+	}
+}
+
+// historyError maps history errors to stanza errors.
+func historyError(err error) *StanzaError {
+	var ve *history.ValidationError
+	switch {
+	case errors.Is(err, history.ErrNotFound):
+		return stanzaErr(errCancel, "item-not-found", "no such dialog")
+	case errors.Is(err, history.ErrForbidden):
+		return stanzaErr(errAuth, "forbidden", "not an occupant of the dialog")
+	case errors.As(err, &ve):
+		return stanzaErr(errModify, "bad-request", ve.Error())
+	}
+	return stanzaErrorOf(err)
+}

@@ -1,0 +1,166 @@
+package xmpp_test
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"chatd/history"
+	"chatd/internal/oid"
+	"chatd/xmpp/stanza"
+)
+
+func extra(el *stanza.Element, name string) string {
+	x := el.Child("extraParams", "jabber:client")
+	if x == nil {
+		return ""
+	}
+	return x.ChildText(name, "")
+}
+
+// A message with save_to_history is stored before delivery and arrives with
+// its message_id, dialog_id and date_sent; the private dialog is created on
+// the first message.
+func TestSaveToHistory(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.newUser("alice"), e.newUser("bob")
+	a := e.online(alice, "a")
+	b := e.online(bob, "b")
+	id := oid.New(time.Now())
+	now := time.Now().Unix()
+	a.write(`<message to='` + bob.jid + `' type='chat' id='` + id + `'><body>stored hello</body>` +
+		`<markable xmlns='urn:xmpp:chat-markers:0'/>` +
+		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history><color>red</color>` +
+		`<date_sent>` + strconv.FormatInt(now-1, 10) + `.5</date_sent>` +
+		`<attachment id='42' type='image' name='a.png' size='100'/></extraParams></message>`)
+	got := b.expect(isMessage("stored hello"))
+	if got.Attr("id") != id || extra(got, "message_id") != id || extra(got, "save_to_history") != "1" || extra(got, "color") != "red" {
+		t.Fatalf("delivered %s", got)
+	}
+	dialogID := extra(got, "dialog_id")
+	if !oid.Valid(dialogID) {
+		t.Fatalf("no dialog_id in %s", got)
+	}
+	if extra(got, "date_sent") != strconv.FormatInt(now-1, 10) {
+		t.Errorf("date_sent %q, want the client's %d (within 5s, truncated)", extra(got, "date_sent"), now-1)
+	}
+	if got.Child("extraParams", "").Child("attachment", "").Attr("id") != "42" {
+		t.Errorf("attachment lost: %s", got)
+	}
+	ctx := context.Background()
+	msgs, err := e.history.Messages(ctx, e.app.ID, bob.ref.User, dialogID, history.MessageQuery{}, false)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("stored messages: %v %v", msgs, err)
+	}
+	m := msgs[0]
+	if m.ID != id || m.Text != "stored hello" || m.SenderID != alice.ref.User || m.RecipientID != bob.ref.User ||
+		m.Custom["color"] != "red" || len(m.Attachments) != 1 || m.Attachments[0]["name"] != "a.png" || !m.Markable {
+		t.Errorf("stored %+v", m)
+	}
+	d, err := e.history.Dialog(ctx, e.app.ID, bob.ref.User, dialogID)
+	if err != nil || d.Type != history.Private || d.LastMessage != "stored hello" || d.UnreadCount != 1 {
+		t.Fatalf("dialog %+v %v", d, err)
+	}
+
+	// The second message goes into the same dialog; a client id that is not
+	// an ObjectId gets a new one, announced in message_id.
+	a.write(`<message to='` + bob.jid + `' type='chat' id='not-an-oid'><body>second</body>` +
+		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
+	got = b.expect(isMessage("second"))
+	if extra(got, "dialog_id") != dialogID || !oid.Valid(extra(got, "message_id")) || extra(got, "message_id") == "not-an-oid" {
+		t.Errorf("second message %s", got)
+	}
+
+	// Bob's displayed marker reads both; alice gets the marker.
+	b.write(`<message to='` + alice.jid + `' type='chat' id='mk1'><displayed xmlns='urn:xmpp:chat-markers:0' id='` +
+		extra(got, "message_id") + `'/><extraParams xmlns='jabber:client'><dialog_id>` + dialogID + `</dialog_id></extraParams></message>`)
+	a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "mk1" })
+	counts, _, err := e.history.UnreadCounts(ctx, e.app.ID, bob.ref.User, []string{dialogID})
+	if err != nil || counts[dialogID] != 0 {
+		t.Errorf("bob's unread after the marker: %v %v", counts, err)
+	}
+	first, _ := e.history.Message(ctx, e.app.ID, alice.ref.User, id)
+	if !slices.Contains(first.ReadIDs, bob.ref.User) || !slices.Contains(first.DeliveredIDs, bob.ref.User) {
+		t.Errorf("marks of the first message: read %v delivered %v", first.ReadIDs, first.DeliveredIDs)
+	}
+
+	// A correction from the sender edits the stored text.
+	a.write(`<message to='` + bob.jid + `' type='chat' id='fix1'><body>stored hello, corrected</body>` +
+		`<replace xmlns='urn:xmpp:message-correct:0' id='` + id + `'/></message>`)
+	b.expect(isMessage("stored hello, corrected"))
+	if m, _ := e.history.Message(ctx, e.app.ID, bob.ref.User, id); m.Text != "stored hello, corrected" {
+		t.Errorf("after correction: %q", m.Text)
+	}
+	// Bob cannot correct alice's message.
+	b.write(`<message to='` + alice.jid + `' type='chat'><body>hacked</body><replace xmlns='urn:xmpp:message-correct:0' id='` + id + `'/></message>`)
+	a.expect(isMessage("hacked"))
+	if m, _ := e.history.Message(ctx, e.app.ID, bob.ref.User, id); m.Text != "stored hello, corrected" {
+		t.Errorf("bob rewrote alice's message: %q", m.Text)
+	}
+}
+
+// Without save_to_history, chat states, headlines: routed, never stored.
+func TestNotStored(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.newUser("alice"), e.newUser("bob")
+	a := e.online(alice, "a")
+	b := e.online(bob, "b")
+	a.write(`<message to='` + bob.jid + `' type='chat'><body>ephemeral</body></message>`)
+	b.expect(isMessage("ephemeral"))
+	a.write(`<message to='` + bob.jid + `' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/>` +
+		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
+	b.expect(func(el *stanza.Element) bool { return el.Child("composing", "") != nil })
+	a.write(`<message to='` + bob.jid + `' type='headline' id='sys1'><body>system</body><extraParams xmlns='jabber:client'>` +
+		`<moduleIdentifier>SystemNotifications</moduleIdentifier><save_to_history>1</save_to_history><a>1</a></extraParams></message>`)
+	if got := b.expect(isMessage("system")); got.Attr("type") != "headline" || extra(got, "message_id") != "" {
+		t.Errorf("headline %s", got)
+	}
+	ds, total, err := e.history.FindDialogs(context.Background(), e.app.ID, bob.ref.User, history.DialogQuery{})
+	if err != nil || total != 0 {
+		t.Errorf("dialogs after unstored messages: %v %d %v", ds, total, err)
+	}
+}
+
+// A stored message to an offline user is kept in history and not bounced.
+func TestStoredMessageToOfflineUser(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.newUser("alice"), e.newUser("bob")
+	a := e.online(alice, "a")
+	a.write(`<message to='` + bob.jid + `' type='chat' id='off1'><body>while you were out</body>` +
+		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
+	a.write(`<message to='` + bob.jid + `' type='chat' id='off2'><body>not stored</body></message>`)
+	r := a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "off1" || el.Attr("id") == "off2" })
+	if r.Attr("id") != "off2" || errorCondition(r) != "service-unavailable" {
+		t.Errorf("first answer %s, want the bounce of the unstored message only", r)
+	}
+	counts, total, err := e.history.UnreadCounts(context.Background(), e.app.ID, bob.ref.User, nil)
+	if err != nil || total != 1 {
+		t.Errorf("bob's unread: %v %d %v", counts, total, err)
+	}
+}
+
+// A message naming a dialog the sender is not in is refused, not delivered.
+func TestSaveToForeignDialogRefused(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob, carol := e.newUser("alice"), e.newUser("bob"), e.newUser("carol")
+	ctx := context.Background()
+	d, _, err := e.history.CreateDialog(ctx, e.app.ID, bob.ref.User, history.DialogInput{Type: history.Private, Occupants: []int64{carol.ref.User}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := e.online(alice, "a")
+	b := e.online(bob, "b")
+	a.write(`<message to='` + bob.jid + `' type='chat' id='f1'><body>intruder</body><extraParams xmlns='jabber:client'>` +
+		`<save_to_history>1</save_to_history><dialog_id>` + d.ID + `</dialog_id></extraParams></message>`)
+	r := a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "f1" })
+	if errorCondition(r) != "forbidden" {
+		t.Errorf("answered %s", r)
+	}
+	b.roundTrip()
+	msgs, _ := e.history.Messages(ctx, e.app.ID, bob.ref.User, d.ID, history.MessageQuery{}, false)
+	if len(msgs) != 0 {
+		t.Errorf("stored into a foreign dialog: %v", msgs)
+	}
+}
