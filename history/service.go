@@ -59,10 +59,10 @@ type Event struct {
 
 // Service applies the history rules over a Store.
 type Service struct {
-	store Store
-	users Users
-	cfg   Config
-	log   *slog.Logger
+	store  Store
+	users  Users
+	cfg    Config
+	log    *slog.Logger
 	commit *committer
 
 	mu        sync.RWMutex
