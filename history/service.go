@@ -361,6 +361,9 @@ func (s *Service) UpdateDialog(ctx context.Context, app, user int64, id string, 
 		return nil, err
 	}
 	s.emit(ctx, Event{Kind: DialogUpdated, Dialog: d, Actor: user, Added: added, Removed: removed})
+	if d.Type != PublicGroup && !d.HasOccupant(user) {
+		return d, nil // the user left: there is no unread count to show
+	}
 	return s.Dialog(ctx, app, user, d.ID)
 }
 
