@@ -49,6 +49,12 @@ func (srv *Server) unbind(s *Session) {
 		return
 	}
 	srv.endPresence(s)
+	srv.mu.Lock()
+	ends := srv.sessionEnd
+	srv.mu.Unlock()
+	for _, fn := range ends {
+		fn(s)
+	}
 }
 
 // handle processes a stanza from a bound session: the sender's full JID is
@@ -120,7 +126,7 @@ func (srv *Server) message(ctx context.Context, s *Session, el *stanza.Element, 
 		el.SetAttr("to", to.String())
 	}
 	if svc := srv.service(to.Domain); svc != nil {
-		svc.Route(ctx, s, el)
+		svc.Route(ctx, s.sender(), el)
 		return
 	}
 	u, ok := srv.local(to)
@@ -161,14 +167,14 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 		srv.replyFromServer(sender, el, errServiceUnavailable)
 		return
 	}
-	var it *outItem
+	var it *Item
 	delivered := false
 	for _, r := range srv.router.sessions(u) {
 		if !r.available.Load() || r.priority.Load() < 0 {
 			continue
 		}
 		if it == nil {
-			it = newItem(el)
+			it = NewItem(el)
 		}
 		if r.enqueue(it) {
 			delivered = true
@@ -234,7 +240,7 @@ func (srv *Server) iq(ctx context.Context, s *Session, el *stanza.Element, to JI
 		return
 	}
 	if svc := srv.service(to.Domain); svc != nil {
-		svc.Route(ctx, s, el)
+		svc.Route(ctx, s.sender(), el)
 		return
 	}
 	u, ok := srv.local(to)

@@ -15,7 +15,7 @@ func (srv *Server) presence(ctx context.Context, s *Session, el *stanza.Element,
 	typ := el.Attr("type")
 	if !to.IsZero() {
 		if svc := srv.service(to.Domain); svc != nil {
-			svc.Route(ctx, s, el)
+			svc.Route(ctx, s.sender(), el)
 			return
 		}
 	}
@@ -75,7 +75,7 @@ func (srv *Server) broadcast(ctx context.Context, s *Session, el *stanza.Element
 	if err != nil {
 		s.log.Warn("reading the roster for a presence broadcast", "err", err)
 	}
-	it := newItem(el)
+	it := NewItem(el)
 	for _, item := range items {
 		if item.Subscription != SubFrom && item.Subscription != SubBoth {
 			continue
@@ -149,7 +149,7 @@ func (srv *Server) directed(s *Session, el *stanza.Element, to JID, available bo
 	} else if s.directed != nil {
 		delete(s.directed, to)
 	}
-	it := newItem(el)
+	it := NewItem(el)
 	if !to.IsBare() {
 		if r := srv.router.session(u, to.Resource); r != nil {
 			r.enqueue(it)
@@ -194,7 +194,7 @@ func (srv *Server) contactRef(jid string) (UserRef, bool) {
 }
 
 // toAvailable enqueues an item to every available session of a user.
-func (srv *Server) toAvailable(u UserRef, it *outItem) {
+func (srv *Server) toAvailable(u UserRef, it *Item) {
 	for _, r := range srv.router.sessions(u) {
 		if r.available.Load() {
 			r.enqueue(it)
@@ -248,7 +248,7 @@ func (srv *Server) subscribe(ctx context.Context, s *Session, cu UserRef, cj JID
 			req.Append(c)
 		}
 	}
-	srv.toAvailable(cu, newItem(req))
+	srv.toAvailable(cu, NewItem(req))
 	return nil
 }
 
@@ -280,11 +280,11 @@ func (srv *Server) subscribed(ctx context.Context, s *Session, cu UserRef, cj JI
 			return err
 		}
 	}
-	srv.toAvailable(cu, newItem(subscriptionStanza("subscribed", s.bare)))
+	srv.toAvailable(cu, NewItem(subscriptionStanza("subscribed", s.bare)))
 	// The contact now sees the user's presence.
 	for _, r := range srv.router.sessions(s.user) {
 		if p := r.presence.Load(); p != nil && r.available.Load() {
-			srv.toAvailable(cu, newItem(p))
+			srv.toAvailable(cu, NewItem(p))
 		}
 	}
 	return nil
@@ -324,7 +324,7 @@ func (srv *Server) inboundUnsubscribe(ctx context.Context, cu UserRef, user JID)
 	if err := srv.putItem(ctx, cu, *theirs); err != nil {
 		return err
 	}
-	srv.toAvailable(cu, newItem(subscriptionStanza("unsubscribe", user)))
+	srv.toAvailable(cu, NewItem(subscriptionStanza("unsubscribe", user)))
 	if uu, ok := srv.local(user); ok {
 		srv.sendUnavailableTo(cu, uu)
 	}
@@ -370,7 +370,7 @@ func (srv *Server) inboundUnsubscribed(ctx context.Context, cu UserRef, user JID
 	if err := srv.putItem(ctx, cu, *theirs); err != nil {
 		return err
 	}
-	srv.toAvailable(cu, newItem(subscriptionStanza("unsubscribed", user)))
+	srv.toAvailable(cu, NewItem(subscriptionStanza("unsubscribed", user)))
 	return nil
 }
 
@@ -379,7 +379,7 @@ func (srv *Server) inboundUnsubscribed(ctx context.Context, cu UserRef, user JID
 func (srv *Server) sendUnavailableTo(owner, contact UserRef) {
 	for _, r := range srv.router.sessions(owner) {
 		if r.available.Load() {
-			srv.toAvailable(contact, newItem(stanza.New("presence", stanza.NSClient, "type", "unavailable", "from", r.full)))
+			srv.toAvailable(contact, NewItem(stanza.New("presence", stanza.NSClient, "type", "unavailable", "from", r.full)))
 		}
 	}
 }

@@ -7,12 +7,12 @@ import (
 	"chatd/xmpp/stanza"
 )
 
-// outItem is one stanza on its way to a client. It is immutable once made and
+// Item is one stanza on its way to a client. It is immutable once made and
 // may be shared by many sessions (a room message is encoded once): data is
 // the encoding without a 'to' attribute, and the writer inserts
 // to='<recipient's full JID>' at toAt, so every stanza a client receives is
 // addressed to it.
-type outItem struct {
+type Item struct {
 	el   *stanza.Element
 	data []byte
 	toAt int // where to insert the 'to' attribute; -1: never
@@ -20,7 +20,7 @@ type outItem struct {
 
 // newItem encodes a stanza for delivery. Its own 'to' attribute is replaced
 // by the recipient's full JID at write time.
-func newItem(el *stanza.Element) *outItem {
+func NewItem(el *stanza.Element) *Item {
 	b := make([]byte, 0, 256)
 	b = append(b, '<')
 	b = append(b, el.Name...)
@@ -40,16 +40,23 @@ func newItem(el *stanza.Element) *outItem {
 		}
 	}
 	b = tmp.AppendAttrsAndRest(b)
-	return &outItem{el: el, data: b, toAt: toAt}
+	return &Item{el: el, data: b, toAt: toAt}
 }
 
+// Enqueue adds an item to the session's outbound queue without blocking; see
+// enqueue.
+func (s *Session) Enqueue(it *Item) bool { return s.enqueue(it) }
+
+// Send enqueues a stanza for this session.
+func (s *Session) Send(el *stanza.Element) bool { return s.enqueue(NewItem(el)) }
+
 // rawItem is an element written as is (stream-level elements such as <r/>).
-func rawItem(el *stanza.Element) *outItem {
-	return &outItem{el: el, data: el.AppendXML(nil, ""), toAt: -1}
+func rawItem(el *stanza.Element) *Item {
+	return &Item{el: el, data: el.AppendXML(nil, ""), toAt: -1}
 }
 
 // appendTo appends the item's bytes for a recipient.
-func (it *outItem) appendTo(b []byte, to string) []byte {
+func (it *Item) appendTo(b []byte, to string) []byte {
 	if it.toAt < 0 {
 		return append(b, it.data...)
 	}
@@ -65,7 +72,7 @@ var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &
 // enqueue adds an item to the session's outbound queue without blocking. It
 // returns false when the session is closing; a session whose queue would
 // exceed its bound is closed with <policy-violation/> and counted.
-func (s *Session) enqueue(it *outItem) bool {
+func (s *Session) enqueue(it *Item) bool {
 	s.qmu.Lock()
 	if s.closing {
 		s.qmu.Unlock()
@@ -90,7 +97,7 @@ func (s *Session) enqueue(it *outItem) bool {
 }
 
 // send enqueues a stanza built for this session.
-func (s *Session) send(el *stanza.Element) bool { return s.enqueue(newItem(el)) }
+func (s *Session) send(el *stanza.Element) bool { return s.enqueue(NewItem(el)) }
 
 func (s *Session) startWriter() {
 	s.srv.wg.Add(1)

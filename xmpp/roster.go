@@ -174,10 +174,10 @@ func (srv *Server) push(owner UserRef, item *stanza.Element, ver int64) {
 	q := stanza.New("query", nsRoster, "ver", strconv.FormatInt(ver, 10)).Append(item)
 	iq := stanza.New("iq", stanza.NSClient, "type", "set", "id", "push-"+newStreamID()[:12])
 	iq.Append(q)
-	var it *outItem
+	var it *Item
 	for _, r := range srv.router.sessions(owner) {
 		if it == nil {
-			it = newItem(iq)
+			it = NewItem(iq)
 		}
 		r.enqueue(it)
 	}

@@ -29,11 +29,22 @@ type Accounts interface {
 }
 
 // Service handles stanzas addressed to a domain of its own, such as
-// muc.<domain>. Route is called on the sender's reader goroutine with the
-// sender's stamped stanza; like everything else it must only enqueue.
+// muc.<domain>. Route is called on the sender's reader goroutine (or a REST
+// request's) with the sender's stamped stanza; like everything else it must
+// only enqueue.
 type Service interface {
-	Route(ctx context.Context, from *Session, el *stanza.Element)
+	Route(ctx context.Context, from Sender, el *stanza.Element)
 }
+
+// Sender is who a stanza routed to a Service comes from: a bound session, or
+// a user acting through the REST API (send_to_chat), whose Session is nil.
+type Sender struct {
+	User    UserRef
+	JID     JID // the session's full JID, or the user's bare JID
+	Session *Session
+}
+
+func (s *Session) sender() Sender { return Sender{User: s.user, JID: s.jid, Session: s} }
 
 // Server is the XMPP client-to-server service: listeners, sessions, the
 // router and the server's own IQ handlers.
@@ -66,6 +77,7 @@ type Server struct {
 
 	hooks       Hooks
 	history     History
+	sessionEnd  []func(*Session)
 	iqHandlers  map[string]IQHandler
 	rosterLocks rosterLocks
 }

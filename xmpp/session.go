@@ -70,7 +70,7 @@ type Session struct {
 
 	// Outbound queue (see queue.go).
 	qmu     sync.Mutex
-	queue   []*outItem
+	queue   []*Item
 	queued  int
 	writing bool
 	closing bool
