@@ -20,7 +20,9 @@
 // the QB-Token header or the token parameter, or "Authorization: ApiKey
 // <key>" with an optional On-Behalf-Of user id. The principal is kept in the
 // request context, and every response to an authenticated request carries
-// the session's expiry in QB-Token-ExpirationDate.
+// the session's expiry in QB-Token-ExpirationDate ("2030-01-01 10:00:00
+// UTC"), except once the session is gone (DELETE /session.json, a deleted
+// user) and for API keys, which have no session.
 //
 // # Parameters
 //

@@ -261,9 +261,12 @@ func exercise(p params, depth int) {
 		_, _ = p.OptInt(k)
 		_, _ = p.Bool(k, false)
 		_, _ = p.Ints(k)
-		exercise(p.Sub(k), depth+1)
+		sub := p.Sub(k)
+		exercise(sub, depth+1)
 		for _, e := range p.List(k) {
-			exercise(e, depth+1)
+			if sub.Len() == 0 { // a list; a map's values were just visited
+				exercise(e, depth+1)
+			}
 		}
 	}
 }

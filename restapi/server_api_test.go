@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"chatd/restapi"
@@ -234,4 +235,50 @@ func TestAPIKey(t *testing.T) {
 	req := e.newRequest(http.MethodGet, self, "")
 	req.Header.Set("Authorization", "ApiKey nope")
 	e.request(req).want(t, http.StatusUnauthorized, noSession)
+}
+
+// Requests in parallel share the server safely (run with -race).
+func TestConcurrentRequests(t *testing.T) {
+	e := newEnv(t, restapi.Config{})
+	token := e.appSession()
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for i := range 8 {
+		wg.Go(func() {
+			login := "par" + itoa(int64(i))
+			body := form("user[login]", login, "user[password]", "parallel-pw")
+			req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/users.json", strings.NewReader(body))
+			req.Header.Set("QB-Token", token)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			res, err := e.ts.Client().Do(req)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusCreated {
+				errs <- login + ": " + res.Status
+			}
+			for range 3 {
+				req, _ := http.NewRequest(http.MethodGet, e.ts.URL+"/users.json?per_page=100", nil)
+				req.Header.Set("QB-Token", token)
+				res, err := e.ts.Client().Do(req)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					errs <- "list: " + res.Status
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	e.keep("parallel-pw")
+	ids(t, e.call(http.MethodGet, "/users.json", token, "per_page", "100"), 1, 100, 8)
 }
