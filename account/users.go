@@ -175,6 +175,9 @@ func ParseFilter(field, op, value string) (Filter, error) {
 	if f.Op == OpContains && kind != KindString {
 		return f, &ValidationError{Fields: []FieldError{{"filter", "ctn applies to string fields only"}}}
 	}
+	if kind == KindTags && f.Op != OpEq && f.Op != OpNe && f.Op != OpIn {
+		return f, &ValidationError{Fields: []FieldError{{"filter", "only eq, ne and in apply to " + field}}}
+	}
 	if len(parts) == 0 {
 		return f, &ValidationError{Fields: []FieldError{{"filter", "missing value for " + field}}}
 	}

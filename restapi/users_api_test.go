@@ -1,0 +1,301 @@
+package restapi_test
+
+import (
+	"fmt"
+	"net/http"
+	"reflect"
+	"testing"
+	"time"
+
+	"chatd/account"
+	"chatd/restapi"
+)
+
+// ids lists the user ids of a page and checks its paging fields.
+func ids(t *testing.T, r response, page, perPage, total int64) []int64 {
+	t.Helper()
+	r.want(t, http.StatusOK, "")
+	m := r.obj(t)
+	if num(t, m["current_page"]) != page || num(t, m["per_page"]) != perPage || num(t, m["total_entries"]) != total {
+		t.Fatalf("page %v/%v/%v, want %d/%d/%d", m["current_page"], m["per_page"], m["total_entries"], page, perPage, total)
+	}
+	out := []int64{}
+	for _, it := range m["items"].([]any) {
+		out = append(out, num(t, it.(map[string]any)["user"].(map[string]any)["id"]))
+	}
+	return out
+}
+
+func TestCreateUser(t *testing.T) {
+	e := newEnv(t, restapi.Config{})
+	app := e.appSession()
+
+	res := e.call(http.MethodPost, "/users.json", app,
+		"user[login]", " frank ", "user[password]", "frank-pass", "user[email]", "Frank@Example.com",
+		"user[full_name]", "Frank Smith", "user[phone]", "+73123555", "user[website]", "https://frank.example",
+		"user[external_user_id]", "1236672", "user[facebook_id]", "8887366", "user[twitter_id]", "tw1",
+		"user[blob_id]", "42", "user[custom_data]", `{"a":"<b>&"}`, "user[tag_list]", "marketing, seo,marketing")
+	e.keep("frank-pass")
+	res.want(t, http.StatusCreated, "")
+	id := num(t, res.obj(t)["user"].(map[string]any)["id"])
+	want := fmt.Sprintf(`{"user":{"id":%d,"full_name":"Frank Smith","email":"frank@example.com","login":"frank",`+
+		`"phone":"+73123555","website":"https://frank.example","created_at":"2026-11-22T00:05:16Z",`+
+		`"updated_at":"2026-11-22T00:05:16Z","last_request_at":null,"external_user_id":1236672,`+
+		`"facebook_id":"8887366","twitter_id":"tw1","blob_id":42,"custom_data":"{\"a\":\"<b>&\"}",`+
+		`"age_over16":false,"allow_statistics_analysis":false,"allow_sales_activities":false,`+
+		`"parents_contacts":"","user_tags":"marketing,seo"}}`, id)
+	res.want(t, http.StatusCreated, want)
+
+	// The minimal user: every empty value is null.
+	res = e.callJSON(http.MethodPost, "/users.json", app, `{"user":{"login":"gina","password":"gina-pass1"}}`)
+	e.keep("gina-pass1")
+	res.want(t, http.StatusCreated, "")
+	gina := num(t, res.obj(t)["user"].(map[string]any)["id"])
+	res.want(t, http.StatusCreated, fmt.Sprintf(`{"user":{"id":%d,"full_name":null,"email":null,"login":"gina",`+
+		`"phone":null,"website":null,"created_at":"2026-11-22T00:05:16Z","updated_at":"2026-11-22T00:05:16Z",`+
+		`"last_request_at":null,"external_user_id":null,"facebook_id":null,"twitter_id":null,"blob_id":null,`+
+		`"custom_data":null,"age_over16":false,"allow_statistics_analysis":false,"allow_sales_activities":false,`+
+		`"parents_contacts":"","user_tags":null}}`, gina))
+
+	// Tags as a JSON array, numbers as JSON numbers, from a user session.
+	user, _ := e.userSession("gina", "gina-pass1")
+	res = e.callJSON(http.MethodPost, "/users.json", user,
+		`{"user":{"login":"hank","password":"hank-pass1","tag_list":["a","b"],"external_user_id":7}}`)
+	e.keep("hank-pass1")
+	res.want(t, http.StatusCreated, "")
+	if u := res.obj(t)["user"].(map[string]any); u["user_tags"] != "a,b" || num(t, u["external_user_id"]) != 7 {
+		t.Errorf("hank = %v", u)
+	}
+
+	// A duplicate login: 422, exactly one such user stored.
+	e.call(http.MethodPost, "/users.json", app, "user[login]", "frank", "user[password]", "other-pass").
+		want(t, http.StatusUnprocessableEntity, `{"errors":{"login":["has already been taken"]}}`)
+	if n := e.userCount("frank"); n != 1 {
+		t.Errorf("%d users frank, want 1", n)
+	}
+	// Other unique fields.
+	e.call(http.MethodPost, "/users.json", app, "user[login]", "ivan", "user[password]", "ivan-pass1", "user[email]", "FRANK@example.com").
+		want(t, http.StatusUnprocessableEntity, `{"errors":{"email":["has already been taken"]}}`)
+	e.call(http.MethodPost, "/users.json", app, "user[login]", "ivan", "user[password]", "ivan-pass1", "user[external_user_id]", "1236672").
+		want(t, http.StatusUnprocessableEntity, `{"errors":{"external_user_id":["has already been taken"]}}`)
+	// Validation.
+	e.call(http.MethodPost, "/users.json", app, "user[login]", "ivan", "user[password]", "short").
+		want(t, http.StatusUnprocessableEntity, `{"errors":{"password":["is too short (minimum is 8 characters)"]}}`)
+	e.call(http.MethodPost, "/users.json", app, "user[password]", "long-enough").
+		want(t, http.StatusUnprocessableEntity, `{"errors":{"base":["login or email is required"]}}`)
+	e.call(http.MethodPost, "/users.json", app, "user[login]", "ivan", "user[password]", "ivan-pass1", "user[blob_id]", "x").
+		want(t, http.StatusBadRequest, `{"errors":["blob_id must be an integer"]}`)
+	if n := e.userCount("ivan"); n != 0 {
+		t.Errorf("%d users ivan after failed creates, want 0", n)
+	}
+}
+
+func TestListUsers(t *testing.T) {
+	e := newEnv(t, restapi.Config{})
+	var all []int64
+	for i := range 12 {
+		login := fmt.Sprintf("user%02d", i)
+		u := e.mkUser(login, "password-"+login, func(in *account.UserInput) {
+			in.FullName = ptr(fmt.Sprintf("Name %d", i%3))
+			if i%2 == 0 {
+				in.Tags = &[]string{"even"}
+			}
+		})
+		all = append(all, u.ID)
+		e.clock.Advance(time.Second)
+	}
+	token := e.appSession()
+
+	// Defaults: page 1, 10 per page, ordered by id.
+	if got := ids(t, e.call(http.MethodGet, "/users.json", token), 1, 10, 12); !reflect.DeepEqual(got, all[:10]) {
+		t.Errorf("default page %v", got)
+	}
+	if got := ids(t, e.call(http.MethodGet, "/users.json", token, "page", "2"), 2, 10, 12); !reflect.DeepEqual(got, all[10:]) {
+		t.Errorf("page 2 %v", got)
+	}
+	// per_page is capped at 100.
+	ids(t, e.call(http.MethodGet, "/users.json", token, "per_page", "1000"), 1, 100, 12)
+
+	// One filter, as the SDK sends it.
+	got := ids(t, e.call(http.MethodGet, "/users.json", token, "filter[]", fmt.Sprintf("number id in %d,%d", all[1], all[2])), 1, 10, 2)
+	if !reflect.DeepEqual(got, all[1:3]) {
+		t.Errorf("id in: %v", got)
+	}
+	// Several filters joined into one filter[] value (SDK bug), and the
+	// type word is not trusted (date for a number field).
+	got = ids(t, e.call(http.MethodGet, "/users.json", token,
+		"filter[]", fmt.Sprintf("number id in %d, %d,%d,string full_name eq Name 1,date id gt 0", all[1], all[4], all[5]),
+		"order", "desc string created_at"), 1, 10, 2)
+	if want := []int64{all[4], all[1]}; !reflect.DeepEqual(got, want) {
+		t.Errorf("joined filters: %v, want %v", got, want)
+	}
+	// Several filter[] parameters.
+	got = ids(t, e.call(http.MethodGet, "/users.json", token+"",
+		"filter[]", "string user_tags in even", "filter[]", "string login in user00,user01,user02"), 1, 10, 2)
+	if want := []int64{all[0], all[2]}; !reflect.DeepEqual(got, want) {
+		t.Errorf("tags and logins: %v, want %v", got, want)
+	}
+	// Dates as unix seconds, between.
+	got = ids(t, e.call(http.MethodGet, "/users.json", token,
+		"filter[]", fmt.Sprintf("date created_at between %d,%d", t0Unix+3, t0Unix+4), "order", "asc date created_at"), 1, 10, 2)
+	if want := all[3:5]; !reflect.DeepEqual(got, want) {
+		t.Errorf("created_at between: %v, want %v", got, want)
+	}
+
+	// Invalid filters and orders are 422, never 500.
+	for _, bad := range [][]string{
+		{"filter[]", "number nofield eq 1"},
+		{"filter[]", "number id eq x"},
+		{"filter[]", "number id like 1"},
+		{"filter[]", "number id"},
+		{"filter[]", "string user_tags gt a"},
+		{"filter[x]", "number id eq 1"},
+		{"order", "sideways string login"},
+		{"order", "asc string user_tags"},
+		{"order", "asc string password"},
+	} {
+		res := e.call(http.MethodGet, "/users.json", token, bad...)
+		if res.status != http.StatusUnprocessableEntity {
+			t.Errorf("%q: %s, want 422", bad, res)
+		}
+	}
+	e.call(http.MethodGet, "/users.json", token, "page", "two").want(t, http.StatusBadRequest, `{"errors":["page must be an integer"]}`)
+}
+
+func TestUserLookups(t *testing.T) {
+	e := newEnv(t, restapi.Config{})
+	jo := e.mkUser("jo", "jo-password", func(in *account.UserInput) {
+		in.Email = ptr("jo@example.com")
+		in.FullName = ptr("Jo Anne Smith")
+		in.Phone = ptr("+100")
+		in.FacebookID = ptr("fb-jo")
+		in.TwitterID = ptr("tw-jo")
+		in.ExternalUserID = ptr(int64(555))
+		in.Tags = &[]string{"red", "blue"}
+	})
+	kim := e.mkUser("kim", "kim-password", func(in *account.UserInput) {
+		in.FullName = ptr("Kim SMITHSON")
+		in.Tags = &[]string{"blue"}
+	})
+	lee := e.mkUser("lee", "lee-password", func(in *account.UserInput) { in.Tags = &[]string{"green"} })
+	token := e.appSession()
+
+	one := func(path string, kv ...string) int64 {
+		t.Helper()
+		res := e.call(http.MethodGet, path, token, kv...)
+		res.want(t, http.StatusOK, "")
+		return num(t, res.obj(t)["user"].(map[string]any)["id"])
+	}
+	if one("/users/"+itoa(jo.ID)+".json") != jo.ID ||
+		one("/users/by_login.json", "login", "jo") != jo.ID ||
+		one("/users/by_email.json", "email", "JO@example.com") != jo.ID ||
+		one("/users/phone.json", "phone", "+100") != jo.ID ||
+		one("/users/by_facebook_id.json", "facebook_id", "fb-jo") != jo.ID ||
+		one("/users/by_twitter_id.json", "twitter_id", "tw-jo") != jo.ID ||
+		one("/users/external/555.json") != jo.ID {
+		t.Error("a lookup found someone else")
+	}
+	notFound := `{"errors":["Entity you are looking for was not found"]}`
+	e.call(http.MethodGet, "/users/999.json", token).want(t, http.StatusNotFound, notFound)
+	e.call(http.MethodGet, "/users/abc.json", token).want(t, http.StatusNotFound, notFound)
+	e.call(http.MethodGet, "/users/by_login.json", token, "login", "nobody").want(t, http.StatusNotFound, notFound)
+	e.call(http.MethodGet, "/users/external/556.json", token).want(t, http.StatusNotFound, notFound)
+	e.call(http.MethodGet, "/users/external/x.json", token).want(t, http.StatusNotFound, notFound)
+	e.call(http.MethodGet, "/users/by_login.json", token).want(t, http.StatusUnprocessableEntity, `{"errors":{"login":["can't be blank"]}}`)
+
+	// Full name: case-insensitive substring, paged.
+	if got := ids(t, e.call(http.MethodGet, "/users/by_full_name.json", token, "full_name", "smith"), 1, 10, 2); !reflect.DeepEqual(got, []int64{jo.ID, kim.ID}) {
+		t.Errorf("by_full_name %v", got)
+	}
+	if got := ids(t, e.call(http.MethodGet, "/users/by_full_name.json", token, "full_name", "smith", "per_page", "1", "page", "2"), 2, 1, 2); !reflect.DeepEqual(got, []int64{kim.ID}) {
+		t.Errorf("by_full_name page 2 %v", got)
+	}
+	// Tags: any of them, as tags=a,b or tags[]=a,b.
+	if got := ids(t, e.call(http.MethodGet, "/users/by_tags.json", token, "tags", "red,green"), 1, 10, 2); !reflect.DeepEqual(got, []int64{jo.ID, lee.ID}) {
+		t.Errorf("by_tags %v", got)
+	}
+	if got := ids(t, e.call(http.MethodGet, "/users/by_tags.json", token, "tags[]", "blue, green"), 1, 10, 3); !reflect.DeepEqual(got, []int64{jo.ID, kim.ID, lee.ID}) {
+		t.Errorf("by_tags[] %v", got)
+	}
+	e.call(http.MethodGet, "/users/by_tags.json", token, "tags", " , ").want(t, http.StatusUnprocessableEntity, `{"errors":{"tags":["can't be blank"]}}`)
+	if got := ids(t, e.call(http.MethodGet, "/users/by_tags.json", token, "tags", "none"), 1, 10, 0); len(got) != 0 {
+		t.Errorf("by_tags none %v", got)
+	}
+}
+
+func TestUpdateUser(t *testing.T) {
+	e := newEnv(t, restapi.Config{})
+	mo := e.mkUser("mo", "mo-password", nil)
+	ned := e.mkUser("ned", "ned-password", nil)
+	token, _ := e.userSession("mo", "mo-password")
+	path := "/users/" + itoa(mo.ID) + ".json"
+
+	e.clock.Advance(time.Hour)
+	res := e.call(http.MethodPut, path, token, "user[full_name]", "Mo Money", "user[tag_list]", "x,y", "user[website]", "https://mo.example")
+	res.want(t, http.StatusOK, "")
+	u := res.obj(t)["user"].(map[string]any)
+	if u["full_name"] != "Mo Money" || u["user_tags"] != "x,y" || u["login"] != "mo" || u["updated_at"] != "2026-11-22T01:05:16Z" {
+		t.Errorf("updated user %v", u)
+	}
+	// JSON, and clearing a field.
+	res = e.callJSON(http.MethodPut, path, token, `{"user":{"website":"","blob_id":""}}`)
+	res.want(t, http.StatusOK, "")
+	if u := res.obj(t)["user"].(map[string]any); u["website"] != nil || u["full_name"] != "Mo Money" {
+		t.Errorf("after clearing website %v", u)
+	}
+
+	// Someone else: 403. An application session: 403. Nothing changes.
+	e.call(http.MethodPut, "/users/"+itoa(ned.ID)+".json", token, "user[full_name]", "Hacked").
+		want(t, http.StatusForbidden, `{"errors":["You don't have appropriate permissions to perform this operation"]}`)
+	app := e.appSession()
+	e.call(http.MethodPut, path, app, "user[full_name]", "Hacked").want(t, http.StatusForbidden, `{"errors":["Forbidden. Need user."]}`)
+	if got := e.call(http.MethodGet, "/users/"+itoa(ned.ID)+".json", app).obj(t)["user"].(map[string]any)["full_name"]; got != nil {
+		t.Errorf("ned's full name %v", got)
+	}
+
+	// A taken login.
+	e.call(http.MethodPut, path, token, "user[login]", "ned").want(t, http.StatusUnprocessableEntity, `{"errors":{"login":["has already been taken"]}}`)
+	if e.userCount("ned") != 1 || e.userCount("mo") != 1 {
+		t.Error("a refused rename changed the store")
+	}
+
+	// The password needs the old one.
+	e.keep("new-password")
+	e.call(http.MethodPut, path, token, "user[password]", "new-password", "user[old_password]", "wrong-password").
+		want(t, http.StatusUnprocessableEntity, `{"errors":{"old_password":["is incorrect"]}}`)
+	e.call(http.MethodPut, path, token, "user[password]", "new-password", "user[old_password]", "mo-password").want(t, http.StatusOK, "")
+	e.postSession(e.sessionData(map[string]string{"login": "mo", "password": "mo-password"})).
+		want(t, http.StatusUnauthorized, `{"errors":["Unauthorized"]}`)
+	e.userSession("mo", "new-password")
+}
+
+func TestDeleteUser(t *testing.T) {
+	e := newEnv(t, restapi.Config{})
+	oz := e.mkUser("oz", "oz-password", nil)
+	pat := e.mkUser("pat", "pat-password", func(in *account.UserInput) { in.ExternalUserID = ptr(int64(77)) })
+	ozToken, _ := e.userSession("oz", "oz-password")
+	patToken, _ := e.userSession("pat", "pat-password")
+
+	e.call(http.MethodDelete, "/users/"+itoa(pat.ID)+".json", ozToken).want(t, http.StatusForbidden, "")
+	e.call(http.MethodDelete, "/users/external/77.json", ozToken).want(t, http.StatusForbidden, "")
+	e.call(http.MethodDelete, "/users/"+itoa(oz.ID)+".json", e.appSession()).want(t, http.StatusForbidden, `{"errors":["Forbidden. Need user."]}`)
+	if e.userCount("pat") != 1 || e.userCount("oz") != 1 {
+		t.Fatal("a refused delete removed a user")
+	}
+
+	// The token in the DELETE body, as the SDK may send parameters.
+	res := e.call(http.MethodDelete, "/users/"+itoa(oz.ID)+".json", "", "token", ozToken)
+	res.want(t, http.StatusOK, "")
+	if len(res.body) != 0 {
+		t.Errorf("DELETE body %q, want empty", res.body)
+	}
+	if e.userCount("oz") != 0 {
+		t.Error("oz is still stored")
+	}
+	e.call(http.MethodGet, "/session.json", ozToken).want(t, http.StatusUnauthorized, noSession)
+
+	e.call(http.MethodDelete, "/users/external/77.json", patToken).want(t, http.StatusOK, "")
+	if e.userCount("pat") != 0 {
+		t.Error("pat is still stored")
+	}
+}
