@@ -24,6 +24,7 @@ const (
 	DefaultCredentialTTL         = 24 * time.Hour
 	DefaultMaxAllocationsPerUser = 10
 	DefaultAllocationLifetime    = 12 * time.Hour
+	DefaultIdleTimeout           = 65 * time.Minute
 )
 
 // Config configures the embedded TURN server and the credentials issued for
@@ -94,6 +95,13 @@ type Config struct {
 	// the hour after its credentials expire. Defaults to 12 hours.
 	AllocationLifetime time.Duration
 
+	// IdleTimeout closes a TCP or TLS client connection that has sent
+	// nothing for this long, with its allocation; it finds clients that
+	// vanished without closing. Defaults to 65 minutes, past the longest
+	// lifetime a client can ask for (an hour), so a client that keeps its
+	// allocation refreshed is never cut.
+	IdleTimeout time.Duration
+
 	// PublicHost is the host (name or address) put in the issued URIs and
 	// XEP-0215 services. Defaults to RelayAddress.
 	PublicHost string
@@ -147,6 +155,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.AllocationLifetime == 0 {
 		c.AllocationLifetime = DefaultAllocationLifetime
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.PublicHost == "" {
 		c.PublicHost = c.RelayAddress
@@ -224,6 +235,9 @@ func (c Config) Validate() error {
 	}
 	if c.AllocationLifetime < 0 {
 		bad("AllocationLifetime (%v) is negative", c.AllocationLifetime)
+	}
+	if c.IdleTimeout < 0 {
+		bad("IdleTimeout (%v) is negative", c.IdleTimeout)
 	}
 	for _, p := range []struct {
 		field string

@@ -13,13 +13,14 @@ func TestWithDefaults(t *testing.T) {
 		Realm: "chatd", UDPAddr: ":3478", TCPAddr: ":3478", TLSAddr: ":5349",
 		RelayAddress: "192.0.2.7", RelayBind: "192.0.2.7", MinPort: 49152, MaxPort: 65535,
 		CredentialTTL: 24 * time.Hour, MaxAllocationsPerUser: 10, AllocationLifetime: 12 * time.Hour,
-		PublicHost: "192.0.2.7",
+		PublicHost: "192.0.2.7", IdleTimeout: 65 * time.Minute,
 	}
 	if c.Realm != want.Realm || c.UDPAddr != want.UDPAddr || c.TCPAddr != want.TCPAddr ||
 		c.TLSAddr != want.TLSAddr || c.RelayAddress != want.RelayAddress || c.MinPort != want.MinPort ||
 		c.MaxPort != want.MaxPort || c.CredentialTTL != want.CredentialTTL ||
 		c.MaxAllocationsPerUser != want.MaxAllocationsPerUser ||
-		c.AllocationLifetime != want.AllocationLifetime || c.PublicHost != want.PublicHost {
+		c.AllocationLifetime != want.AllocationLifetime || c.PublicHost != want.PublicHost ||
+		c.IdleTimeout != want.IdleTimeout {
 		t.Errorf("WithDefaults = %+v, want %+v", c, want)
 	}
 	// With no specific bind address, some IPv4 address is advertised.
@@ -37,6 +38,7 @@ func TestValidate(t *testing.T) {
 		RelayAddress: "::1", RelayBind: "example.com",
 		MinPort: 60000, MaxPort: 50000,
 		CredentialTTL: time.Millisecond, MaxAllocationsPerUser: -2, AllocationLifetime: -time.Second,
+		IdleTimeout:   -time.Second,
 		PublicTLSPort: 70000, DeniedPeers: []string{"10.0.0.0/8", "10.0.0.1"},
 	}
 	err := bad.Validate()
@@ -44,7 +46,7 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("Validate: %v, want ErrNoSecret and ErrInvalidConfig", err)
 	}
 	for _, field := range []string{"UDPAddr", "TCPAddr", "RelayAddress", "RelayBind", "MinPort (60000) is higher than MaxPort (50000)",
-		"CredentialTTL", "MaxAllocationsPerUser", "AllocationLifetime", "PublicTLSPort", `"10.0.0.1"`} {
+		"CredentialTTL", "MaxAllocationsPerUser", "AllocationLifetime", "IdleTimeout", "PublicTLSPort", `"10.0.0.1"`} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("Validate does not name %s: %v", field, err)
 		}

@@ -97,17 +97,22 @@ func newIssuer(cfg Config, udp, tcp, tls int) *Issuer {
 func (i *Issuer) Issue(userID int64, now time.Time) Credentials {
 	expires := now.Add(i.ttl).Unix()
 	username := strconv.FormatInt(expires, 10) + ":" + strconv.FormatInt(userID, 10)
-	uris := make([]string, len(i.endpoints))
-	for k, e := range i.endpoints {
-		uris[k] = e.uri()
-	}
 	return Credentials{
 		Username: username,
 		Password: i.password(username),
 		TTL:      i.ttl,
 		Expires:  time.Unix(expires, 0).UTC(),
-		URIs:     uris,
+		URIs:     i.uris(),
 	}
+}
+
+// uris returns a new slice of the server's URIs.
+func (i *Issuer) uris() []string {
+	uris := make([]string, len(i.endpoints))
+	for k, e := range i.endpoints {
+		uris[k] = e.uri()
+	}
+	return uris
 }
 
 // Check reports whether username and password are credentials this Issuer's

@@ -42,7 +42,9 @@
 // loops end: Close closes the listeners through pion, then every client
 // connection and relay socket pion would leave open, and waits (at most a few
 // seconds, else ErrCloseTimeout) until pion has deleted every allocation and
-// left every loop. Close is idempotent.
+// left every loop. Close is idempotent. A TCP or TLS connection that sends
+// nothing for IdleTimeout is closed, so a client that vanished without
+// closing does not hold a goroutine and a socket forever.
 //
 // pion answers a client before it reports a failed request, so for a moment
 // after a client sees an allocation fail its quota place may still be held;

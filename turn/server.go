@@ -197,11 +197,18 @@ func New(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.pion = ps
 
-	log.Info("turn server started",
-		"udp", addrString(s.addrs.UDP), "tcp", addrString(s.addrs.TCP), "tls", addrString(s.addrs.TLS),
-		"relay_address", cfg.RelayAddress, "relay_bind", cfg.RelayBind,
-		"relay_ports", fmt.Sprintf("%d-%d", cfg.MinPort, cfg.MaxPort), "realm", cfg.Realm,
-		"uris", s.issuer.Issue(1, time.Now()).URIs)
+	attrs := []any{"relay_address", cfg.RelayAddress, "relay_bind", cfg.RelayBind,
+		"relay_ports", fmt.Sprintf("%d-%d", cfg.MinPort, cfg.MaxPort), "realm", cfg.Realm, "uris", s.issuer.uris()}
+	if a := s.addrs.UDP; a != nil {
+		attrs = append(attrs, "udp", a.String())
+	}
+	if a := s.addrs.TCP; a != nil {
+		attrs = append(attrs, "tcp", a.String())
+	}
+	if a := s.addrs.TLS; a != nil {
+		attrs = append(attrs, "tls", a.String())
+	}
+	log.Info("turn server started", attrs...)
 	return s, nil
 }
 
@@ -254,13 +261,6 @@ func (s *Server) closeListeners() {
 	if s.tls != nil {
 		s.tls.Listener.Close()
 	}
-}
-
-func addrString(a net.Addr) string {
-	if a == nil || a == (*net.UDPAddr)(nil) || a == (*net.TCPAddr)(nil) {
-		return Off
-	}
-	return a.String()
 }
 
 // Addrs returns the addresses the listeners are bound to.

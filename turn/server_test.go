@@ -367,3 +367,32 @@ func serverGoroutines() int {
 	}
 	return n
 }
+
+// TestIdleTimeout checks that a TCP or TLS client connection that sends
+// nothing is closed after IdleTimeout, its allocation with it.
+func TestIdleTimeout(t *testing.T) {
+	cfg := testConfig()
+	cfg.IdleTimeout = 300 * time.Millisecond
+	s, _ := startServer(t, cfg, true)
+	silent, err := net.Dial("tcp", s.Addrs().TLS.String()) // not even a TLS handshake
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	cred := s.Issue(12, time.Now())
+	c := dialClient(t, s, "tcp", cred.Username, cred.Password)
+	if _, err := c.Allocate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, conn := range []net.Conn{silent, c.raw} {
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(conn); err != nil {
+			t.Errorf("idle connection: %v, want it closed by the server", err)
+		}
+	}
+	waitFor(t, 5*time.Second, "the allocation and connections to go", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.allocs) == 0 && len(s.conns) == 0
+	})
+}

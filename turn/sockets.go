@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // The wrappers below are the sockets handed to pion. They let the server
@@ -81,6 +82,15 @@ type trackedConn struct {
 	net.Conn
 	s    *Server
 	once sync.Once
+}
+
+// Read gives each read IdleTimeout to return: pion reads one connection in
+// one goroutine, so a read that times out ends the loop and the connection.
+func (c *trackedConn) Read(b []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
 }
 
 // cut closes the socket under pion's read loop, which then ends and calls
