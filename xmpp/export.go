@@ -2,7 +2,14 @@ package xmpp
 
 import (
 	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
 
+	"chatd/history"
 	"chatd/xmpp/stanza"
 )
 
@@ -71,4 +78,98 @@ func (srv *Server) SendAs(ctx context.Context, user UserRef, el *stanza.Element)
 	}
 	srv.deliverMessage(ctx, u, to, el, nil)
 	return nil
+}
+
+// StoredStanza builds the stanza of a message stored through the REST API,
+// as its sender's client would have sent it: id is the history _id, and
+// extraParams carry save_to_history, the custom parameters, the attachments
+// and the history fields.
+func (srv *Server) StoredStanza(m *history.Message, d *history.Dialog) *stanza.Element {
+	el := stanza.New("message", stanza.NSClient, "id", m.ID)
+	if d.Type == history.Private {
+		el.SetAttr("type", "chat")
+		el.SetAttr("to", UserJID(UserRef{App: d.AppID, User: m.RecipientID}, srv.cfg.Domain).String())
+	} else {
+		el.SetAttr("type", "groupchat")
+		el.SetAttr("to", RoomJID(d, srv.cfg.Domain).String())
+	}
+	if m.Text != "" {
+		el.Append(stanza.New("body", stanza.NSClient).AppendText(m.Text))
+	}
+	if m.Markable {
+		el.Append(stanza.New("markable", nsMarkers))
+	}
+	x := stanza.New("extraParams", stanza.NSClient)
+	x.Append(stanza.New("save_to_history", stanza.NSClient).AppendText("1"))
+	appendCustom(x, m)
+	el.Append(x)
+	return annotate(el, m)
+}
+
+// appendCustom adds a message's custom parameters (in a stable order) and
+// attachments to extraParams.
+func appendCustom(x *stanza.Element, m *history.Message) {
+	keys := slices.Sorted(maps.Keys(m.Custom))
+	for _, k := range keys {
+		if validElementName(k) {
+			x.Append(stanza.New(k, stanza.NSClient).AppendText(m.Custom[k]))
+		}
+	}
+	for _, a := range m.Attachments {
+		att := stanza.New("attachment", stanza.NSClient)
+		for _, k := range slices.Sorted(maps.Keys(a)) {
+			if k == "data" {
+				att.AppendText(a[k])
+			} else if validElementName(k) {
+				att.SetAttr(k, a[k])
+			}
+		}
+		x.Append(att)
+	}
+}
+
+// validElementName accepts the names custom parameters may have as XML
+// element and attribute names.
+func validElementName(s string) bool {
+	if s == "" || strings.ContainsAny(s[:1], "0123456789-.") {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r == '-' || r == '.' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return false
+		}
+	}
+	return !strings.HasPrefix(strings.ToLower(s), "xml")
+}
+
+// DeliverStored delivers a message stored through the REST API
+// (send_to_chat=1) as if its sender had sent it over XMPP.
+func (srv *Server) DeliverStored(ctx context.Context, m *history.Message, d *history.Dialog) error {
+	return srv.SendAs(ctx, UserRef{App: d.AppID, User: m.SenderID}, srv.StoredStanza(m, d))
+}
+
+// DeliverSystem delivers a QuickBlox system notification (REST system=1) to
+// the other user of a private dialog: a headline with
+// moduleIdentifier=SystemNotifications and the custom parameters.
+func (srv *Server) DeliverSystem(ctx context.Context, m *history.Message, d *history.Dialog) error {
+	if d.Type != history.Private {
+		return errors.New("xmpp: system notifications go to private dialogs only")
+	}
+	el := stanza.New("message", stanza.NSClient, "type", "headline", "id", m.ID,
+		"to", UserJID(UserRef{App: d.AppID, User: m.RecipientID}, srv.cfg.Domain).String())
+	if m.Text != "" {
+		el.Append(stanza.New("body", stanza.NSClient).AppendText(m.Text))
+	}
+	x := stanza.New("extraParams", stanza.NSClient)
+	x.Append(stanza.New("moduleIdentifier", stanza.NSClient).AppendText("SystemNotifications"),
+		stanza.New("dialog_id", stanza.NSClient).AppendText(d.ID))
+	appendCustom(x, m)
+	el.Append(x)
+	return srv.SendAs(ctx, UserRef{App: d.AppID, User: m.SenderID}, el)
+}
+
+// RoomJID returns the XMPP room of a group dialog:
+// <app_id>_<room name>@muc.<domain>.
+func RoomJID(d *history.Dialog, domain string) JID {
+	return JID{Local: strconv.FormatInt(d.AppID, 10) + "_" + d.RoomName, Domain: "muc." + domain}
 }
