@@ -38,6 +38,82 @@ type Config struct {
 	Storage Storage `yaml:"storage"`
 	TLS     TLS     `yaml:"tls"`
 	API     API     `yaml:"api"`
+	XMPP    XMPP    `yaml:"xmpp"`
+	Chat    Chat    `yaml:"chat"`
+	TURN    TURN    `yaml:"turn"`
+}
+
+// XMPP configures the client-to-server listeners and sessions.
+type XMPP struct {
+	// Listen is the TCP address (STARTTLS); empty disables it.
+	Listen string `yaml:"listen"`
+	// TLSListen is the direct TLS address (XEP-0368); empty disables it.
+	TLSListen string `yaml:"tls_listen"`
+	// WebSocketListen is the RFC 7395 address; empty disables it.
+	WebSocketListen string `yaml:"websocket_listen"`
+	// WebSocketTLS serves wss:// (true) or ws:// (false, behind a TLS proxy).
+	WebSocketTLS bool `yaml:"websocket_tls"`
+	// WebSocketPath is the HTTP path of the WebSocket endpoint ("/": any).
+	WebSocketPath string `yaml:"websocket_path"`
+	// RequireTLS refuses authentication on TCP before STARTTLS.
+	RequireTLS bool `yaml:"require_tls"`
+	// ResourceConflict is replace, reject or rename.
+	ResourceConflict string `yaml:"resource_conflict"`
+	// MaxStanzaBytes bounds one stanza from a client.
+	MaxStanzaBytes int `yaml:"max_stanza_bytes"`
+	// MaxQueueBytes bounds a session's outbound queue.
+	MaxQueueBytes int `yaml:"max_queue_bytes"`
+	// WriteTimeout bounds each write to a client.
+	WriteTimeout string `yaml:"write_timeout"`
+	// PingInterval: a silent session is pinged after this long.
+	PingInterval string `yaml:"ping_interval"`
+	// PingTimeout: a pinged session silent this much longer is closed.
+	PingTimeout string `yaml:"ping_timeout"`
+	// StanzaRate and StanzaBurst bound the stanzas per second one session
+	// may send (a token bucket); faster clients are slowed down.
+	StanzaRate  int `yaml:"stanza_rate"`
+	StanzaBurst int `yaml:"stanza_burst"`
+}
+
+// Chat configures chat history.
+type Chat struct {
+	// JoinRequired is is_join_required for group dialogs created without it.
+	JoinRequired bool `yaml:"join_required"`
+	// MaxOccupants bounds the occupants of a group dialog.
+	MaxOccupants int `yaml:"max_occupants"`
+}
+
+// TURN configures the embedded TURN server.
+type TURN struct {
+	// Enabled runs the TURN server with chatd.
+	Enabled bool `yaml:"enabled"`
+	// Realm is the long-term credential realm.
+	Realm string `yaml:"realm"`
+	// UDPListen, TCPListen and TLSListen are the listener addresses ("off"
+	// disables one).
+	UDPListen string `yaml:"udp_listen"`
+	TCPListen string `yaml:"tcp_listen"`
+	TLSListen string `yaml:"tls_listen"`
+	// RelayAddress is the IPv4 address advertised for relays (the public
+	// address, or the NAT's external one); empty picks this host's first
+	// global address.
+	RelayAddress string `yaml:"relay_address"`
+	// RelayBind is the local address relay sockets bind to.
+	RelayBind string `yaml:"relay_bind"`
+	// MinPort and MaxPort bound the relay ports.
+	MinPort int `yaml:"min_port"`
+	MaxPort int `yaml:"max_port"`
+	// Secret is the TURN REST shared secret; empty: generated on first start
+	// and kept in <data_dir>/turn.secret.
+	Secret string `yaml:"secret"`
+	// CredentialTTL is how long issued credentials are valid.
+	CredentialTTL string `yaml:"credential_ttl"`
+	// MaxAllocationsPerUser caps one user's simultaneous allocations.
+	MaxAllocationsPerUser int `yaml:"max_allocations_per_user"`
+	// AllocationLifetime is the longest an allocation may live.
+	AllocationLifetime string `yaml:"allocation_lifetime"`
+	// PublicHost is the host put in issued TURN URIs; empty: relay_address.
+	PublicHost string `yaml:"public_host"`
 }
 
 // Log configures logging to standard error.
@@ -102,6 +178,36 @@ func Default() Config {
 			SignatureWindow: "1h",
 			MaxBodyBytes:    1 << 20,
 			CORSOrigins:     []string{"*"},
+		},
+		XMPP: XMPP{
+			Listen:           ":5222",
+			TLSListen:        ":5223",
+			WebSocketListen:  ":5291",
+			WebSocketTLS:     true,
+			WebSocketPath:    "/",
+			RequireTLS:       true,
+			ResourceConflict: "replace",
+			MaxStanzaBytes:   256 << 10,
+			MaxQueueBytes:    1 << 20,
+			WriteTimeout:     "15s",
+			PingInterval:     "60s",
+			PingTimeout:      "30s",
+			StanzaRate:       500,
+			StanzaBurst:      1000,
+		},
+		Chat: Chat{MaxOccupants: 5000},
+		TURN: TURN{
+			Enabled:               true,
+			Realm:                 "chatd",
+			UDPListen:             ":3478",
+			TCPListen:             ":3478",
+			TLSListen:             ":5349",
+			RelayBind:             "0.0.0.0",
+			MinPort:               49152,
+			MaxPort:               65535,
+			CredentialTTL:         "24h",
+			MaxAllocationsPerUser: 10,
+			AllocationLifetime:    "12h",
 		},
 	}
 }

@@ -2,9 +2,16 @@ package config
 
 import (
 	"path/filepath"
+	"time"
 
 	"chatd/account"
+	"chatd/history"
+	"chatd/restapi"
+	"chatd/turn"
+	"chatd/xmpp"
 )
+
+// The parts' configurations, built from a validated Config.
 
 // Account returns the account service's configuration.
 func (c *Config) Account() account.Config {
@@ -12,6 +19,69 @@ func (c *Config) Account() account.Config {
 		SessionTTL:      mustDuration(c.API.SessionTTL),
 		SignatureWindow: mustDuration(c.API.SignatureWindow),
 	}
+}
+
+// RESTAPI returns the REST API's configuration.
+func (c *Config) RESTAPI() restapi.Config {
+	return restapi.Config{MaxBodyBytes: c.API.MaxBodyBytes, CORSOrigins: c.API.CORSOrigins}
+}
+
+// XMPPConfig returns the XMPP server's configuration.
+func (c *Config) XMPPConfig() xmpp.Config {
+	return xmpp.Config{
+		Domain:           c.Domain,
+		Listen:           c.XMPP.Listen,
+		TLSListen:        c.XMPP.TLSListen,
+		WebSocketListen:  c.XMPP.WebSocketListen,
+		WebSocketTLS:     c.XMPP.WebSocketTLS,
+		WebSocketPath:    c.XMPP.WebSocketPath,
+		RequireTLS:       c.XMPP.RequireTLS,
+		ResourceConflict: c.XMPP.ResourceConflict,
+		MaxStanzaBytes:   c.XMPP.MaxStanzaBytes,
+		MaxQueueBytes:    c.XMPP.MaxQueueBytes,
+		WriteTimeout:     mustDuration(c.XMPP.WriteTimeout),
+		PingInterval:     mustDuration(c.XMPP.PingInterval),
+		PingTimeout:      mustDuration(c.XMPP.PingTimeout),
+		StanzaRate:       float64(c.XMPP.StanzaRate),
+		StanzaBurst:      c.XMPP.StanzaBurst,
+	}
+}
+
+// History returns chat history's configuration.
+func (c *Config) History() history.Config {
+	return history.Config{JoinRequiredDefault: c.Chat.JoinRequired, MaxOccupants: c.Chat.MaxOccupants}
+}
+
+// TURNConfig returns the TURN server's configuration with the given secret
+// (the configured one wins when set), validated.
+func (c *Config) TURNConfig(secret string) (turn.Config, error) {
+	if c.TURN.Secret != "" {
+		secret = c.TURN.Secret
+	}
+	if secret == "" {
+		secret = "validation-placeholder"
+	}
+	parse := func(s string) time.Duration {
+		d, _ := time.ParseDuration(s)
+		return d
+	}
+	tc := turn.Config{
+		Enabled:               c.TURN.Enabled,
+		Realm:                 c.TURN.Realm,
+		UDPAddr:               c.TURN.UDPListen,
+		TCPAddr:               c.TURN.TCPListen,
+		TLSAddr:               c.TURN.TLSListen,
+		RelayAddress:          c.TURN.RelayAddress,
+		RelayBind:             c.TURN.RelayBind,
+		MinPort:               c.TURN.MinPort,
+		MaxPort:               c.TURN.MaxPort,
+		Secret:                secret,
+		CredentialTTL:         parse(c.TURN.CredentialTTL),
+		MaxAllocationsPerUser: c.TURN.MaxAllocationsPerUser,
+		AllocationLifetime:    parse(c.TURN.AllocationLifetime),
+		PublicHost:            c.TURN.PublicHost,
+	}.WithDefaults()
+	return tc, tc.Validate()
 }
 
 // SQLiteFile returns the SQLite database path.
@@ -24,3 +94,6 @@ func (c *Config) SQLiteFile() string {
 
 // TLSDir is where a generated certificate is kept.
 func (c *Config) TLSDir() string { return filepath.Join(c.DataDir, "tls") }
+
+// TURNSecretFile is where a generated TURN secret is kept.
+func (c *Config) TURNSecretFile() string { return filepath.Join(c.DataDir, "turn.secret") }

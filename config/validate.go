@@ -44,6 +44,31 @@ func (c *Config) Validate() error {
 	if len(c.API.CORSOrigins) == 0 {
 		v.bad("api.cors_origins", "must list at least one origin (\"*\" for any)")
 	}
+	if err := c.RESTAPI().Validate(); err != nil {
+		v.errs = append(v.errs, fmt.Errorf("config: api: %w", err))
+	}
+	v.addr("xmpp.listen", c.XMPP.Listen, true)
+	v.addr("xmpp.tls_listen", c.XMPP.TLSListen, true)
+	v.addr("xmpp.websocket_listen", c.XMPP.WebSocketListen, true)
+	if c.XMPP.WebSocketPath == "" || c.XMPP.WebSocketPath[0] != '/' {
+		v.bad("xmpp.websocket_path", "must start with /, got %q", c.XMPP.WebSocketPath)
+	}
+	v.oneOf("xmpp.resource_conflict", c.XMPP.ResourceConflict, "replace", "reject", "rename")
+	v.atLeast("xmpp.max_stanza_bytes", c.XMPP.MaxStanzaBytes, 4096)
+	v.atLeast("xmpp.max_queue_bytes", c.XMPP.MaxQueueBytes, 2*c.XMPP.MaxStanzaBytes)
+	v.duration("xmpp.write_timeout", c.XMPP.WriteTimeout, time.Second)
+	v.duration("xmpp.ping_interval", c.XMPP.PingInterval, time.Second)
+	v.duration("xmpp.ping_timeout", c.XMPP.PingTimeout, time.Second)
+	v.atLeast("xmpp.stanza_rate", c.XMPP.StanzaRate, 1)
+	v.atLeast("xmpp.stanza_burst", c.XMPP.StanzaBurst, 1)
+	v.atLeast("chat.max_occupants", c.Chat.MaxOccupants, 2)
+	if c.TURN.Enabled {
+		v.duration("turn.credential_ttl", c.TURN.CredentialTTL, time.Minute)
+		v.duration("turn.allocation_lifetime", c.TURN.AllocationLifetime, time.Minute)
+		if _, err := c.TURNConfig(""); err != nil {
+			v.errs = append(v.errs, fmt.Errorf("config: turn: %w", err))
+		}
+	}
 	return errors.Join(v.errs...)
 }
 
@@ -77,6 +102,12 @@ func (v *validator) addr(key, s string, optional bool) {
 	}
 	if _, _, err := net.SplitHostPort(s); err != nil {
 		v.bad(key, "must be host:port or :port, got %q", s)
+	}
+}
+
+func (v *validator) atLeast(key string, n, least int) {
+	if n < least {
+		v.bad(key, "must be at least %d, got %d", least, n)
 	}
 }
 

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"chatd/account"
+	"chatd/config"
+	"chatd/server"
+)
+
+const usage = `usage:
+  chatd [-config FILE]                                   serve
+  chatd app create -name NAME [-config FILE]             create an application
+  chatd app list [-config FILE]                          list applications with their keys
+  chatd user create -app ID -login LOGIN -password PW [-config FILE]
+  chatd apikey create -app ID [-name NAME] [-config FILE]
+Every command prints what it created as JSON. Configuration: chatd.example.yaml.
+`
+
+// run is the whole program; main only supplies the process's context,
+// arguments, environment and output.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		return admin(ctx, args, environ, stdout, stderr)
+	}
+	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, environ)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	srv, err := server.Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("chatd started", "domain", cfg.Domain, "certificate", srv.CertFile)
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-srv.Err():
+		log.Error("stopping after a fatal error", "err", err)
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return errors.Join(err, srv.Shutdown(stopCtx))
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// admin runs an operator command against the configured storage, without
+// starting any listener.
+func admin(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		return fmt.Errorf("%q needs a subcommand\n%s", args[0], usage)
+	}
+	cmd := args[0] + " " + args[1]
+	fs := flag.NewFlagSet("chatd "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	name := fs.String("name", "", "name")
+	appID := fs.Int64("app", 0, "application id")
+	login := fs.String("login", "", "user login")
+	password := fs.String("password", "", "user password")
+	if err := fs.Parse(args[2:]); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path, environ)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	stores, err := server.OpenStorage(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stores.Close(context.Background())
+	accounts := account.NewService(stores.Accounts, cfg.Account(), log)
+
+	var out any
+	switch cmd {
+	case "app create":
+		app, err := accounts.CreateApp(ctx, *name)
+		if err != nil {
+			return err
+		}
+		out = appJSON(app)
+	case "app list":
+		apps, err := accounts.Apps(ctx)
+		if err != nil {
+			return err
+		}
+		list := []any{}
+		for _, app := range apps {
+			list = append(list, appJSON(app))
+		}
+		out = list
+	case "user create":
+		if *appID == 0 {
+			return errors.New("user create needs -app")
+		}
+		u, err := accounts.CreateUserAdmin(ctx, *appID, *login, *password)
+		if err != nil {
+			return err
+		}
+		out = map[string]any{"user": map[string]any{
+			"id": u.ID, "application_id": u.AppID, "login": u.Login,
+			"created_at": u.CreatedAt.Format(time.RFC3339),
+		}}
+	case "apikey create":
+		if *appID == 0 {
+			return errors.New("apikey create needs -app")
+		}
+		k, key, err := accounts.CreateAPIKey(ctx, *appID, *name)
+		if err != nil {
+			return err
+		}
+		out = map[string]any{"api_key": map[string]any{
+			"id": k.ID, "application_id": k.AppID, "name": k.Name, "key": key,
+			"created_at": k.CreatedAt.Format(time.RFC3339),
+		}}
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func appJSON(app *account.Application) map[string]any {
+	return map[string]any{"application": map[string]any{
+		"id": app.ID, "name": app.Name, "auth_key": app.AuthKey, "auth_secret": app.AuthSecret,
+		"created_at": app.CreatedAt.Format(time.RFC3339),
+	}}
+}

@@ -1,0 +1,265 @@
+// Package server assembles a chatd node from its configuration: it opens
+// storage, loads the certificate, builds every part by hand in dependency
+// order, starts the listeners, and stops everything in reverse order.
+//
+// cmd/chatd is a thin wrapper around Start; tests start whole nodes the same
+// way on 127.0.0.1:0 and ask the Server for its bound addresses.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"chatd/account"
+	"chatd/config"
+	"chatd/history"
+	"chatd/internal/certs"
+	"chatd/restapi"
+	"chatd/turn"
+	"chatd/xmpp"
+)
+
+// Server is a running chatd node.
+type Server struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	errc chan error
+
+	// The parts, for the admin commands and tests.
+	Accounts *account.Service
+	History  *history.Service
+	XMPP     *xmpp.Server
+	TURN     *turn.Server
+	// CertFile is the PEM certificate every TLS listener serves.
+	CertFile string
+
+	apiAddr, httpAddr net.Addr
+
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stopErr  error
+	stoppers []func(context.Context) error // run in reverse order
+}
+
+// Start builds and starts a node. On error everything already started is
+// stopped again.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+	s = &Server{cfg: cfg, log: log, errc: make(chan error, 8)}
+	defer func() {
+		if err != nil {
+			s.Shutdown(context.Background())
+		}
+	}()
+
+	stores, err := OpenStorage(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.onStop(func(ctx context.Context) error { return stores.Close(ctx) })
+	if stores.History == nil {
+		return nil, errors.New("server: the MongoDB backend has no chat history store yet; use SQLite")
+	}
+
+	cert, certFile, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLSDir(), cfg.TLS.Hosts)
+	if err != nil {
+		return nil, err
+	}
+	s.CertFile = certFile
+	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+
+	s.Accounts = account.NewService(stores.Accounts, cfg.Account(), log.With("part", "account"))
+	if err := s.ensureApp(ctx); err != nil {
+		return nil, err
+	}
+	s.every(10*time.Minute, func(ctx context.Context) {
+		if err := s.Accounts.SweepExpired(ctx); err != nil {
+			log.Warn("sweeping expired sessions", "err", err)
+		}
+	})
+
+	s.History = history.NewService(stores.History, s.Accounts, cfg.History(), log.With("part", "history"))
+	s.onStop(func(context.Context) error { s.History.Close(); return nil })
+
+	if s.XMPP, err = xmpp.New(cfg.XMPPConfig(), tlsConfig, s.Accounts, stores.XMPP, log.With("part", "xmpp")); err != nil {
+		return nil, err
+	}
+	s.XMPP.SetHistory(s.History)
+	if err := s.XMPP.Start(); err != nil {
+		return nil, err
+	}
+	s.onStop(s.XMPP.Shutdown)
+	for _, a := range []net.Addr{s.XMPP.TCPAddr(), s.XMPP.TLSAddr(), s.XMPP.WebSocketAddr()} {
+		if a != nil {
+			log.Info("XMPP listening", "addr", a.String())
+		}
+	}
+
+	secret, err := s.turnSecret()
+	if err != nil {
+		return nil, err
+	}
+	turnCfg, err := cfg.TURNConfig(secret)
+	if err != nil {
+		return nil, err
+	}
+	var issuer *turn.Issuer
+	if cfg.TURN.Enabled {
+		if s.TURN, err = turn.New(turnCfg, tlsConfig, log.With("part", "turn")); err != nil {
+			return nil, err
+		}
+		s.onStop(func(context.Context) error { return s.TURN.Close() })
+		issuer = s.TURN.Issuer()
+		log.Info("TURN listening", "relay", turnCfg.RelayAddress)
+	}
+	_ = issuer
+
+	api := restapi.New(cfg.RESTAPI(), s.Accounts, log.With("part", "restapi"))
+	if cfg.API.Listen != "" {
+		if s.apiAddr, err = s.serveHTTP(cfg.API.Listen, api.Handler(), tlsConfig); err != nil {
+			return nil, err
+		}
+		log.Info("REST API listening", "addr", s.apiAddr.String(), "tls", true)
+	}
+	if cfg.API.HTTPListen != "" {
+		if s.httpAddr, err = s.serveHTTP(cfg.API.HTTPListen, api.Handler(), nil); err != nil {
+			return nil, err
+		}
+		log.Info("REST API listening", "addr", s.httpAddr.String(), "tls", false)
+	}
+	return s, nil
+}
+
+// turnSecret returns the TURN REST secret: the configured one, else the one
+// kept in the data directory, generated on first start.
+func (s *Server) turnSecret() (string, error) {
+	if s.cfg.TURN.Secret != "" {
+		return s.cfg.TURN.Secret, nil
+	}
+	path := s.cfg.TURNSecretFile()
+	if b, err := os.ReadFile(path); err == nil {
+		if secret := strings.TrimSpace(string(b)); secret != "" {
+			return secret, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("server: %w", err)
+	}
+	secret := turn.GenerateSecret()
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return "", fmt.Errorf("server: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("server: %w", err)
+	}
+	return secret, nil
+}
+
+// onStop registers fn to run at shutdown, before everything registered
+// earlier.
+func (s *Server) onStop(fn func(context.Context) error) { s.stoppers = append(s.stoppers, fn) }
+
+// every runs fn every interval until shutdown.
+func (s *Server) every(interval time.Duration, fn func(context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				fn(ctx)
+			}
+		}
+	}()
+	s.onStop(func(context.Context) error { cancel(); return nil })
+}
+
+// serveHTTP listens on addr and serves h, over TLS when tlsConfig is set.
+func (s *Server) serveHTTP(addr string, h http.Handler, tlsConfig *tls.Config) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.fail(fmt.Errorf("server: serving %s: %w", addr, err))
+		}
+	}()
+	s.onStop(hs.Shutdown)
+	return ln.Addr(), nil
+}
+
+// fail reports a fatal error of a running part.
+func (s *Server) fail(err error) {
+	select {
+	case s.errc <- err:
+	default:
+	}
+}
+
+// Err delivers the first fatal error of a running part.
+func (s *Server) Err() <-chan error { return s.errc }
+
+// APIAddr is the bound HTTPS address (nil when disabled).
+func (s *Server) APIAddr() net.Addr { return s.apiAddr }
+
+// HTTPAddr is the bound plain-HTTP address (nil when disabled).
+func (s *Server) HTTPAddr() net.Addr { return s.httpAddr }
+
+// Shutdown stops every part in reverse start order, waits for their
+// goroutines and closes storage last. It is safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		var errs []error
+		for i := len(s.stoppers) - 1; i >= 0; i-- {
+			if err := s.stoppers[i](ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		s.wg.Wait()
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}
+
+// ensureApp creates a first application when there is none and prints its
+// credentials, so that a new installation can be used at once.
+func (s *Server) ensureApp(ctx context.Context) error {
+	apps, err := s.Accounts.Apps(ctx)
+	if err != nil {
+		return err
+	}
+	if len(apps) > 0 {
+		return nil
+	}
+	app, err := s.Accounts.CreateApp(ctx, "chatd")
+	if err != nil {
+		return err
+	}
+	s.log.Info("created the first application; use these credentials in QB.init",
+		"application_id", app.ID, "auth_key", app.AuthKey, "auth_secret", app.AuthSecret)
+	return nil
+}
