@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -27,6 +28,32 @@ type RosterItem struct {
 	Groups       []string
 }
 
+// OfflineMessage is a message kept for a user with no available resource
+// (XEP-0160), as the stanza it will be delivered as.
+type OfflineMessage struct {
+	Seq   int64 // assigned by the store; increases in arrival order
+	Stamp time.Time
+	Data  []byte // the stanza's XML
+}
+
+// PrivacyItem is one rule of a privacy list (XEP-0016). Type is "jid",
+// "group", "subscription" or "" (matches everything); Kinds lists the stanza
+// kinds it applies to ("message", "iq", "presence-in", "presence-out"),
+// empty meaning all.
+type PrivacyItem struct {
+	Type  string   `json:"type,omitempty"`
+	Value string   `json:"value,omitempty"`
+	Allow bool     `json:"allow"`
+	Order int64    `json:"order"`
+	Kinds []string `json:"kinds,omitempty"`
+}
+
+// PrivacyList is a named, ordered list of rules.
+type PrivacyList struct {
+	Name  string
+	Items []PrivacyItem
+}
+
 // Store keeps what the XMPP server persists per user. Implementations live in
 // store/sqlite and store/mongo and pass storetest.
 type Store interface {
@@ -47,4 +74,29 @@ type Store interface {
 	// LastActivity returns what SetLastActivity recorded, or
 	// account.ErrNotFound.
 	LastActivity(ctx context.Context, owner UserRef) (time.Time, string, error)
+
+	// PushOffline keeps a message for the owner unless the owner already
+	// has limit messages waiting (then ErrOfflineFull). It sets msg.Seq.
+	PushOffline(ctx context.Context, owner UserRef, msg *OfflineMessage, limit int) error
+	// OfflineMessages returns up to max waiting messages, oldest first.
+	OfflineMessages(ctx context.Context, owner UserRef, max int) ([]OfflineMessage, error)
+	// DeleteOffline removes the owner's waiting messages up to and
+	// including seq.
+	DeleteOffline(ctx context.Context, owner UserRef, upTo int64) error
+
+	// PrivacyLists returns the owner's privacy lists (sorted by name) and
+	// the name of the default one ("" for none).
+	PrivacyLists(ctx context.Context, owner UserRef) ([]PrivacyList, string, error)
+	// PutPrivacyList stores or replaces a list.
+	PutPrivacyList(ctx context.Context, owner UserRef, list PrivacyList) error
+	// DeletePrivacyList removes a list (account.ErrNotFound if absent); the
+	// default is cleared when it named the list.
+	DeletePrivacyList(ctx context.Context, owner UserRef, name string) error
+	// SetDefaultPrivacyList names the default list ("" for none); the list
+	// must exist (account.ErrNotFound).
+	SetDefaultPrivacyList(ctx context.Context, owner UserRef, name string) error
 }
+
+// ErrOfflineFull is returned by Store.PushOffline when the user's offline
+// storage is at its limit.
+var ErrOfflineFull = errors.New("xmpp: offline storage is full")

@@ -89,9 +89,12 @@ type DB struct {
 	apiKeys  *mongo.Collection
 	counters *mongo.Collection
 
-	rosterItems    *mongo.Collection
-	rosterVersions *mongo.Collection
-	lastActivity   *mongo.Collection
+	rosterItems     *mongo.Collection
+	rosterVersions  *mongo.Collection
+	lastActivity    *mongo.Collection
+	offline         *mongo.Collection
+	privacyLists    *mongo.Collection
+	privacyDefaults *mongo.Collection
 }
 
 // Open connects to the MongoDB server at uri (a mongodb:// or mongodb+srv://
@@ -120,9 +123,12 @@ func Open(ctx context.Context, uri, database string) (*DB, error) {
 		apiKeys:  d.Collection("api_keys"),
 		counters: d.Collection("counters"),
 
-		rosterItems:    d.Collection("roster_items"),
-		rosterVersions: d.Collection("roster_versions"),
-		lastActivity:   d.Collection("last_activity"),
+		rosterItems:     d.Collection("roster_items"),
+		rosterVersions:  d.Collection("roster_versions"),
+		lastActivity:    d.Collection("last_activity"),
+		offline:         d.Collection("offline_messages"),
+		privacyLists:    d.Collection("privacy_lists"),
+		privacyDefaults: d.Collection("privacy_defaults"),
 	}
 	if err := db.createIndexes(ctx); err != nil {
 		client.Disconnect(context.WithoutCancel(ctx))
@@ -182,6 +188,12 @@ func (db *DB) createIndexes(ctx context.Context) error {
 		}},
 		{db.rosterItems, []mongo.IndexModel{
 			index("owner_jid", false, "app_id", "user_id", "jid"),
+		}},
+		{db.offline, []mongo.IndexModel{
+			index("owner_seq", false, "app_id", "user_id", "_id"),
+		}},
+		{db.privacyLists, []mongo.IndexModel{
+			index("owner_name", false, "app_id", "user_id", "name"),
 		}},
 	}
 	// One index per command: FerretDB 1.24 panics on a createIndexes

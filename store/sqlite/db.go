@@ -226,6 +226,28 @@ var migrations = []string{
 		PRIMARY KEY (message_id, user_id)
 	) WITHOUT ROWID;
 	CREATE INDEX message_users_unread ON message_users(dialog_id, user_id, read);`,
+	// 4: offline messages and privacy lists
+	`CREATE TABLE offline_messages (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		app_id INTEGER NOT NULL,
+		user_id INTEGER NOT NULL,
+		stamp INTEGER NOT NULL,
+		data BLOB NOT NULL
+	);
+	CREATE INDEX offline_messages_user ON offline_messages(app_id, user_id, seq);
+	CREATE TABLE privacy_lists (
+		app_id INTEGER NOT NULL,
+		user_id INTEGER NOT NULL,
+		name TEXT NOT NULL,
+		items TEXT NOT NULL,
+		PRIMARY KEY (app_id, user_id, name)
+	) WITHOUT ROWID;
+	CREATE TABLE privacy_defaults (
+		app_id INTEGER NOT NULL,
+		user_id INTEGER NOT NULL,
+		name TEXT NOT NULL,
+		PRIMARY KEY (app_id, user_id)
+	) WITHOUT ROWID;`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

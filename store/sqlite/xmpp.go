@@ -134,3 +134,130 @@ func (x xmppStore) LastActivity(ctx context.Context, owner xmpp.UserRef) (time.T
 	}
 	return fromUnix(at), status, err
 }
+
+func (x xmppStore) PushOffline(ctx context.Context, owner xmpp.UserRef, msg *xmpp.OfflineMessage, limit int) error {
+	return x.db.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM offline_messages WHERE app_id = ? AND user_id = ?`,
+			owner.App, owner.User).Scan(&n); err != nil {
+			return err
+		}
+		if n >= limit {
+			return xmpp.ErrOfflineFull
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO offline_messages(app_id, user_id, stamp, data) VALUES(?,?,?,?)`,
+			owner.App, owner.User, msg.Stamp.UnixMilli(), msg.Data)
+		if err != nil {
+			return err
+		}
+		msg.Seq, err = res.LastInsertId()
+		return err
+	})
+}
+
+func (x xmppStore) OfflineMessages(ctx context.Context, owner xmpp.UserRef, max int) ([]xmpp.OfflineMessage, error) {
+	rows, err := x.db.r.QueryContext(ctx, `SELECT seq, stamp, data FROM offline_messages WHERE app_id = ? AND user_id = ?
+		ORDER BY seq LIMIT ?`, owner.App, owner.User, max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []xmpp.OfflineMessage
+	for rows.Next() {
+		var (
+			m     xmpp.OfflineMessage
+			stamp int64
+		)
+		if err := rows.Scan(&m.Seq, &stamp, &m.Data); err != nil {
+			return nil, err
+		}
+		m.Stamp = time.UnixMilli(stamp).UTC()
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (x xmppStore) DeleteOffline(ctx context.Context, owner xmpp.UserRef, upTo int64) error {
+	_, err := x.db.w.ExecContext(ctx, `DELETE FROM offline_messages WHERE app_id = ? AND user_id = ? AND seq <= ?`,
+		owner.App, owner.User, upTo)
+	return err
+}
+
+func (x xmppStore) PrivacyLists(ctx context.Context, owner xmpp.UserRef) ([]xmpp.PrivacyList, string, error) {
+	var def string
+	err := x.db.r.QueryRowContext(ctx, `SELECT name FROM privacy_defaults WHERE app_id = ? AND user_id = ?`,
+		owner.App, owner.User).Scan(&def)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, "", err
+	}
+	rows, err := x.db.r.QueryContext(ctx, `SELECT name, items FROM privacy_lists WHERE app_id = ? AND user_id = ? ORDER BY name`,
+		owner.App, owner.User)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	var out []xmpp.PrivacyList
+	for rows.Next() {
+		var (
+			l     xmpp.PrivacyList
+			items string
+		)
+		if err := rows.Scan(&l.Name, &items); err != nil {
+			return nil, "", err
+		}
+		if err := json.Unmarshal([]byte(items), &l.Items); err != nil {
+			return nil, "", err
+		}
+		out = append(out, l)
+	}
+	return out, def, rows.Err()
+}
+
+func (x xmppStore) PutPrivacyList(ctx context.Context, owner xmpp.UserRef, list xmpp.PrivacyList) error {
+	items, err := json.Marshal(list.Items)
+	if err != nil {
+		return err
+	}
+	if list.Items == nil {
+		items = []byte("[]")
+	}
+	_, err = x.db.w.ExecContext(ctx, `INSERT INTO privacy_lists(app_id, user_id, name, items) VALUES(?,?,?,?)
+		ON CONFLICT(app_id, user_id, name) DO UPDATE SET items = excluded.items`, owner.App, owner.User, list.Name, string(items))
+	return err
+}
+
+func (x xmppStore) DeletePrivacyList(ctx context.Context, owner xmpp.UserRef, name string) error {
+	return x.db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM privacy_lists WHERE app_id = ? AND user_id = ? AND name = ?`,
+			owner.App, owner.User, name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return account.ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM privacy_defaults WHERE app_id = ? AND user_id = ? AND name = ?`,
+			owner.App, owner.User, name)
+		return err
+	})
+}
+
+func (x xmppStore) SetDefaultPrivacyList(ctx context.Context, owner xmpp.UserRef, name string) error {
+	return x.db.tx(ctx, func(tx *sql.Tx) error {
+		if name == "" {
+			_, err := tx.ExecContext(ctx, `DELETE FROM privacy_defaults WHERE app_id = ? AND user_id = ?`, owner.App, owner.User)
+			return err
+		}
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM privacy_lists WHERE app_id = ? AND user_id = ? AND name = ?`,
+			owner.App, owner.User, name).Scan(&one); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return account.ErrNotFound
+			}
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO privacy_defaults(app_id, user_id, name) VALUES(?,?,?)
+			ON CONFLICT(app_id, user_id) DO UPDATE SET name = excluded.name`, owner.App, owner.User, name)
+		return err
+	})
+}

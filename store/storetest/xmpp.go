@@ -17,6 +17,8 @@ func runXMPP(t *testing.T, open Open) {
 	t.Run("Roster", func(t *testing.T) { testRoster(t, open(t).XMPP) })
 	t.Run("RosterOwners", func(t *testing.T) { testRosterOwners(t, open(t).XMPP) })
 	t.Run("LastActivity", func(t *testing.T) { testLastActivity(t, open(t).XMPP) })
+	t.Run("Offline", func(t *testing.T) { testOffline(t, open(t).XMPP) })
+	t.Run("Privacy", func(t *testing.T) { testPrivacy(t, open(t).XMPP) })
 }
 
 func testRoster(t *testing.T, s xmpp.Store) {
@@ -160,5 +162,105 @@ func testLastActivity(t *testing.T, s xmpp.Store) {
 	}
 	if _, _, err := s.LastActivity(ctx, xmpp.UserRef{App: 2, User: 10}); !errors.Is(err, account.ErrNotFound) {
 		t.Errorf("another app's user: %v", err)
+	}
+}
+
+func testOffline(t *testing.T, s xmpp.Store) {
+	ctx := context.Background()
+	bob := xmpp.UserRef{App: 1, User: 11}
+	other := xmpp.UserRef{App: 2, User: 11}
+	var seqs []int64
+	for i := range 3 {
+		m := &xmpp.OfflineMessage{Stamp: t0.Add(time.Duration(i) * time.Millisecond), Data: []byte(fmt.Sprintf("<message id='%d'/>", i))}
+		if err := s.PushOffline(ctx, bob, m, 3); err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, m.Seq)
+	}
+	if !(seqs[0] < seqs[1] && seqs[1] < seqs[2]) {
+		t.Errorf("sequence numbers %v do not increase", seqs)
+	}
+	if err := s.PushOffline(ctx, bob, &xmpp.OfflineMessage{Stamp: t0, Data: []byte("<message/>")}, 3); !errors.Is(err, xmpp.ErrOfflineFull) {
+		t.Errorf("push past the limit: %v, want ErrOfflineFull", err)
+	}
+	if err := s.PushOffline(ctx, other, &xmpp.OfflineMessage{Stamp: t0, Data: []byte("<message id='x'/>")}, 3); err != nil {
+		t.Errorf("another owner's storage: %v", err)
+	}
+	got, err := s.OfflineMessages(ctx, bob, 2)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("OfflineMessages = %v, %v", got, err)
+	}
+	if string(got[0].Data) != "<message id='0'/>" || string(got[1].Data) != "<message id='1'/>" || got[0].Seq != seqs[0] ||
+		!got[1].Stamp.Equal(t0.Add(time.Millisecond)) {
+		t.Errorf("oldest first: %+v", got)
+	}
+	if err := s.DeleteOffline(ctx, bob, seqs[1]); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.OfflineMessages(ctx, bob, 10)
+	if len(got) != 1 || got[0].Seq != seqs[2] {
+		t.Errorf("after deleting up to the second: %+v", got)
+	}
+	if got, _ := s.OfflineMessages(ctx, other, 10); len(got) != 1 {
+		t.Errorf("another owner's messages: %+v", got)
+	}
+}
+
+func testPrivacy(t *testing.T, s xmpp.Store) {
+	ctx := context.Background()
+	alice := xmpp.UserRef{App: 1, User: 10}
+	lists, def, err := s.PrivacyLists(ctx, alice)
+	if err != nil || len(lists) != 0 || def != "" {
+		t.Fatalf("no lists yet: %v %q %v", lists, def, err)
+	}
+	work := xmpp.PrivacyList{Name: "work", Items: []xmpp.PrivacyItem{
+		{Type: "jid", Value: "11-1@localhost", Allow: false, Order: 1, Kinds: []string{"message", "presence-in"}},
+		{Type: "jid", Value: "muc.localhost/11", Allow: false, Order: 2},
+		{Allow: true, Order: 3},
+	}}
+	if err := s.PutPrivacyList(ctx, alice, work); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPrivacyList(ctx, alice, xmpp.PrivacyList{Name: "empty"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDefaultPrivacyList(ctx, alice, "nope"); !errors.Is(err, account.ErrNotFound) {
+		t.Errorf("default to a missing list: %v", err)
+	}
+	if err := s.SetDefaultPrivacyList(ctx, alice, "work"); err != nil {
+		t.Fatal(err)
+	}
+	lists, def, err = s.PrivacyLists(ctx, alice)
+	if err != nil || def != "work" || len(lists) != 2 || lists[0].Name != "empty" || !reflect.DeepEqual(lists[1], work) {
+		t.Errorf("lists = %+v, default %q, %v", lists, def, err)
+	}
+	// Replacing a list keeps the default; deleting it clears it.
+	work.Items = work.Items[:1]
+	if err := s.PutPrivacyList(ctx, alice, work); err != nil {
+		t.Fatal(err)
+	}
+	if lists, def, _ := s.PrivacyLists(ctx, alice); def != "work" || len(lists[1].Items) != 1 {
+		t.Errorf("after replace: %+v %q", lists, def)
+	}
+	if err := s.DeletePrivacyList(ctx, alice, "work"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeletePrivacyList(ctx, alice, "work"); !errors.Is(err, account.ErrNotFound) {
+		t.Errorf("second delete: %v", err)
+	}
+	if lists, def, _ := s.PrivacyLists(ctx, alice); def != "" || len(lists) != 1 {
+		t.Errorf("after delete: %+v %q", lists, def)
+	}
+	if err := s.SetDefaultPrivacyList(ctx, alice, "empty"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDefaultPrivacyList(ctx, alice, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, def, _ := s.PrivacyLists(ctx, alice); def != "" {
+		t.Errorf("declined default still %q", def)
+	}
+	if lists, _, _ := s.PrivacyLists(ctx, xmpp.UserRef{App: 2, User: 10}); len(lists) != 0 {
+		t.Errorf("another owner sees %v", lists)
 	}
 }
