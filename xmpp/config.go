@@ -54,6 +54,9 @@ type Config struct {
 	// one address or for one user; it doubles with each further failure up
 	// to 5s, and the counts fade after a quiet minute. Defaults to 100ms.
 	AuthFailureDelay time.Duration
+	// OfflineLimit is how many messages are kept for one offline user;
+	// past it senders get service-unavailable. Defaults to 10,000.
+	OfflineLimit int
 	// ShutdownWindow is the span over which sessions are told
 	// <system-shutdown/> at shutdown, so clients do not all reconnect at
 	// once elsewhere. Defaults to 2s.
@@ -93,6 +96,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AuthFailureDelay <= 0 {
 		c.AuthFailureDelay = 100 * time.Millisecond
+	}
+	if c.OfflineLimit <= 0 {
+		c.OfflineLimit = defaultOffMax
 	}
 	if c.ShutdownWindow <= 0 {
 		c.ShutdownWindow = 2 * time.Second

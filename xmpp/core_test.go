@@ -9,6 +9,7 @@ import (
 	"mellium.im/sasl"
 
 	"chatd/account"
+	"chatd/xmpp"
 	"chatd/xmpp/stanza"
 )
 
@@ -156,17 +157,51 @@ func TestBareJIDGoesToEveryNonNegativeResource(t *testing.T) {
 	}
 }
 
-func TestOfflineUserMessageBounces(t *testing.T) {
-	e := startEnv(t, nil)
+// Messages to an offline user wait for it and arrive, in order, with delay
+// stamps at its initial presence; a user that does not exist bounces them,
+// and so does a full offline store.
+func TestOfflineStorage(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) { c.OfflineLimit = 3 })
 	alice, bob := e.newUser("alice"), e.newUser("bob")
 	a := e.online(alice, "a")
-	a.write(`<message to='` + bob.jid + `' type='chat' id='x1'><body>anyone?</body></message>`)
-	r := a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "x1" })
-	if r.Attr("type") != "error" || errorCondition(r) != "service-unavailable" || r.Attr("from") != bob.jid {
-		t.Errorf("undeliverable message answered %s", r)
+	for i := range 4 {
+		a.write(fmt.Sprintf(`<message to='%s' type='chat' id='o%d'><body>offline %d</body></message>`, bob.jid, i, i))
 	}
-	if code := r.Child("error", "").Attr("code"); code != "503" {
-		t.Errorf("legacy code %q, want 503", code)
+	// Headlines and chat states are not stored, and not bounced either.
+	a.write(`<message to='` + bob.jid + `' type='headline'><body>headline</body></message>`)
+	a.write(`<message to='` + bob.jid + `' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`)
+	r := a.expect(func(el *stanza.Element) bool { return el.Attr("type") == "error" })
+	if r.Attr("id") != "o3" || errorCondition(r) != "service-unavailable" || r.Child("error", "").Attr("code") != "503" {
+		t.Errorf("the message past the limit answered %s", r)
+	}
+	a.write(`<message to='999999-` + fmt.Sprint(alice.ref.App) + `@localhost' type='chat' id='nobody'><body>x</body></message>`)
+	if r := a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "nobody" }); errorCondition(r) != "service-unavailable" {
+		t.Errorf("a message to nobody answered %s", r)
+	}
+	b := e.login(bob, "b")
+	b.write(`<presence/>`)
+	for i := range 3 {
+		m := b.next()
+		for m.Name != "message" {
+			m = b.next()
+		}
+		d := m.Child("delay", "urn:xmpp:delay")
+		if m.ChildText("body", "") != fmt.Sprintf("offline %d", i) || m.Attr("id") != fmt.Sprintf("o%d", i) ||
+			d == nil || d.Attr("from") != "localhost" || d.Attr("stamp") == "" || m.Attr("from") != a.jid {
+			t.Fatalf("offline message %d arrived as %s", i, m)
+		}
+	}
+	b.roundTrip()
+	// Delivered messages are gone from storage; a new login gets nothing.
+	b.conn.Close()
+	b2 := e.login(bob, "b2")
+	b2.write(`<presence/>`)
+	id := "after"
+	b2.write(`<iq type='get' id='` + id + `'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	for el := b2.next(); !(el.Name == "iq" && el.Attr("id") == id); el = b2.next() {
+		if el.Name == "message" {
+			t.Fatalf("delivered twice: %s", el)
+		}
 	}
 }
 

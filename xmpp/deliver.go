@@ -167,6 +167,8 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 		srv.replyFromServer(sender, el, errServiceUnavailable)
 		return
 	}
+	unlock := srv.deliveryLocks.lock(u)
+	defer unlock()
 	var it *Item
 	delivered := false
 	for _, r := range srv.router.sessions(u) {
@@ -186,32 +188,30 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 	srv.undeliverable(ctx, u, el, sender)
 }
 
-// undeliverable handles a message to a user with no available resource:
-// headline messages are dropped (RFC 6121 §8.5.2.2.1 allows it); others go to
-// the offline hook when one is set. A message chat history already stored is
-// not bounced (the recipient finds it in the history); anything else bounces
-// with service-unavailable, so nothing is dropped silently.
+// undeliverable handles a message to a user with no available resource
+// (RFC 6121 §8.5.2.2.1): headlines are dropped, chat and normal messages are
+// stored offline for an existing user; what cannot be stored bounces with
+// service-unavailable, unless chat history already keeps it. Nothing is
+// dropped silently. The caller holds the user's delivery lock.
 func (srv *Server) undeliverable(ctx context.Context, u UserRef, el *stanza.Element, sender *Session) {
 	typ := el.Attr("type")
 	if typ == "headline" || typ == "error" {
 		return
 	}
-	if srv.hooks.Offline != nil {
-		if _, err := srv.accounts.User(ctx, u.App, u.User); err == nil {
-			stored, err := srv.hooks.Offline(ctx, u, el)
-			if stored {
-				return
-			}
-			if err != nil {
-				srv.replyFromServer(sender, el, stanzaErrorOf(err))
-				return
-			}
+	var failure *StanzaError = errServiceUnavailable
+	if _, err := srv.accounts.User(ctx, u.App, u.User); err == nil {
+		stored, err := srv.storeOffline(ctx, u, el)
+		if stored {
+			return
+		}
+		if err != nil {
+			failure = offlineError(err)
 		}
 	}
 	if x := extraParams(el); x != nil && x.Child("message_id", stanza.NSClient) != nil && wantsHistory(el) {
 		return
 	}
-	srv.replyFromServer(sender, el, errServiceUnavailable)
+	srv.replyFromServer(sender, el, failure)
 }
 
 // replyFromServer bounces a stanza to its sender when there is one.

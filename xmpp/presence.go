@@ -63,7 +63,11 @@ func (srv *Server) broadcast(ctx context.Context, s *Session, el *stanza.Element
 		}
 		s.priority.Store(int32(max(-128, min(127, prio))))
 		s.presence.Store(el)
-		s.available.Store(true)
+		if !s.initialSent {
+			srv.flushOffline(ctx, s) // makes the session available
+		} else {
+			s.available.Store(true)
+		}
 	} else {
 		if !s.available.Load() {
 			return
@@ -128,9 +132,6 @@ func (srv *Server) initialPresence(ctx context.Context, s *Session, items []Rost
 				s.send(p)
 			}
 		}
-	}
-	if srv.hooks.Available != nil {
-		srv.hooks.Available(ctx, s)
 	}
 }
 

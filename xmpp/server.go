@@ -75,24 +75,20 @@ type Server struct {
 
 	tcpAddr, tlsAddr, wsAddr net.Addr
 
-	hooks       Hooks
-	history     History
+	hooks         Hooks
+	deliveryLocks userLocks
+	history       History
 	sessionEnd  []func(*Session)
 	iqHandlers  map[string]IQHandler
 	rosterLocks rosterLocks
 }
 
-// Hooks let other parts take over steps of delivery. Set them with SetHooks
+// Hooks let other parts follow steps of delivery. Set them with SetHooks
 // before Start.
 type Hooks struct {
-	// Offline is offered a message for a user who exists but has no
-	// available resource. It returns true when it took the message (stored
-	// it); an error is bounced to the sender as a stanza error. Without the
-	// hook, or when it declines, the sender gets service-unavailable.
-	Offline func(ctx context.Context, to UserRef, msg *stanza.Element) (bool, error)
-	// Available runs on a session's reader goroutine after its initial
-	// presence was handled (offline messages are delivered here).
-	Available func(ctx context.Context, s *Session)
+	// OfflineStored is told of each message stored for an offline user (a
+	// push notification candidate).
+	OfflineStored func(ctx context.Context, to UserRef, msg *stanza.Element)
 }
 
 // SetHooks installs hooks; call before Start.
@@ -104,6 +100,7 @@ type metrics struct {
 	stanzasIn, stanzasOut             atomic.Int64
 	overflows, tooLarge, panics       atomic.Int64
 	throttled                         atomic.Int64
+	offlineStored, offlineDelivered   atomic.Int64
 }
 
 // Stats is a snapshot of the server's counters.
@@ -118,6 +115,8 @@ type Stats struct {
 	StanzasTooLarge int64 `json:"stanzas_too_large_total"`
 	Panics          int64 `json:"panics_total"`
 	Throttled       int64 `json:"throttled_total"`
+	OfflineStored   int64 `json:"offline_stored_total"`
+	OfflineDelived  int64 `json:"offline_delivered_total"`
 }
 
 // New returns a server; Start opens its listeners.
@@ -150,6 +149,7 @@ func New(cfg Config, tlsConfig *tls.Config, accounts Accounts, store Store, log 
 		conns:     map[*Session]struct{}{},
 	}
 	srv.rosterLocks.seed = maphash.MakeSeed()
+	srv.deliveryLocks.seed = maphash.MakeSeed()
 	return srv, nil
 }
 
@@ -379,6 +379,8 @@ func (srv *Server) Stats() Stats {
 		StanzasTooLarge: m.tooLarge.Load(),
 		Panics:          m.panics.Load(),
 		Throttled:       m.throttled.Load(),
+		OfflineStored:   m.offlineStored.Load(),
+		OfflineDelived:  m.offlineDelivered.Load(),
 	}
 }
 

@@ -1,0 +1,143 @@
+package xmpp
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"chatd/xmpp/stanza"
+)
+
+// Offline storage (XEP-0160, delivered with XEP-0203 delay stamps).
+//
+// Ordering: deliveries to one user and that user's first available presence
+// are serialised by a per-user lock, so a message is either enqueued to an
+// available session or stored, never both and never lost between the two.
+// At initial presence the stored messages are flushed oldest first, in
+// batches that wait for the client to read (so a backlog cannot overflow the
+// session's queue), and the session becomes available only after the last
+// batch, under the lock.
+
+const (
+	nsHints       = "urn:xmpp:hints"
+	offlineBatch  = 200
+	defaultOffMax = 10000
+)
+
+// userLocks is a striped mutex per user.
+type userLocks struct {
+	seed    maphash.Seed
+	stripes [256]sync.Mutex
+}
+
+func (l *userLocks) lock(u UserRef) func() {
+	m := &l.stripes[maphash.Comparable(l.seed, u)%uint64(len(l.stripes))]
+	m.Lock()
+	return m.Unlock
+}
+
+// offlineEligible reports whether a message may be stored for later: chat or
+// normal messages that are not only a chat state and carry no no-store hint.
+func offlineEligible(el *stanza.Element) bool {
+	switch el.Attr("type") {
+	case "", "normal", "chat":
+	default:
+		return false
+	}
+	if el.Child("no-store", nsHints) != nil || el.Child("no-permanent-store", nsHints) != nil {
+		return false
+	}
+	return !chatStateOnly(el) || el.Child("store", nsHints) != nil
+}
+
+// storeOffline keeps a message for a user with no available resource. It
+// reports whether the message was stored; ErrOfflineFull when the user's
+// storage is at its limit.
+func (srv *Server) storeOffline(ctx context.Context, u UserRef, el *stanza.Element) (bool, error) {
+	if !offlineEligible(el) {
+		return false, nil
+	}
+	now := time.Now().UTC()
+	out := el
+	if el.Child("delay", nsDelay) == nil {
+		out = el.ShallowCopy()
+		out.Children = append(out.Children[:len(out.Children):len(out.Children)],
+			stanza.New("delay", nsDelay, "from", srv.cfg.Domain, "stamp", now.Format("2006-01-02T15:04:05.000Z")))
+	}
+	msg := &OfflineMessage{Stamp: now, Data: out.AppendXML(nil, "")}
+	if err := srv.store.PushOffline(ctx, u, msg, srv.cfg.OfflineLimit); err != nil {
+		return false, err
+	}
+	srv.metrics.offlineStored.Add(1)
+	if srv.hooks.OfflineStored != nil {
+		srv.hooks.OfflineStored(ctx, u, el)
+	}
+	return true, nil
+}
+
+// flushOffline delivers a session's stored messages before it becomes
+// available; it returns with the session available.
+func (srv *Server) flushOffline(ctx context.Context, s *Session) {
+	// Batches first, without the lock: the client may take its time.
+	for {
+		n, err := srv.flushBatch(ctx, s)
+		if err != nil {
+			s.log.Warn("delivering offline messages", "err", err)
+			break
+		}
+		if n < offlineBatch {
+			break
+		}
+		if err := s.awaitQueue(ctx); err != nil {
+			break
+		}
+	}
+	// Then whatever arrived meanwhile, and become available, atomically
+	// with respect to deliveries.
+	unlock := srv.deliveryLocks.lock(s.user)
+	defer unlock()
+	for {
+		n, err := srv.flushBatch(ctx, s)
+		if err != nil {
+			s.log.Warn("delivering offline messages", "err", err)
+		}
+		if err != nil || n < offlineBatch {
+			break
+		}
+	}
+	s.available.Store(true)
+}
+
+// flushBatch enqueues one batch of stored messages and removes them from
+// storage; it returns how many there were.
+func (srv *Server) flushBatch(ctx context.Context, s *Session) (int, error) {
+	msgs, err := srv.store.OfflineMessages(ctx, s.user, offlineBatch)
+	if err != nil || len(msgs) == 0 {
+		return 0, err
+	}
+	for _, m := range msgs {
+		el, err := stanza.ParseElement(m.Data, stanza.NSClient, 1<<24)
+		if err != nil {
+			s.log.Error("an offline message does not parse; dropped", "seq", m.Seq, "err", err)
+			continue
+		}
+		s.enqueue(NewItem(el))
+	}
+	if err := srv.store.DeleteOffline(ctx, s.user, msgs[len(msgs)-1].Seq); err != nil {
+		return 0, err
+	}
+	srv.metrics.offlineDelivered.Add(int64(len(msgs)))
+	return len(msgs), nil
+}
+
+var errOfflineFull = stanzaErr(errWait, "service-unavailable", "the recipient's offline storage is full")
+
+// offlineError maps a storage failure to the error the sender sees.
+func offlineError(err error) *StanzaError {
+	if errors.Is(err, ErrOfflineFull) {
+		return errOfflineFull
+	}
+	return stanzaErrorOf(err)
+}
