@@ -78,9 +78,9 @@ type Server struct {
 	hooks         Hooks
 	deliveryLocks userLocks
 	history       History
-	sessionEnd  []func(*Session)
-	iqHandlers  map[string]IQHandler
-	rosterLocks rosterLocks
+	sessionEnd    []func(*Session)
+	iqHandlers    map[string]IQHandler
+	rosterLocks   rosterLocks
 }
 
 // Hooks let other parts follow steps of delivery. Set them with SetHooks
