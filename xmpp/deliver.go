@@ -141,6 +141,7 @@ func (srv *Server) message(ctx context.Context, s *Session, el *stanza.Element, 
 			return
 		}
 	}
+	srv.sentCarbons(s.user, s, el)
 	srv.deliverMessage(ctx, u, to, el, s)
 }
 
@@ -156,6 +157,7 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 	if !to.IsBare() {
 		if r := srv.router.session(u, to.Resource); r != nil {
 			r.send(el)
+			srv.receivedCarbons(u, []*Session{r}, el)
 			return
 		}
 		if typ == "groupchat" {
@@ -169,8 +171,10 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 	}
 	unlock := srv.deliveryLocks.lock(u)
 	defer unlock()
-	var it *Item
-	delivered := false
+	var (
+		it  *Item
+		got []*Session
+	)
 	for _, r := range srv.router.sessions(u) {
 		if !r.available.Load() || r.priority.Load() < 0 {
 			continue
@@ -179,10 +183,11 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 			it = NewItem(el)
 		}
 		if r.enqueue(it) {
-			delivered = true
+			got = append(got, r)
 		}
 	}
-	if delivered {
+	if len(got) > 0 {
+		srv.receivedCarbons(u, got, el)
 		return
 	}
 	srv.undeliverable(ctx, u, el, sender)

@@ -76,6 +76,7 @@ func (srv *Server) SendAs(ctx context.Context, user UserRef, el *stanza.Element)
 	if !ok || u.App != user.App {
 		return errServiceUnavailable
 	}
+	srv.sentCarbons(user, nil, el)
 	srv.deliverMessage(ctx, u, to, el, nil)
 	return nil
 }

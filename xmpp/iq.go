@@ -141,9 +141,6 @@ type IQHandler func(ctx context.Context, s *Session, iq *stanza.Element) error
 func (srv *Server) HandleIQ(ns string, h IQHandler) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	if srv.iqHandlers == nil {
-		srv.iqHandlers = map[string]IQHandler{}
-	}
 	srv.iqHandlers[ns] = h
 }
 

@@ -16,6 +16,10 @@ type Item struct {
 	el   *stanza.Element
 	data []byte
 	toAt int // where to insert the 'to' attribute; -1: never
+	// hold is, for stanzas a client in the inactive state (XEP-0352) can
+	// wait for, the key under which a newer one replaces it: presence and
+	// chat states, per sender. Empty for everything else.
+	hold string
 }
 
 // newItem encodes a stanza for delivery. Its own 'to' attribute is replaced
@@ -40,7 +44,22 @@ func NewItem(el *stanza.Element) *Item {
 		}
 	}
 	b = tmp.AppendAttrsAndRest(b)
-	return &Item{el: el, data: b, toAt: toAt}
+	return &Item{el: el, data: b, toAt: toAt, hold: holdKey(el)}
+}
+
+// holdKey classifies a stanza for client state indication.
+func holdKey(el *stanza.Element) string {
+	switch el.Name {
+	case "presence":
+		if t := el.Attr("type"); t == "" || t == "unavailable" {
+			return "p " + el.Attr("from")
+		}
+	case "message":
+		if chatStateOnly(el) {
+			return "c " + el.Attr("from")
+		}
+	}
+	return ""
 }
 
 // Enqueue adds an item to the session's outbound queue without blocking; see
@@ -78,6 +97,28 @@ func (s *Session) enqueue(it *Item) bool {
 		s.qmu.Unlock()
 		return false
 	}
+	if s.inactive {
+		if it.hold != "" {
+			// XEP-0352: held until the client is active, newest per sender.
+			if i, ok := s.heldIdx[it.hold]; ok {
+				s.held[i] = it
+			} else {
+				if s.heldIdx == nil {
+					s.heldIdx = map[string]int{}
+				}
+				s.heldIdx[it.hold] = len(s.held)
+				s.held = append(s.held, it)
+			}
+			s.qmu.Unlock()
+			return true
+		}
+		// Anything else goes out at once; a message goes after what was held
+		// (a chat state before the message it announced), an IQ answer
+		// does not wake the rest.
+		if it.el != nil && it.el.Name == "message" {
+			s.releaseHeld()
+		}
+	}
 	if s.queued+len(it.data) > s.srv.cfg.MaxQueueBytes {
 		s.qmu.Unlock()
 		s.srv.metrics.overflows.Add(1)
@@ -94,6 +135,32 @@ func (s *Session) enqueue(it *Item) bool {
 		s.startWriter()
 	}
 	return true
+}
+
+// releaseHeld moves held stanzas to the queue; s.qmu is held.
+func (s *Session) releaseHeld() {
+	for _, h := range s.held {
+		s.queue = append(s.queue, h)
+		s.queued += len(h.data)
+	}
+	s.held, s.heldIdx = nil, nil
+}
+
+// setActive records a client state indication: inactive holds presence and
+// chat states; active releases them.
+func (s *Session) setActive(active bool) {
+	s.qmu.Lock()
+	s.inactive = !active
+	start := false
+	if active && len(s.held) > 0 && !s.closing {
+		s.releaseHeld()
+		start = !s.writing
+		s.writing = s.writing || start
+	}
+	s.qmu.Unlock()
+	if start {
+		s.startWriter()
+	}
 }
 
 // send enqueues a stanza built for this session.

@@ -27,6 +27,7 @@ const (
 	nsBind    = "urn:ietf:params:xml:ns:xmpp-bind"
 	nsSession = "urn:ietf:params:xml:ns:xmpp-session"
 	nsRosterV = "urn:xmpp:features:rosterver"
+	nsCSI     = "urn:xmpp:csi:0"
 )
 
 // Session is one client connection. Its reader goroutine (serve) owns the
@@ -62,6 +63,7 @@ type Session struct {
 	// Presence, read by other sessions' goroutines.
 	available atomic.Bool
 	priority  atomic.Int32
+	carbons   atomic.Bool                    // XEP-0280 enabled
 	presence  atomic.Pointer[stanza.Element] // last available presence broadcast
 
 	// Liveness, for the ping sweeper.
@@ -69,13 +71,16 @@ type Session struct {
 	pinged   atomic.Bool
 
 	// Outbound queue (see queue.go).
-	qmu     sync.Mutex
-	queue   []*Item
-	queued  int
-	writing bool
-	closing bool
-	final   [][]byte
-	drained chan struct{} // the writer finished a batch
+	qmu      sync.Mutex
+	queue    []*Item
+	queued   int
+	writing  bool
+	closing  bool
+	final    [][]byte
+	inactive bool           // XEP-0352 client state
+	held     []*Item        // held while inactive
+	heldIdx  map[string]int // Item.hold → index in held
+	drained  chan struct{}  // the writer finished a batch
 
 	closed     chan struct{} // closed once the connection is closed
 	closedOnce sync.Once
@@ -244,6 +249,7 @@ func (s *Session) features() *stanza.Element {
 		f.Append(stanza.New("bind", nsBind))
 		f.Append(stanza.New("session", nsSession).Append(stanza.New("optional", nsSession)))
 		f.Append(stanza.New("ver", nsRosterV))
+		f.Append(stanza.New("csi", nsCSI))
 	}
 	return f
 }
@@ -272,6 +278,10 @@ func (s *Session) element(ctx context.Context, el *stanza.Element) error {
 		}
 	}
 	s.srv.metrics.stanzasIn.Add(1)
+	if el.Space == nsCSI && (el.Name == "active" || el.Name == "inactive") {
+		s.setActive(el.Name == "active")
+		return nil
+	}
 	return s.srv.handle(ctx, s, el)
 }
 
