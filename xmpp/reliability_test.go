@@ -84,7 +84,9 @@ func TestClientStateIndication(t *testing.T) {
 	b.write(`<presence to='` + alice.jid + `' type='subscribe'/>`)
 	a.expect(func(el *stanza.Element) bool { return el.Attr("type") == "subscribe" })
 	a.write(`<presence to='` + bob.jid + `' type='subscribed'/>`)
-	b.expect(func(el *stanza.Element) bool { return el.Name == "presence" && el.Attr("from") == a.jid && el.Attr("type") == "" })
+	b.expect(func(el *stanza.Element) bool {
+		return el.Name == "presence" && el.Attr("from") == a.jid && el.Attr("type") == ""
+	})
 
 	b.write(`<inactive xmlns='urn:xmpp:csi:0'/>`)
 	b.roundTrip()
