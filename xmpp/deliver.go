@@ -19,6 +19,9 @@ func (srv *Server) bind(ctx context.Context, s *Session) error {
 		}
 		return err
 	}
+	if err := srv.loadPrivacy(ctx, s); err != nil {
+		return err
+	}
 	switch srv.cfg.ResourceConflict {
 	case "rename":
 		if srv.router.session(s.user, s.jid.Resource) != nil {
@@ -136,6 +139,14 @@ func (srv *Server) message(ctx context.Context, s *Session, el *stanza.Element, 
 		srv.reply(s, el, errServiceUnavailable)
 		return
 	}
+	if srv.blockedOut(ctx, s, to, kindMessage) {
+		srv.reply(s, el, blockedError(true))
+		return
+	}
+	if srv.userBlocks(ctx, u, s.jid, kindMessage) {
+		srv.reply(s, el, blockedError(false))
+		return
+	}
 	if typ := el.Attr("type"); typ == "chat" || typ == "normal" || typ == "" {
 		if el = srv.chatMessage(ctx, s, el, u); el == nil {
 			return
@@ -154,8 +165,13 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 	if typ == "" {
 		typ = "normal"
 	}
+	from, _ := ParseJID(el.Attr("from"))
 	if !to.IsBare() {
 		if r := srv.router.session(u, to.Resource); r != nil {
+			if srv.blockedIn(ctx, r, from, kindMessage) {
+				srv.replyFromServer(sender, el, blockedError(false))
+				return
+			}
 			r.send(el)
 			srv.receivedCarbons(u, []*Session{r}, el)
 			return
@@ -172,11 +188,16 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 	unlock := srv.deliveryLocks.lock(u)
 	defer unlock()
 	var (
-		it  *Item
-		got []*Session
+		it     *Item
+		got    []*Session
+		denied bool
 	)
 	for _, r := range srv.router.sessions(u) {
 		if !r.available.Load() || r.priority.Load() < 0 {
+			continue
+		}
+		if srv.blockedIn(ctx, r, from, kindMessage) {
+			denied = true
 			continue
 		}
 		if it == nil {
@@ -188,6 +209,10 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 	}
 	if len(got) > 0 {
 		srv.receivedCarbons(u, got, el)
+		return
+	}
+	if denied || srv.blockedInOffline(ctx, u, from, kindMessage) {
+		srv.replyFromServer(sender, el, blockedError(false))
 		return
 	}
 	srv.undeliverable(ctx, u, el, sender)
@@ -258,6 +283,14 @@ func (srv *Server) iq(ctx context.Context, s *Session, el *stanza.Element, to JI
 		return
 	}
 	if r := srv.router.session(u, to.Resource); r != nil {
+		if srv.blockedOut(ctx, s, to, kindIQ) {
+			srv.reply(s, el, blockedError(true))
+			return
+		}
+		if srv.blockedIn(ctx, r, s.jid, kindIQ) {
+			srv.reply(s, el, blockedError(false))
+			return
+		}
 		r.send(el)
 		return
 	}

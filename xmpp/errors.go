@@ -30,6 +30,8 @@ type StanzaError struct {
 	Type      string
 	Condition string
 	Text      string
+	// Extra is an application-specific condition element, if any.
+	Extra *stanza.Element
 }
 
 func (e *StanzaError) Error() string {
@@ -81,6 +83,9 @@ func (e *StanzaError) element() *stanza.Element {
 	el.Append(stanza.New(e.Condition, nsStanzas))
 	if e.Text != "" {
 		el.Append(stanza.New("text", nsStanzas, "xml:lang", "en").AppendText(e.Text))
+	}
+	if e.Extra != nil {
+		el.Append(e.Extra)
 	}
 	return el
 }

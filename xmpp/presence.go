@@ -85,7 +85,7 @@ func (srv *Server) broadcast(ctx context.Context, s *Session, el *stanza.Element
 			continue
 		}
 		if u, ok := srv.contactRef(item.JID); ok {
-			srv.toAvailable(u, it)
+			srv.presenceTo(ctx, s, u, it)
 		}
 	}
 	for _, r := range srv.router.sessions(s.user) {
@@ -120,7 +120,8 @@ func (srv *Server) initialPresence(ctx context.Context, s *Session, items []Rost
 		}
 		if u, ok := srv.contactRef(item.JID); ok {
 			for _, r := range srv.router.sessions(u) {
-				if p := r.presence.Load(); p != nil && r.available.Load() {
+				if p := r.presence.Load(); p != nil && r.available.Load() &&
+					!srv.blockedOut(ctx, r, s.jid, kindPresenceOut) && !srv.blockedIn(ctx, s, r.jid, kindPresenceIn) {
 					s.send(p)
 				}
 			}
@@ -192,6 +193,19 @@ func (srv *Server) contactRef(jid string) (UserRef, bool) {
 		return UserRef{}, false
 	}
 	return srv.local(j)
+}
+
+// presenceTo sends a session's presence item to a contact's available
+// sessions, as both sides' privacy lists allow.
+func (srv *Server) presenceTo(ctx context.Context, s *Session, u UserRef, it *Item) {
+	if srv.blockedOut(ctx, s, UserJID(u, srv.cfg.Domain), kindPresenceOut) {
+		return
+	}
+	for _, r := range srv.router.sessions(u) {
+		if r.available.Load() && !srv.blockedIn(ctx, r, s.jid, kindPresenceIn) {
+			r.enqueue(it)
+		}
+	}
 }
 
 // toAvailable enqueues an item to every available session of a user.

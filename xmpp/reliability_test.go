@@ -1,7 +1,10 @@
 package xmpp_test
 
 import (
+	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"chatd/xmpp/stanza"
 )
@@ -117,5 +120,121 @@ func TestClientStateIndication(t *testing.T) {
 	b.write(`<active xmlns='urn:xmpp:csi:0'/>`)
 	if el := b.next(); el.ChildText("show", "") != "xa" {
 		t.Errorf("after active got %s", el)
+	}
+}
+
+// The QuickBlox SDK's privacy list for blocking: two items per user (the
+// user's JID and muc.<domain>/<id>), orders 1..2N, then default and active.
+func TestPrivacyListsBlock(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob, carol := e.newUser("alice"), e.newUser("bob"), e.newUser("carol")
+	a := e.online(alice, "a")
+	b := e.online(bob, "b")
+	c := e.online(carol, "c")
+	bobID := fmt.Sprint(bob.ref.User)
+	ask := func(cl *client, id, xml string) *stanza.Element {
+		cl.write(xml)
+		return cl.expect(func(el *stanza.Element) bool { return el.Name == "iq" && el.Attr("id") == id })
+	}
+	// Mutual block: items without children block everything both ways.
+	r := ask(a, "p1", `<iq type='set' id='p1' from='`+fmt.Sprintf("%d-%d", alice.ref.User, alice.ref.App)+`'><query xmlns='jabber:iq:privacy'><list name='blocked'>`+
+		`<item type='jid' value='`+bob.jid+`' action='deny' order='1'/>`+
+		`<item type='jid' value='muc.localhost/`+bobID+`' action='deny' order='2'/>`+
+		`</list></query></iq>`)
+	if r.Attr("type") != "result" {
+		t.Fatalf("creating the list: %s", r)
+	}
+	for _, step := range []string{`<default name='blocked'/>`, `<active name='blocked'/>`} {
+		if r := ask(a, "p2", `<iq type='set' id='p2'><query xmlns='jabber:iq:privacy'>`+step+`</query></iq>`); r.Attr("type") != "result" {
+			t.Fatalf("%s: %s", step, r)
+		}
+	}
+	// The list comes back in order, pairs kept.
+	r = ask(a, "p3", `<iq type='get' id='p3'><query xmlns='jabber:iq:privacy'><list name='blocked'/></query></iq>`)
+	items := r.Child("query", "").Child("list", "").Elements()
+	if len(items) != 2 || items[0].Attr("value") != bob.jid || items[1].Attr("value") != "muc.localhost/"+bobID || items[1].Attr("order") != "2" {
+		t.Errorf("list = %s", r)
+	}
+	r = ask(a, "p4", `<iq type='get' id='p4'><query xmlns='jabber:iq:privacy'/></iq>`)
+	q := r.Child("query", "")
+	if q.Child("default", "").Attr("name") != "blocked" || q.Child("active", "").Attr("name") != "blocked" || q.Child("list", "").Attr("name") != "blocked" {
+		t.Errorf("names = %s", r)
+	}
+	// Bob writing to alice bounces with 503; so does alice writing to bob.
+	b.write(`<message to='` + alice.jid + `' type='chat' id='x1'><body>let me in</body></message>`)
+	r = b.expect(func(el *stanza.Element) bool { return el.Attr("id") == "x1" })
+	if errorCondition(r) != "service-unavailable" || r.Child("error", "").Attr("code") != "503" {
+		t.Errorf("bob's message answered %s", r)
+	}
+	a.write(`<message to='` + bob.jid + `' type='chat' id='x2'><body>go away</body></message>`)
+	r = a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "x2" })
+	if errorCondition(r) != "service-unavailable" || r.Child("error", "").Child("blocked", "urn:xmpp:blocking:errors") == nil {
+		t.Errorf("alice's message answered %s", r)
+	}
+	// Carol is not blocked.
+	c.write(`<message to='` + alice.jid + `' type='chat'><body>hi from carol</body></message>`)
+	a.expect(isMessage("hi from carol"))
+	// The block holds while alice is offline: nothing is stored for her.
+	a.conn.Close()
+	deadline := time.Now().Add(wait)
+	for len(e.srv.Sessions(alice.ref)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("alice's session did not end")
+		}
+		time.Sleep(5 * time.Millisecond) // polling, bounded by the deadline
+	}
+	b.write(`<message to='` + alice.jid + `' type='chat' id='x3'><body>while you are out</body></message>`)
+	if r := b.expect(func(el *stanza.Element) bool { return el.Attr("id") == "x3" }); errorCondition(r) != "service-unavailable" {
+		t.Errorf("offline block answered %s", r)
+	}
+	msgs, err := e.db.XMPP().OfflineMessages(context.Background(), alice.ref, 10)
+	if err != nil || len(msgs) != 0 {
+		t.Errorf("stored for alice despite the block: %d %v", len(msgs), err)
+	}
+	// Deleting the list (an empty <list/>) lifts the block.
+	a2 := e.online(alice, "a2")
+	if r := ask(a2, "p5", `<iq type='set' id='p5'><query xmlns='jabber:iq:privacy'><list name='blocked'/></query></iq>`); r.Attr("type") != "result" {
+		t.Fatalf("deleting the list: %s", r)
+	}
+	b.write(`<message to='` + alice.jid + `' type='chat'><body>friends again</body></message>`)
+	a2.expect(isMessage("friends again"))
+}
+
+// Blocking command (XEP-0191) on the same stored list.
+func TestBlockingCommand(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.newUser("alice"), e.newUser("bob")
+	a := e.online(alice, "a")
+	a2 := e.online(alice, "a2")
+	b := e.online(bob, "b")
+	ask := func(cl *client, id, xml string) *stanza.Element {
+		cl.write(xml)
+		return cl.expect(func(el *stanza.Element) bool { return el.Name == "iq" && el.Attr("id") == id })
+	}
+	if r := ask(a, "b1", `<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='`+bob.jid+`'/></block></iq>`); r.Attr("type") != "result" {
+		t.Fatalf("block: %s", r)
+	}
+	// The other resource hears of it.
+	a2.expect(func(el *stanza.Element) bool { return el.Child("block", "urn:xmpp:blocking") != nil })
+	r := ask(a, "b2", `<iq type='get' id='b2'><blocklist xmlns='urn:xmpp:blocking'/></iq>`)
+	if it := r.Child("blocklist", "").Child("item", ""); it == nil || it.Attr("jid") != bob.jid {
+		t.Errorf("blocklist = %s", r)
+	}
+	// It is the default privacy list.
+	r = ask(a, "b3", `<iq type='get' id='b3'><query xmlns='jabber:iq:privacy'/></iq>`)
+	if r.Child("query", "").Child("default", "").Attr("name") != "blocklist" {
+		t.Errorf("privacy names after block: %s", r)
+	}
+	b.write(`<message to='` + alice.jid + `' type='chat' id='m1'><body>hello?</body></message>`)
+	if r := b.expect(func(el *stanza.Element) bool { return el.Attr("id") == "m1" }); errorCondition(r) != "service-unavailable" {
+		t.Errorf("blocked message answered %s", r)
+	}
+	if r := ask(a, "b4", `<iq type='set' id='b4'><unblock xmlns='urn:xmpp:blocking'><item jid='`+bob.jid+`'/></unblock></iq>`); r.Attr("type") != "result" {
+		t.Fatalf("unblock: %s", r)
+	}
+	b.write(`<message to='` + alice.jid + `' type='chat'><body>back</body></message>`)
+	a.expect(isMessage("back"))
+	if r := ask(a, "b5", `<iq type='get' id='b5'><blocklist xmlns='urn:xmpp:blocking'/></iq>`); len(r.Child("blocklist", "").Elements()) != 0 {
+		t.Errorf("blocklist after unblock = %s", r)
 	}
 }

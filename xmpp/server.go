@@ -148,8 +148,8 @@ func New(cfg Config, tlsConfig *tls.Config, accounts Accounts, store Store, log 
 		services:  map[string]Service{},
 		conns:     map[*Session]struct{}{},
 	}
-	srv.iqHandlers = map[string]IQHandler{nsCarbons: srv.carbonsIQ}
-	srv.features = []string{nsCarbons}
+	srv.iqHandlers = map[string]IQHandler{nsCarbons: srv.carbonsIQ, nsPrivacy: srv.privacyIQ, nsBlocking: srv.blockingIQ}
+	srv.features = []string{nsCarbons, nsPrivacy, nsBlocking}
 	srv.rosterLocks.seed = maphash.MakeSeed()
 	srv.deliveryLocks.seed = maphash.MakeSeed()
 	return srv, nil

@@ -63,7 +63,8 @@ type Session struct {
 	// Presence, read by other sessions' goroutines.
 	available atomic.Bool
 	priority  atomic.Int32
-	carbons   atomic.Bool                    // XEP-0280 enabled
+	carbons   atomic.Bool // XEP-0280 enabled
+	privacy   sessionPrivacy
 	presence  atomic.Pointer[stanza.Element] // last available presence broadcast
 
 	// Liveness, for the ping sweeper.
