@@ -54,6 +54,15 @@ type Config struct {
 	// one address or for one user; it doubles with each further failure up
 	// to 5s, and the counts fade after a quiet minute. Defaults to 100ms.
 	AuthFailureDelay time.Duration
+	// SMResumeWindow is the longest a broken stream waits for resumption
+	// (XEP-0198); a client's max can only shorten it. Defaults to 5 minutes.
+	SMResumeWindow time.Duration
+	// SMAckEvery: the server asks for an acknowledgement after this many
+	// unacknowledged stanzas (and after SMAckInterval). Defaults to 10.
+	SMAckEvery int
+	// SMAckInterval: the server asks for an acknowledgement when stanzas
+	// have waited this long unacknowledged. Defaults to 15s.
+	SMAckInterval time.Duration
 	// OfflineLimit is how many messages are kept for one offline user;
 	// past it senders get service-unavailable. Defaults to 10,000.
 	OfflineLimit int
@@ -96,6 +105,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AuthFailureDelay <= 0 {
 		c.AuthFailureDelay = 100 * time.Millisecond
+	}
+	if c.SMResumeWindow <= 0 {
+		c.SMResumeWindow = 5 * time.Minute
+	}
+	if c.SMAckEvery <= 0 {
+		c.SMAckEvery = 10
+	}
+	if c.SMAckInterval <= 0 {
+		c.SMAckInterval = 15 * time.Second
 	}
 	if c.OfflineLimit <= 0 {
 		c.OfflineLimit = defaultOffMax

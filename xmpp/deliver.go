@@ -46,11 +46,9 @@ func (srv *Server) bind(ctx context.Context, s *Session) error {
 	return nil
 }
 
-// unbind removes a session from the router and ends its presence.
-func (srv *Server) unbind(s *Session) {
-	if !srv.router.unbind(s) {
-		return
-	}
+// ended runs after a session left the router: its presence ends and the
+// session-end hooks run.
+func (srv *Server) ended(s *Session) {
 	srv.endPresence(s)
 	srv.mu.Lock()
 	ends := srv.sessionEnd

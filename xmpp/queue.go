@@ -20,6 +20,11 @@ type Item struct {
 	// wait for, the key under which a newer one replaces it: presence and
 	// chat states, per sender. Empty for everything else.
 	hold string
+	// counted: a stanza (message, presence, iq) that stream management
+	// counts; smStart: the <enabled/> or <resumed/> from which counting
+	// starts.
+	counted bool
+	smStart bool
 }
 
 // newItem encodes a stanza for delivery. Its own 'to' attribute is replaced
@@ -44,7 +49,7 @@ func NewItem(el *stanza.Element) *Item {
 		}
 	}
 	b = tmp.AppendAttrsAndRest(b)
-	return &Item{el: el, data: b, toAt: toAt, hold: holdKey(el)}
+	return &Item{el: el, data: b, toAt: toAt, hold: holdKey(el), counted: true}
 }
 
 // holdKey classifies a stanza for client state indication.
@@ -90,7 +95,9 @@ var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &
 
 // enqueue adds an item to the session's outbound queue without blocking. It
 // returns false when the session is closing; a session whose queue would
-// exceed its bound is closed with <policy-violation/> and counted.
+// exceed its bound is closed with <policy-violation/> and counted. While the
+// transport is broken (a stream waiting to be resumed) items queue up
+// without a writer.
 func (s *Session) enqueue(it *Item) bool {
 	s.qmu.Lock()
 	if s.closing {
@@ -128,12 +135,21 @@ func (s *Session) enqueue(it *Item) bool {
 	}
 	s.queue = append(s.queue, it)
 	s.queued += len(it.data)
-	start := !s.writing
-	s.writing = true
+	start := s.needWriter()
 	s.qmu.Unlock()
 	if start {
 		s.startWriter()
 	}
+	return true
+}
+
+// needWriter reports whether a writer must be started, and marks it
+// started; s.qmu is held.
+func (s *Session) needWriter() bool {
+	if s.writing || s.broken {
+		return false
+	}
+	s.writing = true
 	return true
 }
 
@@ -154,8 +170,7 @@ func (s *Session) setActive(active bool) {
 	start := false
 	if active && len(s.held) > 0 && !s.closing {
 		s.releaseHeld()
-		start = !s.writing
-		s.writing = s.writing || start
+		start = s.needWriter()
 	}
 	s.qmu.Unlock()
 	if start {
@@ -185,6 +200,16 @@ func (s *Session) closeWith(se *StreamError, drop bool) {
 	if drop {
 		s.queue, s.queued = nil, 0
 	}
+	if s.broken {
+		// Nothing can be written any more.
+		detached := s.sm != nil && s.sm.detached
+		s.qmu.Unlock()
+		s.tr.Close()
+		if detached {
+			go s.srv.expireDetached(s)
+		}
+		return
+	}
 	var frames [][]byte
 	if se != nil {
 		frames = append(frames, se.element().AppendXML(nil, ""))
@@ -196,18 +221,56 @@ func (s *Session) closeWith(se *StreamError, drop bool) {
 		frames = append(frames, []byte("</stream:stream>"))
 	}
 	s.final = frames
-	start := !s.writing
-	s.writing = true
+	start := s.needWriter()
 	s.qmu.Unlock()
 	if start {
 		s.startWriter()
 	}
 }
 
+// takeBatch takes what the writer writes next and does stream management's
+// bookkeeping for it: counted stanzas after <enabled/> are numbered and, on
+// a resumable stream, kept until acknowledged (before they are written, so a
+// failed write leaves them to be sent again). It returns the items, the
+// final frames when the session is closing, and whether to request an ack.
+// s.qmu is held.
+func (s *Session) takeBatch() (batch []*Item, final [][]byte, ask bool) {
+	batch = s.queue
+	s.queue, s.queued = nil, 0
+	final = s.final
+	s.final = nil
+	sm := s.sm
+	if sm == nil {
+		return batch, final, false
+	}
+	for _, it := range batch {
+		switch {
+		case it.smStart:
+			sm.active = true
+		case sm.active && it.counted:
+			sm.sent++
+			sm.sinceReq++
+			if sm.resume {
+				sm.unacked = append(sm.unacked, it)
+				sm.unackedBytes += len(it.data)
+			}
+		}
+	}
+	if sm.active && sm.sinceReq >= s.srv.cfg.SMAckEvery && final == nil {
+		sm.sinceReq = 0
+		sm.lastReq = time.Now()
+		ask = true
+	}
+	return batch, final, ask
+}
+
+var ackRequest = []byte(`<r xmlns="urn:xmpp:sm:3"/>`)
+
 // writeLoop drains the queue in batches, one write (and write deadline) per
 // batch, and exits when the queue is empty. Only one runs per session. Once
 // the session is closing it writes the final frames and closes the
-// connection.
+// connection. A failed write marks the transport broken and closes it; the
+// reader then ends the session or keeps it for resumption.
 func (s *Session) writeLoop() {
 	defer s.srv.wg.Done()
 	bp := writeBufs.Get().(*[]byte)
@@ -219,15 +282,20 @@ func (s *Session) writeLoop() {
 	var frames [][]byte
 	for {
 		s.qmu.Lock()
-		batch := s.queue
-		s.queue, s.queued = nil, 0
-		final := s.final
-		s.final = nil
+		if s.broken {
+			s.writing = false
+			s.qmu.Unlock()
+			s.signalWriterExit()
+			return
+		}
+		batch, final, ask := s.takeBatch()
 		if len(batch) == 0 && final == nil {
 			s.writing = false
 			s.qmu.Unlock()
+			s.signalWriterExit()
 			return
 		}
+		tr := s.tr
 		s.qmu.Unlock()
 
 		buf := (*bp)[:0]
@@ -238,9 +306,12 @@ func (s *Session) writeLoop() {
 			frames = append(frames, buf[start:])
 		}
 		*bp = buf
+		if ask {
+			frames = append(frames, ackRequest)
+		}
 		frames = append(frames, final...)
-		s.tr.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
-		err := s.tr.Write(frames)
+		tr.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+		err := tr.Write(frames)
 		s.srv.metrics.stanzasOut.Add(int64(len(batch)))
 		select {
 		case s.drained <- struct{}{}:
@@ -248,15 +319,41 @@ func (s *Session) writeLoop() {
 		}
 		if err != nil || final != nil {
 			if err != nil && final == nil {
-				s.log.Debug("write failed; closing", "err", err)
+				s.log.Debug("write failed", "err", err)
 			}
 			s.qmu.Lock()
-			s.closing = true
-			s.queue, s.queued = nil, 0
+			s.broken = true
 			s.writing = false
 			s.qmu.Unlock()
-			s.tr.Close()
-			s.closedOnce.Do(func() { close(s.closed) })
+			tr.Close()
+			s.signalWriterExit()
+			return
+		}
+	}
+}
+
+// signalWriterExit wakes whoever waits for the writer to stop.
+func (s *Session) signalWriterExit() {
+	select {
+	case s.writerExit <- struct{}{}:
+	default:
+	}
+}
+
+// waitWriter waits until no writer runs, at most d.
+func (s *Session) waitWriter(d time.Duration) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		s.qmu.Lock()
+		running := s.writing
+		s.qmu.Unlock()
+		if !running {
+			return
+		}
+		select {
+		case <-s.writerExit:
+		case <-deadline.C:
 			return
 		}
 	}

@@ -70,6 +70,7 @@ type Server struct {
 	listeners []net.Listener
 	https     []*http.Server
 	conns     map[*Session]struct{}
+	detached  map[string]*Session // resumable sessions without a connection, by SM id
 	stopping  bool
 	stopOnce  sync.Once
 
@@ -101,6 +102,7 @@ type metrics struct {
 	overflows, tooLarge, panics       atomic.Int64
 	throttled                         atomic.Int64
 	offlineStored, offlineDelivered   atomic.Int64
+	detached, resumed, resumeFailed   atomic.Int64
 }
 
 // Stats is a snapshot of the server's counters.
@@ -117,6 +119,9 @@ type Stats struct {
 	Throttled       int64 `json:"throttled_total"`
 	OfflineStored   int64 `json:"offline_stored_total"`
 	OfflineDelived  int64 `json:"offline_delivered_total"`
+	Detached        int64 `json:"sm_detached_total"`
+	Resumed         int64 `json:"sm_resumed_total"`
+	ResumeFailed    int64 `json:"sm_resume_failed_total"`
 }
 
 // New returns a server; Start opens its listeners.
@@ -147,6 +152,7 @@ func New(cfg Config, tlsConfig *tls.Config, accounts Accounts, store Store, log 
 		cancel:    cancel,
 		services:  map[string]Service{},
 		conns:     map[*Session]struct{}{},
+		detached:  map[string]*Session{},
 	}
 	srv.iqHandlers = map[string]IQHandler{nsCarbons: srv.carbonsIQ, nsPrivacy: srv.privacyIQ, nsBlocking: srv.blockingIQ}
 	srv.features = []string{nsCarbons, nsPrivacy, nsBlocking}
@@ -261,7 +267,7 @@ func (srv *Server) newSession(tr transport, remote net.Addr) *Session {
 	if remote != nil {
 		ip, _, _ = net.SplitHostPort(remote.String())
 	}
-	s := &Session{srv: srv, tr: tr, id: newStreamID(), ip: ip, drained: make(chan struct{}, 1), closed: make(chan struct{})}
+	s := &Session{srv: srv, tr: tr, id: newStreamID(), ip: ip, drained: make(chan struct{}, 1), writerExit: make(chan struct{}, 1)}
 	s.log = srv.log.With("session", s.id, "remote", remote.String())
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
@@ -311,9 +317,6 @@ func (srv *Server) serveWebSocket() error {
 			srv.wg.Add(1)
 			defer srv.wg.Done()
 			s.serve(srv.ctx)
-			// Returning closes the socket: let the writer send the end of
-			// the stream first (it is bounded by the write timeout).
-			<-s.closed
 		},
 	}
 	mux := http.NewServeMux()
@@ -357,6 +360,7 @@ func (srv *Server) pingLoop() {
 		case <-srv.ctx.Done():
 			return
 		case now := <-t.C:
+			srv.requestAcks(now)
 			srv.router.each(func(s *Session) {
 				if now.UnixNano()-s.lastRead.Load() >= int64(srv.cfg.PingInterval) && !s.pinged.Swap(true) {
 					s.send(stanza.New("iq", stanza.NSClient, "type", "get", "id", "srvping-"+newStreamID()[:8],
@@ -383,6 +387,9 @@ func (srv *Server) Stats() Stats {
 		Throttled:       m.throttled.Load(),
 		OfflineStored:   m.offlineStored.Load(),
 		OfflineDelived:  m.offlineDelivered.Load(),
+		Detached:        m.detached.Load(),
+		Resumed:         m.resumed.Load(),
+		ResumeFailed:    m.resumeFailed.Load(),
 	}
 }
 
@@ -423,6 +430,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 			s.closeWith(streamErr("system-shutdown", ""), false)
 		}
 	})
+	srv.endDetached()
 	done := make(chan struct{})
 	go func() {
 		// Readers end once their connections close; then the ping loop stops.

@@ -83,8 +83,9 @@ type Session struct {
 	heldIdx  map[string]int // Item.hold → index in held
 	drained  chan struct{}  // the writer finished a batch
 
-	closed     chan struct{} // closed once the connection is closed
-	closedOnce sync.Once
+	writerExit chan struct{} // a writer goroutine stopped
+	broken     bool          // the transport failed (guarded by qmu)
+	sm         *smState      // XEP-0198, nil until enabled (guarded by qmu)
 }
 
 func newStreamID() string {
@@ -94,50 +95,84 @@ func newStreamID() string {
 }
 
 // serve runs the session until the stream ends. A panic ends only this
-// session.
+// session. When the client resumes an earlier stream (XEP-0198), the reader
+// goes on as that session.
 func (s *Session) serve(ctx context.Context) {
+	for cur := s; cur != nil; {
+		cur = cur.run(ctx)
+	}
+}
+
+// endKind is how a stream ended.
+type endKind int
+
+const (
+	endClean  endKind = iota // the client closed it, or the server sent a stream error
+	endBroken                // the connection failed: a resumable session waits
+)
+
+// run reads the stream until it ends and returns the session to continue
+// with after a resumption, or nil.
+func (s *Session) run(ctx context.Context) (next *Session) {
+	how := endClean
 	defer func() {
 		if r := recover(); r != nil {
 			s.srv.metrics.panics.Add(1)
 			s.log.Error("panic while serving a session", "panic", r, "stack", string(debug.Stack()))
 			s.closeWith(streamErr("internal-server-error", ""), true)
+			how, next = endClean, nil
+		}
+		if next != nil {
+			return
+		}
+		if how == endBroken && s.resumable() {
+			s.detach()
+			return
 		}
 		s.cleanup()
 	}()
 	s.markRead()
 	deadline := time.Now().Add(s.srv.cfg.NegotiationTimeout)
-	s.tr.SetReadTimeout(s.srv.cfg.NegotiationTimeout)
+	if s.bound {
+		s.tr.SetReadTimeout(s.srv.cfg.PingInterval + s.srv.cfg.PingTimeout)
+	} else {
+		s.tr.SetReadTimeout(s.srv.cfg.NegotiationTimeout)
+	}
 	if s.tr.TLS() != nil {
 		s.secure = true
 	}
 	for {
 		if !s.bound && time.Now().After(deadline) {
 			s.fail(streamErr("connection-timeout", "negotiation took too long"))
-			return
+			return nil
 		}
 		ev, err := s.tr.Next()
 		if err != nil {
-			s.readError(err)
-			return
+			how = s.readError(err)
+			return nil
 		}
 		s.markRead()
 		switch ev.Kind {
 		case stanza.KindOpen:
 			if err := s.open(ev.Element); err != nil {
 				s.fail(err)
-				return
+				return nil
 			}
 		case stanza.KindClose:
 			s.closeWith(nil, false)
-			return
+			return nil
 		case stanza.KindElement:
 			if !s.headerSent {
 				s.fail(streamErr("not-well-formed", "stanza before the stream header"))
-				return
+				return nil
 			}
 			if err := s.element(ctx, ev.Element); err != nil {
+				var r errResumed
+				if errors.As(err, &r) {
+					return r.s
+				}
 				s.fail(err)
-				return
+				return nil
 			}
 		}
 	}
@@ -149,8 +184,9 @@ func (s *Session) markRead() {
 }
 
 // readError ends the stream after a read failure, with the stream error the
-// failure calls for.
-func (s *Session) readError(err error) {
+// failure calls for, and says whether the connection broke (rather than the
+// client misbehaving).
+func (s *Session) readError(err error) endKind {
 	var syn *stanza.SyntaxError
 	var se *StreamError
 	var ne net.Error
@@ -165,13 +201,17 @@ func (s *Session) readError(err error) {
 	case errors.As(err, &syn):
 		s.fail(streamErr("not-well-formed", syn.Msg))
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+		if s.resumable() {
+			return endBroken
+		}
 		s.fail(streamErr("connection-timeout", ""))
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
-		s.closeWith(nil, true)
 	default:
-		s.log.Debug("read failed", "err", err)
-		s.closeWith(nil, true)
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) {
+			s.log.Debug("read failed", "err", err)
+		}
+		return endBroken
 	}
+	return endClean
 }
 
 // fail sends a stream error and closes, sending a stream header first if the
@@ -248,6 +288,7 @@ func (s *Session) features() *stanza.Element {
 		}
 	default:
 		f.Append(stanza.New("bind", nsBind))
+		f.Append(stanza.New("sm", nsSM))
 		f.Append(stanza.New("session", nsSession).Append(stanza.New("optional", nsSession)))
 		f.Append(stanza.New("ver", nsRosterV))
 		f.Append(stanza.New("csi", nsCSI))
@@ -264,7 +305,19 @@ func (s *Session) element(ctx context.Context, el *stanza.Element) error {
 		if el.Name == "iq" && el.Space == stanza.NSClient {
 			return s.bindIQ(ctx, el)
 		}
+		if el.Space == nsSM && el.Name == "resume" {
+			return s.resume(el)
+		}
+		if el.Space == nsSM && el.Name == "enable" {
+			return s.smFailed(stanzaErr(errCancel, "unexpected-request", "bind a resource first"))
+		}
 		return streamErr("not-authorized", "bind a resource first")
+	}
+	if el.Space == nsSM {
+		return s.smElement(el)
+	}
+	if el.Space == stanza.NSClient {
+		s.countInbound()
 	}
 	if err := s.awaitQueue(ctx); err != nil {
 		return err
@@ -451,13 +504,27 @@ func newResource() string {
 	return "chatd-" + hex.EncodeToString(b[:])
 }
 
-// cleanup runs when the reader ends: the session leaves the router, its
-// presence becomes unavailable, and it leaves the server's registry.
+// cleanup ends a session for good: the end of the stream is written (after
+// what is queued), the session leaves the router, the messages it holds that
+// the client may not have are kept (see rescue), its presence becomes
+// unavailable, and it leaves the server's registry.
 func (s *Session) cleanup() {
-	if s.bound {
-		s.srv.unbind(s)
-	}
 	s.closeWith(nil, false)
+	s.waitWriter(s.srv.cfg.WriteTimeout)
+	s.tr.Close()
+	if s.bound {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		unlock := s.srv.deliveryLocks.lock(s.user)
+		removed := s.srv.router.unbind(s)
+		if removed {
+			s.srv.rescue(ctx, s, s.pendingMessages())
+		}
+		unlock()
+		if removed {
+			s.srv.ended(s)
+		}
+	}
 	s.srv.forget(s)
 }
 

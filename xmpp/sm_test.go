@@ -1,0 +1,248 @@
+package xmpp_test
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"mellium.im/sasl"
+
+	"chatd/xmpp"
+	"chatd/xmpp/stanza"
+)
+
+// authOnly connects, authenticates and restarts the stream, ready to bind
+// or resume.
+func (e *env) authOnly(u user) (*client, *stanza.Element) {
+	e.t.Helper()
+	c := e.rawDial()
+	c.open()
+	c.startTLS()
+	c.open()
+	if r := c.auth(sasl.Plain, fmt.Sprintf("%d-%d", u.ref.User, u.ref.App), u.password); r.Name != "success" {
+		e.t.Fatalf("auth: %s", r)
+	}
+	f := c.open()
+	return c, f
+}
+
+func isStanza(el *stanza.Element) bool {
+	return el.Space == "jabber:client" && (el.Name == "message" || el.Name == "presence" || el.Name == "iq")
+}
+
+func TestStreamManagementCounting(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) { c.SMAckEvery = 3 })
+	alice, bob := e.newUser("alice"), e.newUser("bob")
+	c, f := e.authOnly(alice)
+	if f.Child("sm", "urn:xmpp:sm:3") == nil {
+		t.Fatalf("no sm feature after auth: %s", f)
+	}
+	c.bind("sm")
+	c.write(`<enable xmlns='urn:xmpp:sm:3'/>`)
+	en := c.expect(func(el *stanza.Element) bool { return el.Name == "enabled" })
+	if en.HasAttr("id") || en.HasAttr("resume") {
+		t.Errorf("enable without resume answered %s", en)
+	}
+	// Three client stanzas, then <r/>: h=3.
+	c.write(`<presence/>`)
+	c.write(`<iq type='get' id='i1'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	c.write(`<iq type='get' id='i2'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	c.write(`<r xmlns='urn:xmpp:sm:3'/>`)
+	if a := c.expect(func(el *stanza.Element) bool { return el.Name == "a" }); a.Attr("h") != "3" {
+		t.Errorf("ack %s, want h=3", a)
+	}
+	// The server asks for an ack after three stanzas of its own.
+	b := e.online(bob, "b")
+	for i := range 3 {
+		b.write(fmt.Sprintf(`<message to='%s' type='chat'><body>m%d</body></message>`, alice.jid, i))
+	}
+	msgs, asks := 0, 0
+	for msgs < 3 || asks == 0 {
+		el := c.next()
+		switch {
+		case el.Name == "message":
+			msgs++
+		case el.Name == "r" && el.Space == "urn:xmpp:sm:3":
+			asks++
+		}
+	}
+	// Enabling twice fails.
+	c.write(`<enable xmlns='urn:xmpp:sm:3'/>`)
+	if f := c.expect(func(el *stanza.Element) bool { return el.Name == "failed" }); f.Child("unexpected-request", "") == nil {
+		t.Errorf("second enable answered %s", f)
+	}
+}
+
+// smClient counts what it receives, as a resuming client must.
+type smClient struct {
+	*client
+	h      int
+	id     string
+	bodies []string
+}
+
+func (c *smClient) pump(until func(*stanza.Element) bool) *stanza.Element {
+	c.t.Helper()
+	for {
+		el := c.next()
+		if isStanza(el) {
+			c.h++
+			if el.Name == "message" {
+				c.bodies = append(c.bodies, el.ChildText("body", ""))
+			}
+		}
+		if el.Name == "r" && el.Space == "urn:xmpp:sm:3" {
+			c.write(`<a xmlns='urn:xmpp:sm:3' h='` + strconv.Itoa(c.h) + `'/>`)
+		}
+		if until(el) {
+			return el
+		}
+	}
+}
+
+func TestStreamResumption(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.newUser("alice"), e.newUser("bob")
+	c, _ := e.authOnly(alice)
+	c.bind("phone")
+	a := &smClient{client: c}
+	a.write(`<enable xmlns='urn:xmpp:sm:3' resume='true' max='60'/>`)
+	en := a.pump(func(el *stanza.Element) bool { return el.Name == "enabled" })
+	a.id = en.Attr("id")
+	if a.id == "" || en.Attr("resume") != "true" || en.Attr("max") != "60" {
+		t.Fatalf("enabled %s", en)
+	}
+	a.write(`<presence/>`)
+	a.write(`<iq type='get' id='p0'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	a.pump(func(el *stanza.Element) bool { return el.Attr("id") == "p0" })
+
+	b := e.online(bob, "b")
+	for i := range 3 {
+		b.write(fmt.Sprintf(`<message to='%s' type='chat' id='m%d'><body>m%d</body></message>`, alice.jid, i, i))
+	}
+	a.pump(func(el *stanza.Element) bool { return el.ChildText("body", "") == "m2" })
+	// The connection dies without a goodbye; the client has handled h
+	// stanzas but the server has no ack for the messages yet.
+	handled := a.h
+	a.conn.Close()
+	waitFor(t, func() bool { return e.srv.Stats().Detached == 1 })
+	// Messages sent while the connection is gone wait for it.
+	for i := 3; i < 6; i++ {
+		b.write(fmt.Sprintf(`<message to='%s' type='chat' id='m%d'><body>m%d</body></message>`, alice.jid, i, i))
+	}
+	b.roundTrip()
+	// The presence stays: bob saw no unavailable from alice.
+	c2, f := e.authOnly(alice)
+	if f.Child("sm", "urn:xmpp:sm:3") == nil {
+		t.Fatal("no sm feature on the new stream")
+	}
+	c2.write(`<resume xmlns='urn:xmpp:sm:3' previd='` + a.id + `' h='` + strconv.Itoa(handled) + `'/>`)
+	c2.startReading()
+	a2 := &smClient{client: c2, h: handled}
+	r := a2.pump(func(el *stanza.Element) bool { return el.Name == "resumed" || el.Name == "failed" })
+	if r.Name != "resumed" || r.Attr("previd") != a.id || r.Attr("h") != "2" {
+		t.Fatalf("resume answered %s (want h=2: presence and ping)", r)
+	}
+	a2.pump(func(el *stanza.Element) bool { return el.ChildText("body", "") == "m5" })
+	if got := fmt.Sprint(a2.bodies); got != "[m3 m4 m5]" {
+		t.Errorf("after resuming got %s, want exactly the three queued messages", got)
+	}
+	// The resumed session works both ways.
+	a2.write(`<message to='` + bob.jid + `' type='chat'><body>back online</body></message>`)
+	b.expect(isMessage("back online"))
+	if s := e.srv.Stats(); s.Resumed != 1 {
+		t.Errorf("stats %+v", s)
+	}
+	// bob never saw alice go unavailable.
+	b.write(`<iq type='get' id='chk'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	for el := b.next(); el.Attr("id") != "chk"; el = b.next() {
+		if el.Name == "presence" && el.Attr("type") == "unavailable" {
+			t.Fatalf("bob saw %s during the resumption", el)
+		}
+	}
+}
+
+// When nobody resumes, the unacknowledged messages go to offline storage
+// with their ids and arrive at the next login.
+func TestResumptionWindowEnds(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) { c.SMResumeWindow = 200 * time.Millisecond })
+	alice, bob := e.newUser("alice"), e.newUser("bob")
+	c, _ := e.authOnly(alice)
+	c.bindOnly("phone")
+	c.write(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
+	c.startReading()
+	en := c.expect(func(el *stanza.Element) bool { return el.Name == "enabled" })
+	c.write(`<presence/>`)
+	c.roundTrip()
+	b := e.online(bob, "b")
+	b.write(`<message to='` + alice.jid + `' type='chat' id='lost1'><body>unacked</body></message>`)
+	c.expect(isMessage("unacked"))
+	c.conn.Close() // never acked
+	waitFor(t, func() bool { return len(e.srv.Sessions(alice.ref)) == 0 })
+	b.write(`<message to='` + alice.jid + `' type='chat' id='lost2'><body>after</body></message>`)
+	b.roundTrip()
+	// A resume attempt now fails; bind works.
+	c2, _ := e.authOnly(alice)
+	c2.write(`<resume xmlns='urn:xmpp:sm:3' previd='` + en.Attr("id") + `' h='0'/>`)
+	if f := c2.nextSync(); f.Name != "failed" || f.Child("item-not-found", "") == nil {
+		t.Fatalf("stale resume answered %s", f)
+	}
+	c2.bind("again")
+	c2.write(`<presence/>`)
+	first := c2.expect(func(el *stanza.Element) bool { return el.Name == "message" })
+	second := c2.expect(func(el *stanza.Element) bool { return el.Name == "message" })
+	if first.Attr("id") != "lost1" || second.Attr("id") != "lost2" || first.Child("delay", "urn:xmpp:delay") == nil {
+		t.Errorf("after the window: %s then %s", first, second)
+	}
+}
+
+// The QuickBlox browser SDK enables stream management without resume and
+// never counts what it receives: the server must not take that as loss,
+// overflow, or duplicate anything when the stream ends.
+func TestStreamManagementQuickBloxStyle(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) { c.SMAckEvery = 2; c.MaxQueueBytes = 128 << 10 })
+	alice, bob := e.newUser("alice"), e.newUser("bob")
+	c, _ := e.authOnly(alice)
+	c.bindOnly("browser")
+	c.write(`<enable xmlns='urn:xmpp:sm:3'/>`)
+	c.startReading()
+	c.expect(func(el *stanza.Element) bool { return el.Name == "enabled" })
+	c.write(`<presence/>`)
+	b := e.online(bob, "b")
+	big := fmt.Sprintf("%01000d", 0)
+	got := 0
+	for round := range 8 { // 400 KB in all: more than the queue bound, were acks awaited
+		for i := range 50 {
+			b.write(fmt.Sprintf(`<message to='%s' type='chat'><body>%d-%d %s</body></message>`, alice.jid, round, i, big))
+		}
+		for got < 50*(round+1) {
+			el := c.next()
+			if el.Name == "r" {
+				c.write(`<a xmlns='urn:xmpp:sm:3' h='0'/>`) // miscounted, as the SDK does
+			}
+			if el.Name == "message" {
+				got++
+			}
+		}
+	}
+	c.write(`</stream:stream>`)
+	c.ended()
+	waitFor(t, func() bool { return len(e.srv.Sessions(alice.ref)) == 0 })
+	// Nothing was put aside for a later login.
+	if msgs, err := e.db.XMPP().OfflineMessages(t.Context(), alice.ref, 10); err != nil || len(msgs) != 0 {
+		t.Errorf("offline after a non-resumable stream: %d %v", len(msgs), err)
+	}
+}
+
+// waitFor polls cond until it holds, failing after the usual wait.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in time")
+		}
+		time.Sleep(5 * time.Millisecond) // polling, bounded by the deadline
+	}
+}
