@@ -102,7 +102,7 @@ func newEnv(t *testing.T, cfg restapi.Config, setup ...func(*restapi.Server)) *e
 	if err := e.store.CreateApp(context.Background(), e.app); err != nil {
 		t.Fatal(err)
 	}
-	srv := restapi.New(cfg, e.svc, log)
+	srv := restapi.New(cfg, restapi.Deps{Accounts: e.svc}, log)
 	for _, f := range setup {
 		f(srv)
 	}
