@@ -145,6 +145,9 @@ func New(cfg Config, deps Deps, log *slog.Logger) *Server {
 	// One route table per area of the API.
 	s.register(s.sessionRoutes())
 	s.register(s.userRoutes())
+	if s.history != nil {
+		s.register(s.dialogRoutes())
+	}
 	return s
 }
 
