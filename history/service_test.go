@@ -243,6 +243,20 @@ func TestRecordRules(t *testing.T) {
 	if counts, _, _ := f.svc.UnreadCounts(ctx, f.app, bob, []string{d.ID}); counts[d.ID] != 0 {
 		t.Errorf("after listing, unread %d", counts[d.ID])
 	}
+	// What listing marked read is stored read and delivered: listed again,
+	// and one by one.
+	msgs, _ = f.svc.Messages(ctx, f.app, bob, d.ID, history.MessageQuery{}, false)
+	for _, m := range msgs {
+		if m.SenderID != alice {
+			continue
+		}
+		if !slices.Contains(m.ReadIDs, bob) || !slices.Contains(m.DeliveredIDs, bob) {
+			t.Errorf("listed again, %s has read %v, delivered %v; want bob in both", m.ID, m.ReadIDs, m.DeliveredIDs)
+		}
+		if one, err := f.svc.Message(ctx, f.app, bob, m.ID); err != nil || !slices.Contains(one.DeliveredIDs, bob) {
+			t.Errorf("Message(%s) delivered %v, %v; want bob", m.ID, one.DeliveredIDs, err)
+		}
+	}
 }
 
 // Many concurrent senders and readers on one dialog: the counters equal a
