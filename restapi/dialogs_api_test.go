@@ -108,6 +108,12 @@ func TestChatNeedsUserSession(t *testing.T) {
 		{http.MethodDelete, "/chat/Dialog/" + id + ".json"},
 		{http.MethodGet, "/chat/Dialog/" + id + "/notifications.json"},
 		{http.MethodPut, "/chat/Dialog/" + id + "/notifications.json"},
+		{http.MethodGet, "/chat/Message.json"},
+		{http.MethodPost, "/chat/Message.json"},
+		{http.MethodPut, "/chat/Message.json"},
+		{http.MethodPut, "/chat/Message/" + id + ".json"},
+		{http.MethodDelete, "/chat/Message/" + id + ".json"},
+		{http.MethodGet, "/chat/Message/unread.json"},
 	} {
 		e.call(c.method, c.path, app).want(t, http.StatusForbidden, `{"errors":["Forbidden. Need user."]}`)
 		e.call(c.method, c.path, "").want(t, http.StatusUnauthorized, `{"errors":{"base":["Required session does not exist"]}}`)
@@ -207,6 +213,7 @@ func TestListDialogs(t *testing.T) {
 		{[]string{"skip", "x"}},
 		{[]string{"type[in]", ""}},
 		{[]string{"data", "x"}},
+		{[]string{"occupants_ids[lt]", "5"}},
 	} {
 		res := e.call(http.MethodGet, "/chat/Dialog.json", alice.token, c.kv...)
 		res.want(t, http.StatusBadRequest, "")

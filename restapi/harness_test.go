@@ -138,6 +138,10 @@ func startEnv(t *testing.T, cfg restapi.Config, opts chatOptions, setup ...func(
 		t.Cleanup(e.history.Close)
 		deps.History = e.history
 	}
+	if opts.xmpp {
+		e.xmpp = startXMPP(t, e.svc, db, e.history, log)
+		deps.Chat = e.xmpp
+	}
 	if opts.turn != nil {
 		iss, err := turn.NewIssuer(*opts.turn)
 		if err != nil {

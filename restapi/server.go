@@ -147,6 +147,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) *Server {
 	s.register(s.userRoutes())
 	if s.history != nil {
 		s.register(s.dialogRoutes())
+		s.register(s.messageRoutes())
 	}
 	return s
 }
