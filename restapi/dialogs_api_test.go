@@ -97,7 +97,7 @@ func TestCreateDialog(t *testing.T) {
 }
 
 func TestChatNeedsUserSession(t *testing.T) {
-	e := newChatEnv(t, restapi.Config{}, chatOptions{})
+	e := newChatEnv(t, restapi.Config{}, chatOptions{turn: testTURNConfig()})
 	app := e.appSession()
 	const id = "5d75393ba28f9a17e1cb0f9e"
 	for _, c := range []struct{ method, path string }{
@@ -114,6 +114,7 @@ func TestChatNeedsUserSession(t *testing.T) {
 		{http.MethodPut, "/chat/Message/" + id + ".json"},
 		{http.MethodDelete, "/chat/Message/" + id + ".json"},
 		{http.MethodGet, "/chat/Message/unread.json"},
+		{http.MethodGet, "/turn/credentials.json"},
 	} {
 		e.call(c.method, c.path, app).want(t, http.StatusForbidden, `{"errors":["Forbidden. Need user."]}`)
 		e.call(c.method, c.path, "").want(t, http.StatusUnauthorized, `{"errors":{"base":["Required session does not exist"]}}`)

@@ -149,6 +149,9 @@ func New(cfg Config, deps Deps, log *slog.Logger) *Server {
 		s.register(s.dialogRoutes())
 		s.register(s.messageRoutes())
 	}
+	if s.turn != nil {
+		s.register(s.turnRoutes())
+	}
 	return s
 }
 
