@@ -53,6 +53,9 @@ func (s *Server) listMessages(r *request) error {
 	if err != nil {
 		return err
 	}
+	if r.c.Request().Method == http.MethodHead {
+		markRead = false // HEAD changes nothing
+	}
 	q, err := history.ParseMessageQuery(filters, p.String("sort_asc"), p.String("sort_desc"), p.String("limit"), p.String("skip"))
 	if err != nil {
 		return err

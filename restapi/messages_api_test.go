@@ -312,6 +312,13 @@ func TestUnreadCounts(t *testing.T) {
 		}
 	}
 	check(bob, 4, map[string]int64{f.priv: 3, f.group: 1})
+	// Nor does HEAD.
+	req := e.newRequest(http.MethodHead, "/chat/Message.json?chat_dialog_id="+f.priv, "")
+	req.Header.Set("QB-Token", bob.token)
+	if res := e.request(req); res.status != http.StatusOK || len(res.body) != 0 {
+		t.Errorf("HEAD: %s", res)
+	}
+	check(bob, 4, map[string]int64{f.priv: 3, f.group: 1})
 	// By default the listed messages become read: a page of two, then the
 	// rest.
 	page := e.messages(bob, f.priv, "limit", "2")
