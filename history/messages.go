@@ -131,6 +131,10 @@ func (s *Service) Messages(ctx context.Context, app, user int64, dialogID string
 			}
 		}
 		if len(ids) > 0 {
+			// Read implies delivered, as in MarkMessages.
+			if _, err := s.store.MarkMessages(ctx, app, d.ID, user, ids, Delivered); err != nil {
+				return nil, err
+			}
 			if _, err := s.store.MarkMessages(ctx, app, d.ID, user, ids, Read); err != nil {
 				return nil, err
 			}

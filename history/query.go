@@ -205,10 +205,15 @@ func parseCond(p Param, kind Kind) (Cond, error) {
 		op = OpIn // QuickBlox's "or" lists alternatives, as "in" does
 	}
 	c := Cond{Field: p.Field, Kind: kind, Op: op}
+	array := kind == KindIntArray || kind == KindStringArray
 	switch op {
-	case OpEq, OpNe, OpLt, OpLte, OpGt, OpGte, OpIn, OpNin:
+	case OpEq, OpNe, OpIn, OpNin:
+	case OpLt, OpLte, OpGt, OpGte:
+		if array {
+			return c, queryErr("operator %s does not apply to the array field %q", op, p.Field)
+		}
 	case OpAll:
-		if kind != KindIntArray && kind != KindStringArray {
+		if !array {
 			return c, queryErr("operator all applies to array fields, not %q", p.Field)
 		}
 	case OpContains:

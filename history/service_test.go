@@ -243,6 +243,20 @@ func TestRecordRules(t *testing.T) {
 	if counts, _, _ := f.svc.UnreadCounts(ctx, f.app, bob, []string{d.ID}); counts[d.ID] != 0 {
 		t.Errorf("after listing, unread %d", counts[d.ID])
 	}
+	// What listing marked read is stored read and delivered: listed again,
+	// and one by one.
+	msgs, _ = f.svc.Messages(ctx, f.app, bob, d.ID, history.MessageQuery{}, false)
+	for _, m := range msgs {
+		if m.SenderID != alice {
+			continue
+		}
+		if !slices.Contains(m.ReadIDs, bob) || !slices.Contains(m.DeliveredIDs, bob) {
+			t.Errorf("listed again, %s has read %v, delivered %v; want bob in both", m.ID, m.ReadIDs, m.DeliveredIDs)
+		}
+		if one, err := f.svc.Message(ctx, f.app, bob, m.ID); err != nil || !slices.Contains(one.DeliveredIDs, bob) {
+			t.Errorf("Message(%s) delivered %v, %v; want bob", m.ID, one.DeliveredIDs, err)
+		}
+	}
 }
 
 // Many concurrent senders and readers on one dialog: the counters equal a
@@ -353,10 +367,26 @@ func TestParseQueries(t *testing.T) {
 		{params: []history.Param{{Field: "type", Value: "one"}}},
 		{params: []history.Param{{Field: "_id", Value: "xyz"}}},
 		{asc: "occupants_ids"},
+		// Order comparisons mean nothing on arrays (the stores cannot run
+		// them: they must be refused here, not fail there).
+		{params: []history.Param{{Field: "occupants_ids", Op: "lt", Value: "5"}}},
+		{params: []history.Param{{Field: "occupants_ids", Op: "gte", Value: "5"}}},
 	} {
 		var qe *history.QueryError
 		if _, err := history.ParseDialogQuery(bad.params, bad.asc, "", "", "", false); !errors.As(err, &qe) {
 			t.Errorf("ParseDialogQuery(%+v) = %v, want a QueryError", bad, err)
+		}
+	}
+	for _, op := range []string{"lt", "lte", "gt", "gte", "ctn"} {
+		var qe *history.QueryError
+		p := []history.Param{{Field: "attachments.type", Op: op, Value: "image"}}
+		if _, err := history.ParseMessageQuery(p, "", "", "", ""); !errors.As(err, &qe) {
+			t.Errorf("ParseMessageQuery(attachments.type[%s]) = %v, want a QueryError", op, err)
+		}
+	}
+	for op, v := range map[string]string{"": "1", "ne": "1", "in": "1,2", "nin": "1,2", "all": "1,2"} {
+		if _, err := history.ParseDialogQuery([]history.Param{{Field: "occupants_ids", Op: op, Value: v}}, "", "", "", "", false); err != nil {
+			t.Errorf("occupants_ids[%s]: %v", op, err)
 		}
 	}
 }

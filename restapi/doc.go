@@ -1,6 +1,6 @@
 // Package restapi serves chatd's QuickBlox-shaped REST API, the one the
 // unmodified QuickBlox JavaScript SDK talks to (docs: the compatibility spec,
-// quickblox-compat.md §3–§5). It is built on echo, whose types stay inside
+// quickblox-compat.md §3–§6). It is built on echo, whose types stay inside
 // the package: callers see Config, New and Server.Handler.
 //
 // # Requests
@@ -41,14 +41,94 @@
 // unknown cause are answered 500 with a generic message and logged with the
 // request id.
 //
+// # Chat (compat §6)
+//
+// Served when Deps.History is set; every endpoint needs a user session (an
+// application session is answered 403 "Forbidden. Need user."):
+//
+//	GET    /chat/Dialog.json                  200 {"total_entries","skip","limit","items":[dialog]}; count=1 → {"items_count":N}
+//	GET    /chat/Dialog/{id}.json             200 dialog
+//	POST   /chat/Dialog.json                  201 dialog (bare); the pair's existing private dialog → 200
+//	PUT    /chat/Dialog/{id}.json             200 dialog
+//	DELETE /chat/Dialog/{id1},{id2}.json      200 {"SuccessfullyDeleted":{"ids"},"NotFound":{"ids"},"WrongPermissions":{"ids"}}
+//	GET    /chat/Dialog/{id}/notifications.json  200 {"notifications":{"enabled":1}}
+//	PUT    /chat/Dialog/{id}/notifications.json  200 {"notifications":{"enabled":0}}
+//	GET    /chat/Message.json?chat_dialog_id=…    200 {"skip","limit","items":[message]}
+//	POST   /chat/Message.json                 201 message
+//	PUT    /chat/Message/{id1},{id2}.json     200, empty body (also /chat/Message.json: every message of the dialog)
+//	DELETE /chat/Message/{id1},{id2}.json     200 {"SuccessfullyDeleted","NotFound","WrongPermissions"}
+//	GET    /chat/Message/unread.json          200 {"total":N,"<id>":n,…}
+//	GET    /turn/credentials.json             200 {"username","password","ttl","uris"} (only with Deps.TURN)
+//
+// The rules (who may see, change or delete what; unread counting) are the
+// history package's; this package reads parameters, renders, and maps its
+// errors: not found 404, forbidden 403, validation 422 {"errors":{"field":
+// ["msg"]}}, a malformed query 400 {"errors":["msg"]} naming the parameter,
+// a duplicate 422.
+//
+// Decisions where QuickBlox's documents are silent or disagree:
+//
+//   - Lists take every parameter that is not a paging, sorting or control
+//     key as a filter, field=v or field[op]=v (data[f]=v filters dialog
+//     data); an unknown field or operator is 400, never ignored. count=1 is
+//     answered {"items_count":N} for dialogs and refused (400) for messages.
+//     A missing chat_dialog_id on GET /chat/Message is 422.
+//   - Dialog JSON: name, photo and the last_message fields are null when
+//     empty; xmpp_room_jid is null for private dialogs; occupants_ids is []
+//     for public groups; is_join_required is 0/1 for groups and null
+//     otherwise; data is left out when the dialog has none. Private
+//     dialogs keep a null name (QuickBlox may show the opponent's).
+//   - A PUT that empties a group deletes it (history's rule); the answer is
+//     the dialog as it was, with no occupants.
+//   - DELETE answers the three id lists for one id as well (the SDK reads
+//     the text; QuickBlox's docs show an empty body for one id).
+//   - Message JSON: recipient_id is 0 outside private dialogs; read is 1
+//     when the private opponent read it; read_ids and delivered_ids are
+//     sorted and hold the sender; attachments is [] when there are none;
+//     markable is 1 or left out; custom parameters are top-level strings,
+//     sorted, never under a standard key.
+//   - POST /chat/Message: keys that name message fields (_id, sender_id,
+//     dialog_id, read, created_at…) or control or extraParams words
+//     (send_to_chat, system, save_to_history, moduleIdentifier, message_id,
+//     attachment, token) are never custom parameters; a custom value that is
+//     an object is 422, a list is joined with commas. date_sent from the
+//     client is used under history's clock rule (within 5 s), as for XMPP.
+//   - send_to_chat=1 stores first and then calls Chat.DeliverStored; a
+//     failed live delivery (a group dialog while no MUC service is
+//     registered, say) is logged and the answer is still 201: the message
+//     is in the history, as for an XMPP sender whose recipient is away.
+//   - system=1 is a system notification, not a chat message: it is NOT
+//     stored (no history, no unread count, no last message). The message is
+//     built here (a new ObjectId, date_sent = now), delivered with
+//     Chat.DeliverSystem to the other user of a private dialog (named by
+//     chat_dialog_id, or by recipient_id, which finds or creates the pair's
+//     dialog as a first message would), and answered 201. A group dialog is
+//     422. A headline to a user with no available session is dropped
+//     (RFC 6121 allows it).
+//   - Without Deps.Chat, send_to_chat=1 and system=1 are 503 and nothing is
+//     stored.
+//   - PUT /chat/Message: read=1 implies delivered; read=0 does nothing (a
+//     message cannot become unread); ids of another dialog are ignored; an
+//     edit (message=…) needs exactly one id of this dialog, by its sender;
+//     a PUT with none of read, delivered, message is 422.
+//   - GET /chat/Message/unread: "total" counts every dialog of the caller
+//     (as QuickBlox's example, where total is more than the listed counts);
+//     the other keys are exactly the requested ids, in request order, 0 for
+//     unknown ones.
+//   - GET /chat/Message marks the returned messages read (and delivered)
+//     unless mark_as_read=0; HEAD never does.
+//   - TURN credentials are answered with Cache-Control: no-store; ttl is in
+//     seconds.
+//
 // # Extending
 //
-// Each area of the API (sessions, users; later dialogs, messages, TURN
-// credentials, administration) is a table of routes — method, path, the
-// access it needs and a handler taking a *request — registered in New.
+// Each area of the API (sessions, users, dialogs, messages, TURN
+// credentials; later administration) is a table of routes — method, path,
+// the access it needs and a handler taking a *request — registered in New.
 // A handler reads r.params and r.principal and answers with r.json or
 // r.empty.
 //
 // A Server is safe for concurrent use once New returns; routes are only
-// added inside New.
+// added inside New. It holds no state of its own beyond configuration: the
+// services in Deps are safe for concurrent use.
 package restapi

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"chatd/account"
+	"chatd/history"
 )
 
 // The texts clients see. msgNoSession must contain "session does not exist":
@@ -20,12 +21,17 @@ const (
 	msgNotFound       = "Entity you are looking for was not found"
 	msgTooLarge       = "Request entity too large"
 	msgUnsupported    = "Unsupported content type: send application/x-www-form-urlencoded or application/json"
+	msgNoChat         = "Chat delivery is not available"
 	msgInternalServer = "Internal server error"
 )
 
 // errPanic stands for a recovered panic; the panic itself is logged where it
 // is recovered.
 var errPanic = errors.New("restapi: handler panicked")
+
+// errNoChat: send_to_chat or system asked for live delivery and the API has
+// no chat server to deliver with (503).
+var errNoChat = errors.New("restapi: no chat server to deliver with")
 
 // fieldErrors is a QuickBlox validation body: {"errors":{"field":["msg"]}}.
 type fieldErrors map[string][]string
@@ -44,12 +50,26 @@ func fields(field string, msgs ...string) errorsBody { return errorsBody{fieldEr
 // its details are logged, never sent.
 func errorResponse(err error) (status int, body errorsBody, internal bool) {
 	var (
-		verr *account.ValidationError
-		dup  *account.DuplicateError
-		perr *paramError
-		herr *echo.HTTPError
+		verr  *account.ValidationError
+		dup   *account.DuplicateError
+		perr  *paramError
+		herr  *echo.HTTPError
+		hverr *history.ValidationError
+		qerr  *history.QueryError
 	)
 	switch {
+	case errors.As(err, &hverr):
+		return http.StatusUnprocessableEntity, fields(hverr.Field, hverr.Msg), false
+	case errors.As(err, &qerr):
+		return http.StatusBadRequest, list(qerr.Msg), false
+	case errors.Is(err, history.ErrNotFound):
+		return http.StatusNotFound, list(msgNotFound), false
+	case errors.Is(err, history.ErrForbidden):
+		return http.StatusForbidden, list(msgForbidden), false
+	case errors.Is(err, history.ErrDuplicate):
+		return http.StatusUnprocessableEntity, fields("base", "already exists"), false
+	case errors.Is(err, errNoChat):
+		return http.StatusServiceUnavailable, list(msgNoChat), false
 	case errors.As(err, &verr):
 		fe := fieldErrors{}
 		for _, f := range verr.Fields {

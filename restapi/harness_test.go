@@ -23,8 +23,11 @@ import (
 	"time"
 
 	"chatd/account"
+	"chatd/history"
 	"chatd/restapi"
 	"chatd/store/sqlite"
+	"chatd/turn"
+	"chatd/xmpp"
 )
 
 // The test application: fixed keys so that signatures can be computed
@@ -83,11 +86,38 @@ type env struct {
 	nonce  atomic.Int64
 	mu     sync.Mutex
 	secret []string // strings that must never be logged
+
+	// With chat (newChatEnv): the history service over the same database,
+	// and the XMPP server when one was asked for.
+	history *history.Service
+	xmpp    *xmpp.Server
 }
 
-// newEnv starts a server with cfg; setup runs on the Server before it
-// serves.
+// newEnv starts a server with cfg and only the account service; setup runs
+// on the Server before it serves.
 func newEnv(t *testing.T, cfg restapi.Config, setup ...func(*restapi.Server)) *env {
+	t.Helper()
+	return startEnv(t, cfg, chatOptions{}, setup...)
+}
+
+// chatOptions says which chat parts newChatEnv starts besides history.
+type chatOptions struct {
+	history bool // set by newChatEnv
+	// xmpp starts a real XMPP server on 127.0.0.1:0 as deps.Chat.
+	xmpp bool
+	// turn, when set, is the TURN configuration of deps.TURN.
+	turn *turn.Config
+}
+
+// newChatEnv starts a server with chat history (on the test clock) and the
+// optional parts.
+func newChatEnv(t *testing.T, cfg restapi.Config, opts chatOptions) *env {
+	t.Helper()
+	opts.history = true
+	return startEnv(t, cfg, opts)
+}
+
+func startEnv(t *testing.T, cfg restapi.Config, opts chatOptions, setup ...func(*restapi.Server)) *env {
 	t.Helper()
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "chatd.db"))
 	if err != nil {
@@ -102,7 +132,27 @@ func newEnv(t *testing.T, cfg restapi.Config, setup ...func(*restapi.Server)) *e
 	if err := e.store.CreateApp(context.Background(), e.app); err != nil {
 		t.Fatal(err)
 	}
-	srv := restapi.New(cfg, e.svc, log)
+	deps := restapi.Deps{Accounts: e.svc}
+	if opts.history {
+		e.history = history.NewService(db.History(), e.svc, history.Config{Now: e.clock.Now}, log)
+		t.Cleanup(e.history.Close)
+		deps.History = e.history
+	}
+	if opts.xmpp {
+		e.xmpp = startXMPP(t, e.svc, db, e.history, log)
+		deps.Chat = e.xmpp
+	}
+	if opts.turn != nil {
+		iss, err := turn.NewIssuer(*opts.turn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps.TURN = iss
+	}
+	if cfg.Now == nil {
+		cfg.Now = e.clock.Now
+	}
+	srv := restapi.New(cfg, deps, log)
 	for _, f := range setup {
 		f(srv)
 	}

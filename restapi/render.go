@@ -3,11 +3,14 @@ package restapi
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"chatd/account"
+	"chatd/history"
 )
 
 // isoLayout is how QuickBlox writes times: "2019-08-27T20:19:08Z".
@@ -20,14 +23,7 @@ func (s nullString) MarshalJSON() ([]byte, error) {
 	if s == "" {
 		return []byte("null"), nil
 	}
-	// Like json.Marshal, but leaving <, > and & alone as writeJSON does.
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(string(s)); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+	return marshal(string(s))
 }
 
 // nullInt is an integer that is JSON null when zero.
@@ -150,4 +146,186 @@ func renderSession(p *account.Principal) sessionBody {
 		UserID:        p.UserID,
 		ID:            s.ID,
 	}}
+}
+
+// dialogJSON is a dialog as QuickBlox renders it (compat §6.1), fields in
+// its order.
+type dialogJSON struct {
+	ID                  string            `json:"_id"`
+	UserID              int64             `json:"user_id"`
+	CreatedAt           isoTime           `json:"created_at"`
+	UpdatedAt           isoTime           `json:"updated_at"`
+	Type                int               `json:"type"`
+	Name                nullString        `json:"name"`
+	Photo               nullString        `json:"photo"`
+	XMPPRoomJID         nullString        `json:"xmpp_room_jid"`
+	OccupantsIDs        []int64           `json:"occupants_ids"`
+	AdminIDs            []int64           `json:"admin_ids"`
+	LastMessage         nullString        `json:"last_message"`
+	LastMessageDateSent nullInt           `json:"last_message_date_sent"`
+	LastMessageID       nullString        `json:"last_message_id"`
+	LastMessageUserID   nullInt           `json:"last_message_user_id"`
+	UnreadMessagesCount int               `json:"unread_messages_count"`
+	IsJoinRequired      *int              `json:"is_join_required"`
+	Data                map[string]string `json:"data,omitempty"`
+}
+
+// renderDialog renders d for the user whose unread count d carries; rooms
+// are on muc.<domain>.
+func renderDialog(d *history.Dialog, domain string) dialogJSON {
+	out := dialogJSON{
+		ID:                  d.ID,
+		UserID:              d.OwnerID,
+		CreatedAt:           isoTime(d.CreatedAt),
+		UpdatedAt:           isoTime(d.UpdatedAt),
+		Type:                int(d.Type),
+		Name:                nullString(d.Name),
+		Photo:               nullString(d.Photo),
+		OccupantsIDs:        sortedInts(d.Occupants),
+		AdminIDs:            sortedInts(d.AdminIDs),
+		LastMessage:         nullString(d.LastMessage),
+		LastMessageDateSent: nullInt(d.LastMessageDateSent),
+		LastMessageID:       nullString(d.LastMessageID),
+		LastMessageUserID:   nullInt(d.LastMessageUserID),
+		UnreadMessagesCount: d.UnreadCount,
+	}
+	if d.Type == history.PublicGroup {
+		out.OccupantsIDs = []int64{}
+	}
+	if d.Type != history.Private && d.RoomName != "" {
+		out.XMPPRoomJID = nullString(strconv.FormatInt(d.AppID, 10) + "_" + d.RoomName + "@muc." + domain)
+	}
+	if d.Type == history.Group {
+		j := 0
+		if d.JoinRequired {
+			j = 1
+		}
+		out.IsJoinRequired = &j
+	}
+	if len(d.Data) > 0 {
+		out.Data = d.Data
+	}
+	return out
+}
+
+// sortedInts returns a sorted copy of ids without duplicates, never nil.
+func sortedInts(ids []int64) []int64 {
+	out := append([]int64{}, ids...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// dialogPage is {"total_entries","skip","limit","items":[…]}.
+type dialogPage struct {
+	TotalEntries int          `json:"total_entries"`
+	Skip         int          `json:"skip"`
+	Limit        int          `json:"limit"`
+	Items        []dialogJSON `json:"items"`
+}
+
+// deleteResultJSON answers a delete of several dialogs or messages.
+type deleteResultJSON struct {
+	SuccessfullyDeleted idList `json:"SuccessfullyDeleted"`
+	NotFound            idList `json:"NotFound"`
+	WrongPermissions    idList `json:"WrongPermissions"`
+}
+
+type idList struct {
+	IDs []string `json:"ids"`
+}
+
+func renderDeleteResult(r history.DeleteResult) deleteResultJSON {
+	ids := func(s []string) idList { return idList{append([]string{}, s...)} }
+	return deleteResultJSON{ids(r.Deleted), ids(r.NotFound), ids(r.WrongPermissions)}
+}
+
+// messageJSON is a message as QuickBlox renders it (compat §6.3), fields in
+// the order of its real data, then markable, then the custom parameters as
+// top-level strings (sorted; never one named like a standard field).
+type messageJSON struct {
+	ID           string               `json:"_id"`
+	ChatDialogID string               `json:"chat_dialog_id"`
+	Message      nullString           `json:"message"`
+	DateSent     int64                `json:"date_sent"`
+	SenderID     int64                `json:"sender_id"`
+	RecipientID  int64                `json:"recipient_id"`
+	Read         int                  `json:"read"`
+	ReadIDs      []int64              `json:"read_ids"`
+	DeliveredIDs []int64              `json:"delivered_ids"`
+	Attachments  []history.Attachment `json:"attachments"`
+	CreatedAt    isoTime              `json:"created_at"`
+	UpdatedAt    isoTime              `json:"updated_at"`
+	DialogID     string               `json:"dialog_id"`
+	Markable     int                  `json:"markable,omitempty"`
+
+	custom map[string]string
+}
+
+// messageKeys are the keys a message renders on its own; custom parameters
+// never take them.
+var messageKeys = map[string]bool{
+	"_id": true, "chat_dialog_id": true, "message": true, "date_sent": true, "sender_id": true,
+	"recipient_id": true, "read": true, "read_ids": true, "delivered_ids": true, "attachments": true,
+	"created_at": true, "updated_at": true, "dialog_id": true, "markable": true,
+}
+
+func (m messageJSON) MarshalJSON() ([]byte, error) {
+	type plain messageJSON // no MarshalJSON: no recursion
+	b, err := marshal(plain(m))
+	if err != nil {
+		return nil, err
+	}
+	b = b[:len(b)-1] // reopen the object
+	for _, k := range slices.Sorted(maps.Keys(m.custom)) {
+		if messageKeys[k] {
+			continue
+		}
+		key, _ := marshal(k)
+		value, _ := marshal(m.custom[k])
+		b = append(append(append(append(b, ','), key...), ':'), value...)
+	}
+	return append(b, '}'), nil
+}
+
+// marshal is json.Marshal leaving <, > and & alone, as writeJSON does.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+func renderMessage(m *history.Message) messageJSON {
+	out := messageJSON{
+		ID:           m.ID,
+		ChatDialogID: m.DialogID,
+		Message:      nullString(m.Text),
+		DateSent:     m.DateSent,
+		SenderID:     m.SenderID,
+		RecipientID:  m.RecipientID,
+		ReadIDs:      sortedInts(m.ReadIDs),
+		DeliveredIDs: sortedInts(m.DeliveredIDs),
+		Attachments:  append([]history.Attachment{}, m.Attachments...),
+		CreatedAt:    isoTime(m.CreatedAt),
+		UpdatedAt:    isoTime(m.UpdatedAt),
+		DialogID:     m.DialogID,
+		custom:       m.Custom,
+	}
+	if m.RecipientID != 0 && slices.Contains(m.ReadIDs, m.RecipientID) {
+		out.Read = 1
+	}
+	if m.Markable {
+		out.Markable = 1
+	}
+	return out
+}
+
+// messagePage is {"skip","limit","items":[…]} (no total, as QuickBlox).
+type messagePage struct {
+	Skip  int           `json:"skip"`
+	Limit int           `json:"limit"`
+	Items []messageJSON `json:"items"`
 }

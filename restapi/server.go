@@ -9,10 +9,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"chatd/account"
+	"chatd/history"
+	"chatd/turn"
 )
 
 // Config tunes the REST API. Zero fields take the documented defaults.
@@ -23,7 +26,16 @@ type Config struct {
 	// CORSOrigins are the browser origins allowed to call the API, each
 	// "scheme://host[:port]"; "*" allows any origin. Defaults to ["*"].
 	CORSOrigins []string
+	// XMPPDomain is the XMPP domain the chat server serves; dialogs name
+	// their rooms "<app>_<room>@muc.<XMPPDomain>". Defaults to "localhost".
+	XMPPDomain string
+	// Now is the clock (the date of system notifications, the expiry of
+	// TURN credentials). Defaults to time.Now.
+	Now func() time.Time
 }
+
+// DefaultXMPPDomain is the default of Config.XMPPDomain.
+const DefaultXMPPDomain = "localhost"
 
 // DefaultMaxBodyBytes is the default of Config.MaxBodyBytes.
 const DefaultMaxBodyBytes = 1 << 20
@@ -35,6 +47,12 @@ func (c Config) withDefaults() Config {
 	}
 	if len(c.CORSOrigins) == 0 {
 		c.CORSOrigins = []string{"*"}
+	}
+	if c.XMPPDomain == "" {
+		c.XMPPDomain = DefaultXMPPDomain
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }
@@ -55,7 +73,34 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("restapi: cors_origins: %q is not \"*\" or scheme://host[:port]", o))
 		}
 	}
+	if strings.ContainsAny(c.XMPPDomain, "@/ \t\r\n") {
+		errs = append(errs, fmt.Errorf("restapi: xmpp_domain: %q is not a domain", c.XMPPDomain))
+	}
 	return errors.Join(errs...)
+}
+
+// Deps are the services the API serves. Accounts is required; without
+// History the chat endpoints are not served, without TURN the TURN
+// credentials endpoint is not (404).
+type Deps struct {
+	Accounts *account.Service
+	History  *history.Service
+	// Chat delivers messages created over REST with send_to_chat=1 or
+	// system=1; without it such requests are answered 503 and nothing is
+	// stored.
+	Chat Chat
+	TURN *turn.Issuer
+}
+
+// Chat is what the API needs of the XMPP server (*xmpp.Server implements
+// it): live delivery of messages created over REST.
+type Chat interface {
+	// DeliverStored delivers a stored message as if its sender had sent it
+	// over XMPP, with id == the history _id.
+	DeliverStored(ctx context.Context, m *history.Message, d *history.Dialog) error
+	// DeliverSystem delivers a system notification (a headline) to the
+	// other user of a private dialog.
+	DeliverSystem(ctx context.Context, m *history.Message, d *history.Dialog) error
 }
 
 // Server is the QuickBlox-shaped REST API. It is safe for concurrent use once
@@ -63,6 +108,9 @@ func (c Config) Validate() error {
 type Server struct {
 	cfg      Config
 	accounts *account.Service
+	history  *history.Service
+	chat     Chat
+	turn     *turn.Issuer
 	log      *slog.Logger
 	echo     *echo.Echo
 
@@ -70,11 +118,12 @@ type Server struct {
 	origins   map[string]bool
 }
 
-// New builds the REST API over the account service. Invalid configuration
-// values are replaced by defaults; check them first with Config.Validate.
-func New(cfg Config, accounts *account.Service, log *slog.Logger) *Server {
+// New builds the REST API over deps. Invalid configuration values are
+// replaced by defaults; check them first with Config.Validate.
+func New(cfg Config, deps Deps, log *slog.Logger) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, accounts: accounts, log: log, origins: make(map[string]bool)}
+	s := &Server{cfg: cfg, accounts: deps.Accounts, history: deps.History, chat: deps.Chat, turn: deps.TURN,
+		log: log, origins: make(map[string]bool)}
 	for _, o := range cfg.CORSOrigins {
 		if o == "*" {
 			s.anyOrigin = true
@@ -96,6 +145,13 @@ func New(cfg Config, accounts *account.Service, log *slog.Logger) *Server {
 	// One route table per area of the API.
 	s.register(s.sessionRoutes())
 	s.register(s.userRoutes())
+	if s.history != nil {
+		s.register(s.dialogRoutes())
+		s.register(s.messageRoutes())
+	}
+	if s.turn != nil {
+		s.register(s.turnRoutes())
+	}
 	return s
 }
 

@@ -121,11 +121,12 @@ func TestConfigValidate(t *testing.T) {
 	if err := (restapi.Config{CORSOrigins: []string{"*", "https://a.example:8443", "http://b.example/"}}).Validate(); err != nil {
 		t.Errorf("valid origins: %v", err)
 	}
-	err := restapi.Config{MaxBodyBytes: -1, CORSOrigins: []string{"a.example", "https://a.example/path", "ftp://x"}}.Validate()
+	err := restapi.Config{MaxBodyBytes: -1, CORSOrigins: []string{"a.example", "https://a.example/path", "ftp://x"},
+		XMPPDomain: "chat@example"}.Validate()
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, s := range []string{"max_body_bytes", `"a.example"`, `"https://a.example/path"`, `"ftp://x"`} {
+	for _, s := range []string{"max_body_bytes", `"a.example"`, `"https://a.example/path"`, `"ftp://x"`, "xmpp_domain"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not name %s", err, s)
 		}
