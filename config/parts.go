@@ -23,7 +23,7 @@ func (c *Config) Account() account.Config {
 
 // RESTAPI returns the REST API's configuration.
 func (c *Config) RESTAPI() restapi.Config {
-	return restapi.Config{MaxBodyBytes: c.API.MaxBodyBytes, CORSOrigins: c.API.CORSOrigins}
+	return restapi.Config{MaxBodyBytes: c.API.MaxBodyBytes, CORSOrigins: c.API.CORSOrigins, XMPPDomain: c.Domain}
 }
 
 // XMPPConfig returns the XMPP server's configuration.

@@ -120,9 +120,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		issuer = s.TURN.Issuer()
 		log.Info("TURN listening", "relay", turnCfg.RelayAddress)
 	}
-	_ = issuer
+	if issuer == nil {
+		// TURN runs elsewhere (coturn with the same secret): still issue
+		// credentials for it.
+		if issuer, err = turn.NewIssuer(turnCfg); err != nil {
+			return nil, err
+		}
+	}
 
-	api := restapi.New(cfg.RESTAPI(), s.Accounts, log.With("part", "restapi"))
+	api := restapi.New(cfg.RESTAPI(), restapi.Deps{Accounts: s.Accounts, History: s.History, Chat: s.XMPP, TURN: issuer},
+		log.With("part", "restapi"))
 	if cfg.API.Listen != "" {
 		if s.apiAddr, err = s.serveHTTP(cfg.API.Listen, api.Handler(), tlsConfig); err != nil {
 			return nil, err
