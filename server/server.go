@@ -120,9 +120,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		issuer = s.TURN.Issuer()
 		log.Info("TURN listening", "relay", turnCfg.RelayAddress)
 	}
-	if issuer == nil {
-		// TURN runs elsewhere (coturn with the same secret): still issue
-		// credentials for it.
+	if issuer == nil && cfg.TURN.Secret != "" {
+		// TURN runs elsewhere (coturn with the same static-auth-secret):
+		// credentials are still issued for it.
 		if issuer, err = turn.NewIssuer(turnCfg); err != nil {
 			return nil, err
 		}
