@@ -93,16 +93,6 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		return nil, err
 	}
 	s.XMPP.SetHistory(s.History)
-	if err := s.XMPP.Start(); err != nil {
-		return nil, err
-	}
-	s.onStop(s.XMPP.Shutdown)
-	for _, a := range []net.Addr{s.XMPP.TCPAddr(), s.XMPP.TLSAddr(), s.XMPP.WebSocketAddr()} {
-		if a != nil {
-			log.Info("XMPP listening", "addr", a.String())
-		}
-	}
-
 	secret, err := s.turnSecret()
 	if err != nil {
 		return nil, err
@@ -125,6 +115,18 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		// credentials are still issued for it.
 		if issuer, err = turn.NewIssuer(turnCfg); err != nil {
 			return nil, err
+		}
+	}
+	if issuer != nil {
+		serveExtDisco(s.XMPP, issuer)
+	}
+	if err := s.XMPP.Start(); err != nil {
+		return nil, err
+	}
+	s.onStop(s.XMPP.Shutdown)
+	for _, a := range []net.Addr{s.XMPP.TCPAddr(), s.XMPP.TLSAddr(), s.XMPP.WebSocketAddr()} {
+		if a != nil {
+			log.Info("XMPP listening", "addr", a.String())
 		}
 	}
 
