@@ -20,10 +20,10 @@ import (
 	"time"
 
 	"mellium.im/sasl"
+	"mellium.im/xmlstream"
 	mxmpp "mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	mstanza "mellium.im/xmpp/stanza"
-	"mellium.im/xmlstream"
 
 	"chatd/config"
 	"chatd/server"
