@@ -52,33 +52,37 @@ type Server struct {
 
 // Start builds and starts a node. On error everything already started is
 // stopped again.
-func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, err error) {
-	s = &Server{cfg: cfg, log: log, errc: make(chan error, 8)}
-	defer func() {
-		if err != nil {
-			s.Shutdown(context.Background())
-		}
-	}()
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, errc: make(chan error, 8)}
+	if err := s.start(ctx); err != nil {
+		s.Shutdown(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start(ctx context.Context) error {
+	cfg, log := s.cfg, s.log
 
 	stores, err := OpenStorage(ctx, cfg, log)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.onStop(func(ctx context.Context) error { return stores.Close(ctx) })
 	if stores.History == nil {
-		return nil, errors.New("server: the MongoDB backend has no chat history store yet; use SQLite")
+		return errors.New("server: the MongoDB backend has no chat history store yet; use SQLite")
 	}
 
 	cert, certFile, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLSDir(), cfg.TLS.Hosts)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.CertFile = certFile
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 
 	s.Accounts = account.NewService(stores.Accounts, cfg.Account(), log.With("part", "account"))
 	if err := s.ensureApp(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	s.every(10*time.Minute, func(ctx context.Context) {
 		if err := s.Accounts.SweepExpired(ctx); err != nil {
@@ -90,21 +94,21 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 	s.onStop(func(context.Context) error { s.History.Close(); return nil })
 
 	if s.XMPP, err = xmpp.New(cfg.XMPPConfig(), tlsConfig, s.Accounts, stores.XMPP, log.With("part", "xmpp")); err != nil {
-		return nil, err
+		return err
 	}
 	s.XMPP.SetHistory(s.History)
 	secret, err := s.turnSecret()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	turnCfg, err := cfg.TURNConfig(secret)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var issuer *turn.Issuer
 	if cfg.TURN.Enabled {
 		if s.TURN, err = turn.New(turnCfg, tlsConfig, log.With("part", "turn")); err != nil {
-			return nil, err
+			return err
 		}
 		s.onStop(func(context.Context) error { return s.TURN.Close() })
 		issuer = s.TURN.Issuer()
@@ -114,14 +118,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		// TURN runs elsewhere (coturn with the same static-auth-secret):
 		// credentials are still issued for it.
 		if issuer, err = turn.NewIssuer(turnCfg); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if issuer != nil {
 		serveExtDisco(s.XMPP, issuer)
 	}
 	if err := s.XMPP.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	s.onStop(s.XMPP.Shutdown)
 	for _, a := range []net.Addr{s.XMPP.TCPAddr(), s.XMPP.TLSAddr(), s.XMPP.WebSocketAddr()} {
@@ -134,17 +138,17 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		log.With("part", "restapi"))
 	if cfg.API.Listen != "" {
 		if s.apiAddr, err = s.serveHTTP(cfg.API.Listen, api.Handler(), tlsConfig); err != nil {
-			return nil, err
+			return err
 		}
 		log.Info("REST API listening", "addr", s.apiAddr.String(), "tls", true)
 	}
 	if cfg.API.HTTPListen != "" {
 		if s.httpAddr, err = s.serveHTTP(cfg.API.HTTPListen, api.Handler(), nil); err != nil {
-			return nil, err
+			return err
 		}
 		log.Info("REST API listening", "addr", s.httpAddr.String(), "tls", false)
 	}
-	return s, nil
+	return nil
 }
 
 // turnSecret returns the TURN REST secret: the configured one, else the one
