@@ -123,6 +123,9 @@ func (srv *Server) flushBatch(ctx context.Context, s *Session) (int, error) {
 			s.log.Error("an offline message does not parse; dropped", "seq", m.Seq, "err", err)
 			continue
 		}
+		if srv.ampExpired(el) {
+			continue
+		}
 		s.enqueue(NewItem(el))
 	}
 	if err := srv.store.DeleteOffline(ctx, s.user, msgs[len(msgs)-1].Seq); err != nil {

@@ -155,7 +155,7 @@ func New(cfg Config, tlsConfig *tls.Config, accounts Accounts, store Store, log 
 		detached:  map[string]*Session{},
 	}
 	srv.iqHandlers = map[string]IQHandler{nsCarbons: srv.carbonsIQ, nsPrivacy: srv.privacyIQ, nsBlocking: srv.blockingIQ}
-	srv.features = []string{nsCarbons, nsPrivacy, nsBlocking}
+	srv.features = append([]string{nsCarbons, nsPrivacy, nsBlocking, nsIBB}, ampFeatures...)
 	srv.rosterLocks.seed = maphash.MakeSeed()
 	srv.deliveryLocks.seed = maphash.MakeSeed()
 	return srv, nil
