@@ -277,6 +277,7 @@ func TestAdvancedMessageProcessing(t *testing.T) {
 	if first.Attr("id") != "s4" {
 		t.Errorf("first offline message %s, want only s4 (s2 expired before, s3 while stored)", first)
 	}
+	b.roundTrip() // bob's initial presence is done: he is available
 	// Bob online: "notify if delivered directly" delivers and tells alice.
 	a.write(`<message to='` + bob.jid + `' type='chat' id='s6'><body>hello</body>` + amp(`<rule condition='deliver' value='direct' action='notify'/>`) + `</message>`)
 	b.expect(isMessage("hello"))
