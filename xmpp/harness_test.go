@@ -1,6 +1,7 @@
 package xmpp_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
@@ -476,4 +477,22 @@ func testSessionRequest(app *account.Application, login, password string) accoun
 func tlsDial(addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: wait}
 	return tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+}
+
+// syncOutput collects a child process's output for polling.
+type syncOutput struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncOutput) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncOutput) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

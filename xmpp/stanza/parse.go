@@ -94,8 +94,9 @@ func NewParser(r io.Reader, max int) *Parser {
 	return &Parser{r: r, max: max}
 }
 
-// Buffered returns the bytes read from the reader but not yet parsed.
-func (p *Parser) Buffered() int { return p.end - p.pos }
+// Buffered returns the bytes read from the reader but not yet parsed; they
+// belong to the parser and stay valid until its next call.
+func (p *Parser) Buffered() []byte { return p.buf[p.pos:p.end] }
 
 // ParseElement parses data, which must hold exactly one element (surrounding
 // whitespace allowed), with defaultNS as the namespace in scope. WebSocket
