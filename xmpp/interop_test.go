@@ -36,8 +36,8 @@ func TestSlixmpp(t *testing.T) {
 				t.Fatalf("slixmpp: %v\n%s\n%s", err, out, stderr.String())
 			}
 			var res struct {
-				Bound        string   `json:"bound_a"`
-				Subscription string   `json:"roster_subscription"`
+				Bound        string `json:"bound_a"`
+				Subscription string `json:"roster_subscription"`
 				Message      struct{ Body, From string }
 				Ping         bool     `json:"ping"`
 				Features     []string `json:"features"`
