@@ -3,9 +3,9 @@ package xmpp_test
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
