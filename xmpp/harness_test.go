@@ -34,7 +34,7 @@ const domain = "localhost"
 
 // env is a real chatd XMPP server on loopback with a real SQLite store.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *xmpp.Server
 	accounts *account.Service
 	history  *history.Service
@@ -51,7 +51,10 @@ func quietLog() *slog.Logger {
 }
 
 // startEnv starts a server; edit may change its configuration.
-func startEnv(t *testing.T, edit func(*xmpp.Config)) *env {
+func startEnv(t *testing.T, edit func(*xmpp.Config)) *env { return startEnvTB(t, edit) }
+
+// startEnvTB is startEnv for tests and benchmarks alike.
+func startEnvTB(t testing.TB, edit func(*xmpp.Config)) *env {
 	t.Helper()
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "chatd.db"))
 	if err != nil {
@@ -128,7 +131,7 @@ func (e *env) newUserIn(appID int64, login string) user {
 // client is a raw XMPP client over a real socket: it writes text and reads
 // elements with a parser, so tests see exactly what goes over the wire.
 type client struct {
-	t      *testing.T
+	t      testing.TB
 	conn   net.Conn
 	parser *stanza.Parser
 	jid    string // full JID once bound
