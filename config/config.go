@@ -114,6 +114,10 @@ type TURN struct {
 	AllocationLifetime string `yaml:"allocation_lifetime"`
 	// PublicHost is the host put in issued TURN URIs; empty: relay_address.
 	PublicHost string `yaml:"public_host"`
+	// AllowLoopbackPeers lets clients relay to loopback addresses (for
+	// development and tests; a production relay refuses them, as coturn
+	// does).
+	AllowLoopbackPeers bool `yaml:"allow_loopback_peers"`
 }
 
 // Log configures logging to standard error.
@@ -161,6 +165,9 @@ type API struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// CORSOrigins are the origins browsers may call the API from; "*" for any.
 	CORSOrigins []string `yaml:"cors_origins"`
+	// AdminToken enables the admin API (/admin/…, /metrics) for requests
+	// with "Authorization: Bearer <token>"; empty disables it.
+	AdminToken string `yaml:"admin_token"`
 }
 
 // Default returns the configuration chatd runs with when nothing is set:

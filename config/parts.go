@@ -23,7 +23,8 @@ func (c *Config) Account() account.Config {
 
 // RESTAPI returns the REST API's configuration.
 func (c *Config) RESTAPI() restapi.Config {
-	return restapi.Config{MaxBodyBytes: c.API.MaxBodyBytes, CORSOrigins: c.API.CORSOrigins, XMPPDomain: c.Domain}
+	return restapi.Config{MaxBodyBytes: c.API.MaxBodyBytes, CORSOrigins: c.API.CORSOrigins, XMPPDomain: c.Domain,
+		AdminToken: c.API.AdminToken}
 }
 
 // XMPPConfig returns the XMPP server's configuration.
@@ -80,6 +81,7 @@ func (c *Config) TURNConfig(secret string) (turn.Config, error) {
 		MaxAllocationsPerUser: c.TURN.MaxAllocationsPerUser,
 		AllocationLifetime:    parse(c.TURN.AllocationLifetime),
 		PublicHost:            c.TURN.PublicHost,
+		AllowLoopbackPeers:    c.TURN.AllowLoopbackPeers,
 	}.WithDefaults()
 	return tc, tc.Validate()
 }

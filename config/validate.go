@@ -44,6 +44,9 @@ func (c *Config) Validate() error {
 	if len(c.API.CORSOrigins) == 0 {
 		v.bad("api.cors_origins", "must list at least one origin (\"*\" for any)")
 	}
+	if t := c.API.AdminToken; t != "" && len(t) < 16 {
+		v.bad("api.admin_token", "must be at least 16 characters when set")
+	}
 	if err := c.RESTAPI().Validate(); err != nil {
 		v.errs = append(v.errs, fmt.Errorf("config: api: %w", err))
 	}
