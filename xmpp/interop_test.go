@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os/exec"
 	"slices"
@@ -105,5 +106,57 @@ func TestGoSendxmpp(t *testing.T) {
 	waitFor(t, func() bool { return strings.Contains(out.String(), "hello listener") })
 	if line := out.String(); !strings.Contains(line, bob.jid+": hello listener") {
 		t.Errorf("go-sendxmpp -l printed %q", line)
+	}
+}
+
+// slixmpp as a mobile client: carbons, offline delivery with delay stamps, a
+// block both ways, and a stream resumed after a TCP reset with messages in
+// flight (each exactly once).
+func TestSlixmppReliability(t *testing.T) {
+	python := testtool.Python(t, "slixmpp", "install Debian's python3-slixmpp (apt-get install -y python3-slixmpp)")
+	e := startEnv(t, nil)
+	host, port, _ := net.SplitHostPort(e.srv.TCPAddr().String())
+	a, b, c := e.newUser("alice"), e.newUser("bob"), e.newUser("carol")
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "testdata/slixmpp_reliability.py", host, port,
+		a.jid, a.password, b.jid, b.password, c.jid, c.password)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("slixmpp: %v\n%s\n%s", err, out, stderr.String())
+	}
+	var res struct {
+		CarbonReceived string `json:"carbon_received"`
+		CarbonSent     string `json:"carbon_sent"`
+		Offline        []struct {
+			Body    string
+			Delayed bool
+		}
+		BlockedInbound  string   `json:"blocked_inbound"`
+		BlockedOutbound string   `json:"blocked_outbound"`
+		ResumedBodies   []string `json:"resumed_bodies"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("slixmpp printed %q: %v", out, err)
+	}
+	if res.CarbonReceived != "to one" || res.CarbonSent != "from one" {
+		t.Errorf("carbons: %+v", res)
+	}
+	if len(res.Offline) != 3 {
+		t.Fatalf("offline: %+v", res.Offline)
+	}
+	for i, m := range res.Offline {
+		if m.Body != fmt.Sprintf("offline %d", i) || !m.Delayed {
+			t.Errorf("offline message %d: %+v", i, m)
+		}
+	}
+	if res.BlockedInbound != "service-unavailable" || res.BlockedOutbound != "service-unavailable" {
+		t.Errorf("blocking: %+v", res)
+	}
+	want := []string{"sm 0", "sm 1", "sm 2", "sm 3", "sm 4", "sm 5", "sm 6", "sm 7", "sm 8", "sm 9"}
+	if !slices.Equal(res.ResumedBodies, want) {
+		t.Errorf("across the reset B1 got %q, want each of %q once, in order", res.ResumedBodies, want)
 	}
 }
