@@ -122,6 +122,13 @@ type UserRef struct {
 	User int64
 }
 
+// hash spreads users over lock stripes and router shards (ids are assigned
+// by the server, so no seed is needed against chosen collisions).
+func (u UserRef) hash() uint64 {
+	h := uint64(u.User)*0x9E3779B97F4A7C15 ^ uint64(u.App)*0xC2B2AE3D27D4EB4F
+	return h ^ h>>29
+}
+
 // UserJID returns the bare JID of a user: <user_id>-<app_id>@domain.
 func UserJID(u UserRef, domain string) JID {
 	return JID{Local: strconv.FormatInt(u.User, 10) + "-" + strconv.FormatInt(u.App, 10), Domain: domain}

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"net"
 	"net/http"
@@ -158,8 +157,6 @@ func New(cfg Config, tlsConfig *tls.Config, accounts Accounts, store Store, log 
 	}
 	srv.iqHandlers = map[string]IQHandler{nsCarbons: srv.carbonsIQ, nsPrivacy: srv.privacyIQ, nsBlocking: srv.blockingIQ}
 	srv.features = append([]string{nsCarbons, nsPrivacy, nsBlocking, nsIBB}, ampFeatures...)
-	srv.rosterLocks.seed = maphash.MakeSeed()
-	srv.deliveryLocks.seed = maphash.MakeSeed()
 	return srv, nil
 }
 

@@ -444,6 +444,9 @@ func (p *Parser) startTag() (Event, bool, error) {
 	}
 	depth := p.depth + 1
 	el := &Element{}
+	if len(tag) > i {
+		el.Attrs = make([]Attr, 0, 4) // stanzas have a few, and get 'from' added
+	}
 	defNS := ""
 	if len(p.defaults) > 0 {
 		defNS = p.defaults[len(p.defaults)-1]
