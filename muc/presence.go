@@ -161,22 +161,23 @@ func (svc *Service) enter(r *room, s *xmpp.Session, el *stanza.Element, d *histo
 	changed := first || !sameExtras(o.extras, extras)
 	if changed {
 		o.extras = extras
-		o.item = svc.occupantItem(r, d, o)
+		o.item = nil
 	}
 	quiet := len(r.occupants) > svc.cfg.MaxBroadcastOccupants
 	if !quiet && how == joined {
 		for _, other := range r.occupants {
 			if other != o {
-				s.Enqueue(other.item)
+				s.Enqueue(svc.itemOf(r, d, other))
 			}
 		}
 	}
 	s.Send(svc.selfPresence(r, d, o, el, created, reqNick != nick(user)))
 	var others []*xmpp.Session
+	var it *xmpp.Item
 	if changed && !quiet {
 		others = r.othersLocked(o)
+		it = svc.itemOf(r, d, o)
 	}
-	it := o.item
 	r.mu.Unlock()
 	for _, x := range others {
 		x.Enqueue(it)
@@ -207,16 +208,22 @@ func sameExtras(a, b []*stanza.Element) bool {
 	return true
 }
 
-// occupantItem builds an occupant's available presence as the others see
-// it: no status codes (the QuickBlox SDK takes a muc#user presence without
-// them for a join), an id (the SDK needs one on every presence). The item
-// is shared by every recipient.
-func (svc *Service) occupantItem(r *room, d *history.Dialog, o *occupant) *xmpp.Item {
+// itemOf returns an occupant's available presence as the others see it:
+// no status codes (the QuickBlox SDK takes a muc#user presence without them
+// for a join), an id (the SDK needs one on every presence). It is encoded
+// once and shared by every recipient, and only made when someone needs it:
+// above the broadcast bound nobody does, which keeps large rooms small.
+// r.mu is held.
+func (svc *Service) itemOf(r *room, d *history.Dialog, o *occupant) *xmpp.Item {
+	if o.item != nil {
+		return o.item
+	}
 	aff := affiliation(d, o.user)
 	p := stanza.New("presence", stanza.NSClient, "from", r.jid+"/"+nick(o.user), "id", svc.ids.next())
 	p.Append(o.extras...)
 	p.Append(stanza.New("x", nsMUCUser).Append(mucItem(aff, role(aff), svc.userJID(d.AppID, o.user))))
-	return xmpp.NewItem(p)
+	o.item = xmpp.NewItem(p)
+	return o.item
 }
 
 // selfPresence builds the joiner's own presence: the join's id echoed,

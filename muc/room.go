@@ -29,7 +29,7 @@ type occupant struct {
 	user    int64
 	members []*member
 	extras  []*stanza.Element // <show/> and <status/> of its latest presence
-	item    *xmpp.Item        // its available presence as the others see it
+	item    *xmpp.Item        // its available presence as the others see it; nil until needed
 }
 
 // member is one joined session.

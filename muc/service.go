@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,7 +46,7 @@ type Service struct {
 	rooms map[roomKey]*room
 
 	smu    sync.Mutex // guards joined; a leaf lock
-	joined map[*xmpp.Session]map[*room]struct{}
+	joined map[*xmpp.Session][]*room
 }
 
 // New creates the service and connects it: it registers muc.<domain> with
@@ -59,7 +60,7 @@ func New(cfg Config, srv *xmpp.Server, hist *history.Service, log *slog.Logger) 
 		log:    log,
 		domain: "muc." + srv.Domain(),
 		rooms:  map[roomKey]*room{},
-		joined: map[*xmpp.Session]map[*room]struct{}{},
+		joined: map[*xmpp.Session][]*room{},
 	}
 	svc.ids.init()
 	srv.RegisterService(svc.domain, svc)
@@ -178,25 +179,25 @@ func (svc *Service) releaseIfEmpty(r *room) {
 	}
 }
 
-// track remembers that a session is in a room, for its end.
+// track remembers that a session is in a room, for its end. (A session is
+// in few rooms: a slice is smaller than a map.)
 func (svc *Service) track(s *xmpp.Session, r *room) {
 	svc.smu.Lock()
-	m := svc.joined[s]
-	if m == nil {
-		m = map[*room]struct{}{}
-		svc.joined[s] = m
+	if rs := svc.joined[s]; !slices.Contains(rs, r) {
+		svc.joined[s] = append(rs, r)
 	}
-	m[r] = struct{}{}
 	svc.smu.Unlock()
 }
 
 // untrack forgets that a session is in a room.
 func (svc *Service) untrack(s *xmpp.Session, r *room) {
 	svc.smu.Lock()
-	if m := svc.joined[s]; m != nil {
-		delete(m, r)
-		if len(m) == 0 {
+	if rs := svc.joined[s]; rs != nil {
+		rs = slices.DeleteFunc(rs, func(x *room) bool { return x == r })
+		if len(rs) == 0 {
 			delete(svc.joined, s)
+		} else {
+			svc.joined[s] = rs
 		}
 	}
 	svc.smu.Unlock()
@@ -209,7 +210,7 @@ func (svc *Service) sessionEnded(s *xmpp.Session) {
 	rooms := svc.joined[s]
 	delete(svc.joined, s)
 	svc.smu.Unlock()
-	for r := range rooms {
+	for _, r := range rooms {
 		svc.depart(r, s, nil)
 	}
 }
