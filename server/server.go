@@ -23,6 +23,7 @@ import (
 	"chatd/config"
 	"chatd/history"
 	"chatd/internal/certs"
+	"chatd/muc"
 	"chatd/restapi"
 	"chatd/turn"
 	"chatd/xmpp"
@@ -38,6 +39,7 @@ type Server struct {
 	Accounts *account.Service
 	History  *history.Service
 	XMPP     *xmpp.Server
+	MUC      *muc.Service
 	TURN     *turn.Server
 	// CertFile is the PEM certificate every TLS listener serves.
 	CertFile string
@@ -93,6 +95,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server
 		return nil, err
 	}
 	s.XMPP.SetHistory(s.History)
+	s.MUC = muc.New(cfg.MUCConfig(), s.XMPP, s.History, log.With("part", "muc"))
 	if err := s.XMPP.Start(); err != nil {
 		return nil, err
 	}
