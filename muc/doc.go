@@ -27,7 +27,9 @@
 //     empty submitted form (instant room) or a full one (reserved room) are
 //     both accepted afterwards. Names shaped like dialog ids (24 hex digits)
 //     are never created by joining: joining the room of a deleted dialog
-//     answers item-not-found instead of bringing it back as a new one;
+//     answers item-not-found instead of bringing it back as a new one. A
+//     join without <x xmlns='http://jabber.org/protocol/muc'/> (groupchat
+//     1.0) enters existing rooms only;
 //   - a stanza to a room of another application is answered item-not-found:
 //     nothing crosses applications.
 //
@@ -76,11 +78,11 @@
 // History on join comes from chat history (Messages, newest first by
 // date_sent, not marking anything read, then reversed), each message as the
 // room delivered it with <delay from=room stamp=date_sent/>, honouring
-// maxstanzas, maxchars, seconds and since, capped by Config.MaxHistory; a
-// join without <history/> gets Config.DefaultHistory (20). QuickBlox clients
-// send maxstanzas='0' and read history over REST. The history is sent after
-// the self-presence outside the room's lock, so a live message may arrive
-// between them.
+// maxstanzas, maxchars (counted on the stanzas as sent), seconds and since,
+// capped by Config.MaxHistory; a join without <history/> gets
+// Config.DefaultHistory (20). QuickBlox clients send maxstanzas='0' and read
+// history over REST. The history is sent after the self-presence outside
+// the room's lock, so a live message may arrive between them.
 //
 // Leaving answers with the self-presence (110, the leave's id) and tells the
 // others; a session's end (xmpp.Server.OnSessionEnd) removes it from every
