@@ -112,7 +112,7 @@ func benchLogin(addr string, u user) (*fleetClient, error) {
 
 // connect logs every user in (several at a time), starts reading and sends
 // initial presence.
-func (f *fleet) connect(b *testing.B, e *env, users []user) {
+func (f *fleet) connect(b testing.TB, e *env, users []user) {
 	b.Helper()
 	addr := e.srv.TCPAddr().String()
 	f.clients = make([]*fleetClient, len(users))
@@ -151,7 +151,7 @@ func (f *fleet) connect(b *testing.B, e *env, users []user) {
 
 // join joins every client to the room SDK-style and waits until the service
 // counts them all.
-func (f *fleet) join(b *testing.B, e *env, room string) {
+func (f *fleet) join(b testing.TB, e *env, room string) {
 	b.Helper()
 	for _, c := range f.clients {
 		c.conn.Write([]byte(sdkJoin(room, "bench", c.u.id)))
@@ -236,7 +236,7 @@ func (f *fleet) scan(c *fleetClient) {
 }
 
 // await waits until total messages were read, or fails after a bound.
-func (f *fleet) await(b *testing.B, total int64) {
+func (f *fleet) await(b testing.TB, total int64) {
 	f.target.Store(total)
 	deadline := time.NewTimer(2 * time.Minute)
 	defer deadline.Stop()
@@ -260,7 +260,7 @@ func liveHeap() uint64 {
 	return ms.HeapAlloc
 }
 
-func makeUsers(b *testing.B, e *env, n int) []user {
+func makeUsers(b testing.TB, e *env, n int) []user {
 	b.Helper()
 	users := make([]user, n)
 	for i := range users {

@@ -232,3 +232,33 @@ func TestPresenceFloodBound(t *testing.T) {
 		r.As(n).Expect(body("all"))
 	}
 }
+
+// A presence without <x/> from a session in the room changes its
+// availability (XEP-0045 §7.7): the others see the new presence, the
+// session its own with 110; nothing else is sent again. A self-ping
+// (XEP-0410) is answered while the session is in the room.
+func TestAvailabilityChangeAndSelfPing(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	r := newRunner(t, e, "alice", "bob")
+	d := e.group(r.U("alice"), "g", false, r.U("bob"))
+	room := e.roomJID(d)
+	joinAll(r, room, "alice", "bob")
+	bob := room + "/" + r.U("bob").id
+	r.As("bob").Send(`<presence id='away1' to='` + bob + `'><show>away</show><status>lunch</status></presence>`)
+	self := r.As("bob").Next(append(presence(bob), attr("id", "away1"), codes("100", "110"))...)
+	if self.ChildText("show", "") != "away" {
+		t.Fatalf("own presence %s", self)
+	}
+	r.As("bob").None(name("presence"))
+	p := r.As("alice").Expect(append(presence(bob), codes())...)
+	if p.ChildText("show", "") != "away" || p.ChildText("status", "") != "lunch" || p.Attr("id") == "" {
+		t.Fatalf("alice saw %s", p)
+	}
+
+	r.As("bob").Send(`<iq type='get' id='sp1' to='` + bob + `'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	r.As("bob").Expect(attr("id", "sp1"), attr("type", "result"), attr("from", bob))
+	r.As("bob").Send(`<presence type='unavailable' to='` + bob + `'/>`)
+	r.As("bob").Expect(codes("110"))
+	r.As("bob").Send(`<iq type='get' id='sp2' to='` + bob + `'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	r.As("bob").Expect(attr("id", "sp2"), errCond("not-acceptable"))
+}
