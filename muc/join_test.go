@@ -188,6 +188,7 @@ func TestSeveralResourcesShareTheNick(t *testing.T) {
 	alice.Expect(presence(bob)...)
 	r.As("bob/web").Send(sdkJoin(room, "w", r.U("bob").id))
 	r.As("bob/web").Expect(attr("id", "w:join"), codes("100", "110"))
+	r.As("bob/web").Sync() // its join was processed to the end
 	alice.None(presence(bob)...)
 	r.As("bob/web").Send(`<presence type='unavailable' to='` + bob + `'/>`)
 	r.As("bob/web").Expect(attr("type", "unavailable"), codes("110"))
@@ -217,6 +218,7 @@ func TestPresenceFloodBound(t *testing.T) {
 	// The third occupant takes the room above 2.
 	r.As("c").Send(sdkJoin(room, "3", r.U("c").id))
 	r.As("c").Next(append(presence(room+"/"+r.U("c").id), codes("100", "110"))...)
+	r.As("c").Sync()
 	r.As("a").None(name("presence"))
 	r.As("b").None(name("presence"))
 	// Leaves are quiet too while the room is above the bound.

@@ -19,8 +19,13 @@ func joinAll(r *runner, room string, names ...string) {
 		a.Send(sdkJoin(room, "j-"+strings.ReplaceAll(n, "/", "-"), r.U(strings.Split(n, "/")[0]).id))
 		a.Expect(codes("100", "110"))
 	}
-	for _, n := range names {
-		r.As(n).Sync()
+	// Twice: a joiner's sync proves its join was processed to the end
+	// (broadcasts included, on its reader goroutine); the second round then
+	// drains what those broadcasts brought everyone.
+	for range 2 {
+		for _, n := range names {
+			r.As(n).Sync()
+		}
 	}
 }
 
