@@ -116,7 +116,9 @@
 // reads it under the room's lock and enqueues with no lock held. Presence
 // floods are bounded: in a room with more than Config.MaxBroadcastOccupants
 // occupants (default 500), joins and leaves of others are not broadcast and
-// a joiner gets only its own presence.
+// a joiner gets only its own presence. An occupant's presence as the others
+// see it is encoded once, when first needed, and shared; above the bound
+// none is kept. BENCHMARKS.md has the figures.
 //
 // # Concurrency and lock ordering
 //
