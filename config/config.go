@@ -40,6 +40,7 @@ type Config struct {
 	API     API     `yaml:"api"`
 	XMPP    XMPP    `yaml:"xmpp"`
 	Chat    Chat    `yaml:"chat"`
+	MUC     MUC     `yaml:"muc"`
 	TURN    TURN    `yaml:"turn"`
 }
 
@@ -81,6 +82,18 @@ type Chat struct {
 	JoinRequired bool `yaml:"join_required"`
 	// MaxOccupants bounds the occupants of a group dialog.
 	MaxOccupants int `yaml:"max_occupants"`
+}
+
+// MUC configures the group chat service on muc.<domain>.
+type MUC struct {
+	// MaxBroadcastOccupants: in a room with more occupants, joins and
+	// leaves are not broadcast and joiners get only their own presence.
+	MaxBroadcastOccupants int `yaml:"max_broadcast_occupants"`
+	// HistoryDefault is how many stored messages a join without a
+	// <history/> element gets (0: none).
+	HistoryDefault int `yaml:"history_default"`
+	// HistoryMax caps the messages replayed on any join.
+	HistoryMax int `yaml:"history_max"`
 }
 
 // TURN configures the embedded TURN server.
@@ -203,6 +216,7 @@ func Default() Config {
 			StanzaBurst:      1000,
 		},
 		Chat: Chat{MaxOccupants: 5000},
+		MUC:  MUC{MaxBroadcastOccupants: 500, HistoryDefault: 20, HistoryMax: 100},
 		TURN: TURN{
 			Enabled:               true,
 			Realm:                 "chatd",

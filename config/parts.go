@@ -6,6 +6,7 @@ import (
 
 	"chatd/account"
 	"chatd/history"
+	"chatd/muc"
 	"chatd/restapi"
 	"chatd/turn"
 	"chatd/xmpp"
@@ -51,6 +52,15 @@ func (c *Config) XMPPConfig() xmpp.Config {
 // History returns chat history's configuration.
 func (c *Config) History() history.Config {
 	return history.Config{JoinRequiredDefault: c.Chat.JoinRequired, MaxOccupants: c.Chat.MaxOccupants}
+}
+
+// MUCConfig returns the group chat service's configuration.
+func (c *Config) MUCConfig() muc.Config {
+	def := c.MUC.HistoryDefault
+	if def == 0 {
+		def = -1 // muc.Config reads 0 as "the default"; the key's 0 means none
+	}
+	return muc.Config{MaxBroadcastOccupants: c.MUC.MaxBroadcastOccupants, DefaultHistory: def, MaxHistory: c.MUC.HistoryMax}
 }
 
 // TURNConfig returns the TURN server's configuration with the given secret

@@ -65,6 +65,12 @@ func (c *Config) Validate() error {
 	v.atLeast("xmpp.stanza_rate", c.XMPP.StanzaRate, 1)
 	v.atLeast("xmpp.stanza_burst", c.XMPP.StanzaBurst, 1)
 	v.atLeast("chat.max_occupants", c.Chat.MaxOccupants, 2)
+	v.atLeast("muc.max_broadcast_occupants", c.MUC.MaxBroadcastOccupants, 1)
+	v.atLeast("muc.history_default", c.MUC.HistoryDefault, 0)
+	v.atLeast("muc.history_max", c.MUC.HistoryMax, 1)
+	if c.MUC.HistoryDefault > c.MUC.HistoryMax {
+		v.bad("muc.history_default", "(%d) cannot be higher than muc.history_max (%d)", c.MUC.HistoryDefault, c.MUC.HistoryMax)
+	}
 	if c.TURN.Enabled {
 		v.duration("turn.credential_ttl", c.TURN.CredentialTTL, time.Minute)
 		v.duration("turn.allocation_lifetime", c.TURN.AllocationLifetime, time.Minute)

@@ -24,6 +24,7 @@ import (
 	"chatd/config"
 	"chatd/history"
 	"chatd/internal/certs"
+	"chatd/muc"
 	"chatd/restapi"
 	"chatd/turn"
 	"chatd/xmpp"
@@ -39,6 +40,7 @@ type Server struct {
 	Accounts *account.Service
 	History  *history.Service
 	XMPP     *xmpp.Server
+	MUC      *muc.Service
 	TURN     *turn.Server
 	// CertFile is the PEM certificate every TLS listener serves.
 	CertFile string
@@ -98,6 +100,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.XMPP.SetHistory(s.History)
+	s.MUC = muc.New(cfg.MUCConfig(), s.XMPP, s.History, log.With("part", "muc"))
 	secret, err := s.turnSecret()
 	if err != nil {
 		return err
