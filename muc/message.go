@@ -94,7 +94,8 @@ func (svc *Service) groupchat(ctx context.Context, from xmpp.Sender, el *stanza.
 		stamp = time.Unix(m.DateSent, 0)
 	}
 	out := svc.groupStanza(el, r.jidOr(svc, d), nick(user), stamp, delay)
-	svc.fanout(r, d, xmpp.NewItem(out), from.Session)
+	sender, _ := xmpp.ParseJID(out.Attr("from"))
+	svc.fanout(r, d, xmpp.NewItem(out), from.Session, sender)
 }
 
 // jidOr returns the room's JID, also when the room is not live.
@@ -139,8 +140,10 @@ func (svc *Service) groupStanza(el *stanza.Element, roomJID, senderNick string, 
 // fanout enqueues one encoded stanza to every joined session of the room
 // and, when the dialog does not require joining, to the available sessions
 // of the dialog's occupants that did not join; the sender always gets its
-// message back. No lock is held while enqueuing.
-func (svc *Service) fanout(r *room, d *history.Dialog, it *xmpp.Item, sender *xmpp.Session) {
+// message back. Recipients whose privacy list blocks the sender's occupant
+// JID (QuickBlox's muc.<domain>/<user_id> items) are skipped. No lock is held
+// while enqueuing.
+func (svc *Service) fanout(r *room, d *history.Dialog, it *xmpp.Item, sender *xmpp.Session, from xmpp.JID) {
 	var snap *snapshot
 	if r != nil {
 		snap, _ = r.targets()
@@ -148,16 +151,18 @@ func (svc *Service) fanout(r *room, d *history.Dialog, it *xmpp.Item, sender *xm
 	reflected := sender == nil
 	if snap != nil {
 		for _, s := range snap.sessions {
-			s.Enqueue(it)
 			if s == sender {
 				reflected = true
+			} else if !s.Accepts(from, "message") {
+				continue
 			}
+			s.Enqueue(it)
 		}
 	}
 	if d.Type == history.Group && !d.JoinRequired {
 		for _, u := range d.Occupants {
 			for _, s := range svc.srv.Sessions(xmpp.UserRef{App: d.AppID, User: u}) {
-				if snap.has(s) || (!s.Available() && s != sender) {
+				if snap.has(s) || (!s.Available() && s != sender) || (s != sender && !s.Accepts(from, "message")) {
 					continue
 				}
 				s.Enqueue(it)
@@ -215,6 +220,13 @@ func (svc *Service) private(from xmpp.Sender, el *stanza.Element, r *room, joine
 	out.SetAttr("from", r.jid+"/"+nick(from.User.User))
 	out.Children = append(out.Children[:len(out.Children):len(out.Children)], stanza.New("x", nsMUCUser))
 	it := xmpp.NewItem(out)
+	fromJID, _ := xmpp.ParseJID(out.Attr("from"))
+	for _, s := range sessions {
+		if !s.Accepts(fromJID, "message") {
+			svc.reply(from, el, xmpp.NewStanzaError("cancel", "service-unavailable", "blocked by the recipient's privacy list"))
+			return
+		}
+	}
 	for _, s := range sessions {
 		s.Enqueue(it)
 	}
