@@ -425,8 +425,12 @@ func prepareSave(ctx context.Context, tx *sql.Tx) (*saveStmts, error) {
 		{&s.dialog, `SELECT type FROM dialogs WHERE app_id = ? AND id = ?`},
 		{&s.insert, `INSERT INTO messages(id, app_id, dialog_id, text, date_sent, sender_id, recipient_id, attachments,
 			custom, markable, created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)`},
-		{&s.recipient, `INSERT INTO message_users(message_id, user_id, dialog_id, recipient) VALUES(?,?,?,1)`},
-		{&s.counters, `UPDATE dialog_members SET unread = unread + 1 WHERE dialog_id = ? AND user_id = ? AND occupant = 1`},
+		// One statement each for all recipients, however many (a big group's
+		// message would otherwise cost two statements per occupant).
+		{&s.recipient, `INSERT INTO message_users(message_id, user_id, dialog_id, recipient)
+			SELECT ?, value, ?, 1 FROM json_each(?)`},
+		{&s.counters, `UPDATE dialog_members SET unread = unread + 1 WHERE dialog_id = ? AND occupant = 1
+			AND user_id IN (SELECT value FROM json_each(?))`},
 		{&s.unhide, `UPDATE dialog_members SET hidden = 0 WHERE dialog_id = ? AND hidden = 1`},
 		{&s.last, `UPDATE dialogs SET last_message = ?, last_message_id = ?, last_message_date_sent = ?,
 			last_message_user_id = ?, updated_at = max(updated_at, ?)
@@ -472,11 +476,12 @@ func (s *saveStmts) save(ctx context.Context, m *history.Message) error {
 		}
 		return err
 	}
-	for _, r := range m.Recipients {
-		if _, err := s.recipient.ExecContext(ctx, m.ID, r, m.DialogID); err != nil {
+	if len(m.Recipients) > 0 {
+		recipients := jsonText(m.Recipients)
+		if _, err := s.recipient.ExecContext(ctx, m.ID, m.DialogID, recipients); err != nil {
 			return err
 		}
-		if _, err := s.counters.ExecContext(ctx, m.DialogID, r); err != nil {
+		if _, err := s.counters.ExecContext(ctx, m.DialogID, recipients); err != nil {
 			return err
 		}
 	}
