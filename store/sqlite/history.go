@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,14 +50,17 @@ func scanDialog(row interface{ Scan(...any) error }, extra ...any) (*history.Dia
 		}
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(occupants), &d.Occupants); err != nil {
+	var err error
+	if d.Occupants, err = intList(occupants); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(admins), &d.AdminIDs); err != nil {
+	if d.AdminIDs, err = intList(admins); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(data), &d.Data); err != nil {
-		return nil, err
+	if data != "{}" {
+		if err := json.Unmarshal([]byte(data), &d.Data); err != nil {
+			return nil, err
+		}
 	}
 	if len(d.Data) == 0 {
 		d.Data = nil
@@ -63,6 +68,28 @@ func scanDialog(row interface{ Scan(...any) error }, extra ...any) (*history.Dia
 	d.RoomName = room.String
 	d.CreatedAt, d.UpdatedAt = fromUnix(created), fromUnix(updated)
 	return &d, nil
+}
+
+// intList reads a JSON array of integers such as "[1,2,3]" (how id lists
+// are stored) without the reflection of encoding/json.
+func intList(s string) ([]int64, error) {
+	s = strings.TrimSpace(s)
+	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' {
+		return nil, fmt.Errorf("sqlite: not an id list: %q", s)
+	}
+	s = s[1 : len(s)-1]
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := make([]int64, 0, strings.Count(s, ",")+1)
+	for part := range strings.SplitSeq(s, ",") {
+		n, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: not an id list: %q", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func jsonText(v any) string {
@@ -170,10 +197,10 @@ func (h historyStore) UpdateDialog(ctx context.Context, d *history.Dialog) error
 			}
 		}
 		for _, u := range d.Occupants {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, occupant, unread)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, occupant, unread, last_ts)
 				VALUES(?, ?, ?, 1, (SELECT count(*) FROM message_users WHERE dialog_id = ? AND user_id = ? AND recipient = 1
-					AND read = 0 AND hidden = 0))
-				ON CONFLICT(dialog_id, user_id) DO UPDATE SET occupant = 1`, d.ID, u, d.AppID, d.ID, u); err != nil {
+					AND read = 0 AND hidden = 0), (SELECT last_message_date_sent FROM dialogs WHERE id = ?))
+				ON CONFLICT(dialog_id, user_id) DO UPDATE SET occupant = 1`, d.ID, u, d.AppID, d.ID, u, d.ID); err != nil {
 				return err
 			}
 		}
@@ -296,58 +323,120 @@ func (h historyStore) FindDialogs(ctx context.Context, app, user int64, q histor
 	if len(conds.where) > 0 {
 		extra = " AND " + strings.Join(conds.where, " AND ")
 	}
-	// Two branches (dialogs the user occupies; public groups) so each can
-	// use its index.
-	from := `SELECT ` + dialogColumns + `, m.unread AS unread FROM dialog_members m JOIN dialogs d ON d.id = m.dialog_id
-		WHERE m.app_id = ? AND m.user_id = ? AND m.occupant = 1 AND m.hidden = 0` + extra + `
-		UNION ALL
-		SELECT ` + dialogColumns + `, 0 AS unread FROM dialogs d LEFT JOIN dialog_members m ON m.dialog_id = d.id AND m.user_id = ?
+	// Two branches, each on its own index: the dialogs the user occupies
+	// (dialog_members, whose last_ts copies the dialog's last message time)
+	// and the public groups (dialogs_public).
+	members := `FROM dialog_members m JOIN dialogs d ON d.id = m.dialog_id
+		WHERE m.app_id = ? AND m.user_id = ? AND m.occupant = 1 AND m.hidden = 0` + extra
+	membersArgs := append([]any{app, user}, conds.args...)
+	public := `FROM dialogs d LEFT JOIN dialog_members m ON m.dialog_id = d.id AND m.user_id = ?
 		WHERE d.app_id = ? AND d.type = 1 AND coalesce(m.hidden, 0) = 0` + extra
-	args := append([]any{app, user}, conds.args...)
-	args = append(append(args, user, app), conds.args...)
-	var total int
-	if err := h.db.r.QueryRowContext(ctx, `SELECT count(*) FROM (`+from+`)`, args...).Scan(&total); err != nil {
+	publicArgs := append([]any{user, app}, conds.args...)
+	var nm, np int
+	if err := h.db.r.QueryRowContext(ctx, `SELECT count(*) `+members, membersArgs...).Scan(&nm); err != nil {
+		return nil, 0, err
+	}
+	if err := h.db.r.QueryRowContext(ctx, `SELECT count(*) `+public, publicArgs...).Scan(&np); err != nil {
 		return nil, 0, err
 	}
 	if q.Count {
-		return nil, total, nil
-	}
-	order := "last_message_date_sent DESC, updated_at DESC, id DESC"
-	if q.Sort != "" {
-		col := strings.TrimPrefix(dialogColumn[q.Sort], "d.")
-		dir := " ASC"
-		if q.Desc {
-			dir = " DESC"
-		}
-		order = col + dir + ", id" + dir
+		return nil, nm + np, nil
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = history.DefaultLimit
 	}
-	rows, err := h.db.r.QueryContext(ctx, `SELECT * FROM (`+from+`) ORDER BY `+order+` LIMIT ? OFFSET ?`,
-		append(args, limit, q.Skip)...)
-	if err != nil {
-		return nil, 0, err
+	sortCol, desc := "last_message_date_sent", true
+	if q.Sort != "" {
+		sortCol, desc = strings.TrimPrefix(dialogColumn[q.Sort], "d."), q.Desc
 	}
-	defer rows.Close()
-	var out []*history.Dialog
-	for rows.Next() {
-		var unread int
-		d, err := scanDialog(rows, &unread)
+	dir := " ASC"
+	if desc {
+		dir = " DESC"
+	}
+	// The default order, and sorting by the last message, follow the
+	// indexes; other orders sort the candidates.
+	memberOrder, publicOrder := "d."+sortCol+dir+", d.id"+dir, "d."+sortCol+dir+", d.id"+dir
+	if sortCol == "last_message_date_sent" {
+		memberOrder = "m.last_ts" + dir + ", m.dialog_id" + dir
+	}
+	want := q.Skip + limit
+	read := func(query string, args []any) ([]*history.Dialog, error) {
+		rows, err := h.db.r.QueryContext(ctx, query, append(args, want)...)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []*history.Dialog
+		for rows.Next() {
+			var unread int
+			d, err := scanDialog(rows, &unread)
+			if err != nil {
+				return nil, err
+			}
+			d.UnreadCount = unread
+			out = append(out, d)
+		}
+		return out, rows.Err()
+	}
+	var all []*history.Dialog
+	if nm > 0 {
+		ds, err := read(`SELECT `+dialogColumns+`, m.unread `+members+` ORDER BY `+memberOrder+` LIMIT ?`, membersArgs)
 		if err != nil {
 			return nil, 0, err
 		}
-		d.UnreadCount = unread
-		out = append(out, d)
+		all = ds
 	}
-	return out, total, rows.Err()
+	if np > 0 {
+		ds, err := read(`SELECT `+dialogColumns+`, 0 `+public+` ORDER BY `+publicOrder+` LIMIT ?`, publicArgs)
+		if err != nil {
+			return nil, 0, err
+		}
+		all = append(all, ds...)
+		slices.SortStableFunc(all, func(a, b *history.Dialog) int { return compareDialogs(a, b, sortCol, desc) })
+	}
+	if q.Skip >= len(all) {
+		return nil, nm + np, nil
+	}
+	all = all[q.Skip:]
+	if len(all) > limit {
+		all = all[:limit]
+	}
+	return all, nm + np, nil
+}
+
+// compareDialogs orders two dialogs by a sort column, then id, as the SQL
+// does.
+func compareDialogs(a, b *history.Dialog, col string, desc bool) int {
+	var c int
+	switch col {
+	case "last_message_date_sent":
+		c = cmp.Compare(a.LastMessageDateSent, b.LastMessageDateSent)
+	case "type":
+		c = cmp.Compare(a.Type, b.Type)
+	case "name":
+		c = strings.Compare(a.Name, b.Name)
+	case "owner_id":
+		c = cmp.Compare(a.OwnerID, b.OwnerID)
+	case "created_at":
+		c = a.CreatedAt.Compare(b.CreatedAt)
+	case "updated_at":
+		c = a.UpdatedAt.Compare(b.UpdatedAt)
+	}
+	if c == 0 {
+		c = strings.Compare(a.ID, b.ID)
+	}
+	if desc {
+		return -c
+	}
+	return c
 }
 
 func (h historyStore) HideDialog(ctx context.Context, app int64, id string, user int64) error {
 	return h.db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, hidden) VALUES(?,?,?,1)
-			ON CONFLICT(dialog_id, user_id) DO UPDATE SET hidden = 1, unread = 0`, id, user, app); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, hidden, last_ts)
+			VALUES(?,?,?,1, (SELECT last_message_date_sent FROM dialogs WHERE id = ?))
+			ON CONFLICT(dialog_id, user_id) DO UPDATE SET hidden = 1, unread = 0`, id, user, app, id); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE message_users SET read = 1, delivered = 1
@@ -367,8 +456,9 @@ func (h historyStore) Notifications(ctx context.Context, app int64, id string, u
 }
 
 func (h historyStore) SetNotifications(ctx context.Context, app int64, id string, user int64, enabled bool) error {
-	_, err := h.db.w.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, notifications) VALUES(?,?,?,?)
-		ON CONFLICT(dialog_id, user_id) DO UPDATE SET notifications = excluded.notifications`, id, user, app, enabled)
+	_, err := h.db.w.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, notifications, last_ts)
+		VALUES(?,?,?,?, coalesce((SELECT last_message_date_sent FROM dialogs WHERE id = ?), 0))
+		ON CONFLICT(dialog_id, user_id) DO UPDATE SET notifications = excluded.notifications`, id, user, app, enabled, id)
 	return err
 }
 
@@ -413,7 +503,7 @@ func (h historyStore) SaveMessages(ctx context.Context, msgs []*history.Message)
 }
 
 type saveStmts struct {
-	dialog, insert, recipient, counters, unhide, last *sql.Stmt
+	dialog, insert, recipient, counters, unhide, last, lastTS *sql.Stmt
 }
 
 func prepareSave(ctx context.Context, tx *sql.Tx) (*saveStmts, error) {
@@ -435,6 +525,7 @@ func prepareSave(ctx context.Context, tx *sql.Tx) (*saveStmts, error) {
 		{&s.last, `UPDATE dialogs SET last_message = ?, last_message_id = ?, last_message_date_sent = ?,
 			last_message_user_id = ?, updated_at = max(updated_at, ?)
 			WHERE id = ? AND (last_message_date_sent < ? OR (last_message_date_sent = ? AND last_message_id < ?))`},
+		{&s.lastTS, `UPDATE dialog_members SET last_ts = ? WHERE dialog_id = ? AND last_ts != ?`},
 	} {
 		st, err := tx.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -447,7 +538,7 @@ func prepareSave(ctx context.Context, tx *sql.Tx) (*saveStmts, error) {
 }
 
 func (s *saveStmts) close() {
-	for _, st := range []*sql.Stmt{s.dialog, s.insert, s.recipient, s.counters, s.unhide, s.last} {
+	for _, st := range []*sql.Stmt{s.dialog, s.insert, s.recipient, s.counters, s.unhide, s.last, s.lastTS} {
 		if st != nil {
 			st.Close()
 		}
@@ -488,8 +579,14 @@ func (s *saveStmts) save(ctx context.Context, m *history.Message) error {
 	if _, err := s.unhide.ExecContext(ctx, m.DialogID); err != nil {
 		return err
 	}
-	_, err := s.last.ExecContext(ctx, lastText(m), m.ID, m.DateSent, m.SenderID, unix(m.CreatedAt), m.DialogID,
+	res, err := s.last.ExecContext(ctx, lastText(m), m.ID, m.DateSent, m.SenderID, unix(m.CreatedAt), m.DialogID,
 		m.DateSent, m.DateSent, m.ID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		_, err = s.lastTS.ExecContext(ctx, m.DateSent, m.DialogID, m.DateSent)
+	}
 	return err
 }
 
@@ -518,14 +615,18 @@ func scanMessage(row interface{ Scan(...any) error }) (*history.Message, error) 
 		}
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(attachments), &m.Attachments); err != nil {
-		return nil, err
+	if attachments != "[]" {
+		if err := json.Unmarshal([]byte(attachments), &m.Attachments); err != nil {
+			return nil, err
+		}
 	}
 	if len(m.Attachments) == 0 {
 		m.Attachments = nil
 	}
-	if err := json.Unmarshal([]byte(custom), &m.Custom); err != nil {
-		return nil, err
+	if custom != "{}" {
+		if err := json.Unmarshal([]byte(custom), &m.Custom); err != nil {
+			return nil, err
+		}
 	}
 	if len(m.Custom) == 0 {
 		m.Custom = nil
@@ -833,6 +934,10 @@ func (h historyStore) DeleteMessages(ctx context.Context, app int64, ids []strin
 				last_message_user_id = coalesce((SELECT m.sender_id FROM messages m WHERE m.dialog_id = dialogs.id
 					ORDER BY m.date_sent DESC, m.id DESC LIMIT 1), 0)
 				WHERE id = ?`, dialog); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE dialog_members SET last_ts =
+				(SELECT last_message_date_sent FROM dialogs WHERE id = ?) WHERE dialog_id = ?`, dialog, dialog); err != nil {
 				return err
 			}
 		}
