@@ -72,9 +72,6 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.onStop(func(ctx context.Context) error { return stores.Close(ctx) })
-	if stores.History == nil {
-		return errors.New("server: the MongoDB backend has no chat history store yet; use SQLite")
-	}
 
 	cert, certFile, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLSDir(), cfg.TLS.Hosts)
 	if err != nil {

@@ -241,6 +241,16 @@ func (c *condSQL) add(expr string, args ...any) {
 	c.args = append(c.args, args...)
 }
 
+// distinct is the number of different values: "all" is satisfied when
+// that many of them are present.
+func distinct(vals []any) int {
+	seen := map[any]bool{}
+	for _, v := range vals {
+		seen[v] = true
+	}
+	return len(seen)
+}
+
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
 func compare(c *condSQL, col string, cond history.Cond) error {
@@ -285,7 +295,7 @@ func dialogConds(q history.DialogQuery) (*condSQL, error) {
 				placeholders(len(cond.Values)) + `))`
 			switch cond.Op {
 			case history.OpAll:
-				c.add(sub+" = "+strconv.Itoa(len(cond.Values)), cond.Values...)
+				c.add(sub+" = "+strconv.Itoa(distinct(cond.Values)), cond.Values...)
 			case history.OpIn, history.OpEq:
 				c.add(sub+" > 0", cond.Values...)
 			case history.OpNin, history.OpNe:
@@ -702,15 +712,15 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 	c := &condSQL{}
 	for _, cond := range q.Conds {
 		if cond.Field == "attachments.type" {
-			sub := `(SELECT count(*) FROM json_each(m.attachments) a WHERE json_extract(a.value, '$.type') IN (` +
-				placeholders(len(cond.Values)) + `))`
+			sub := `(SELECT count(DISTINCT json_extract(a.value, '$.type')) FROM json_each(m.attachments) a
+				WHERE json_extract(a.value, '$.type') IN (` + placeholders(len(cond.Values)) + `))`
 			switch cond.Op {
 			case history.OpEq, history.OpIn:
 				c.add(sub+" > 0", cond.Values...)
 			case history.OpNe, history.OpNin:
 				c.add(sub+" = 0", cond.Values...)
 			case history.OpAll:
-				c.add(sub+" >= "+strconv.Itoa(len(cond.Values)), cond.Values...)
+				c.add(sub+" = "+strconv.Itoa(distinct(cond.Values)), cond.Values...)
 			default:
 				return nil, fmt.Errorf("sqlite: operator %s does not apply to attachments.type", cond.Op)
 			}
