@@ -612,14 +612,14 @@ func lastText(m *history.Message) string {
 const messageColumns = `m.id, m.app_id, m.dialog_id, m.text, m.date_sent, m.sender_id, m.recipient_id, m.attachments,
 	m.custom, m.markable, m.created_at, m.updated_at`
 
-func scanMessage(row interface{ Scan(...any) error }) (*history.Message, error) {
+func scanMessage(row interface{ Scan(...any) error }, extra ...any) (*history.Message, error) {
 	var (
 		m                   history.Message
 		attachments, custom string
 		created, updated    int64
 	)
-	if err := row.Scan(&m.ID, &m.AppID, &m.DialogID, &m.Text, &m.DateSent, &m.SenderID, &m.RecipientID, &attachments,
-		&custom, &m.Markable, &created, &updated); err != nil {
+	if err := row.Scan(append([]any{&m.ID, &m.AppID, &m.DialogID, &m.Text, &m.DateSent, &m.SenderID, &m.RecipientID,
+		&attachments, &custom, &m.Markable, &created, &updated}, extra...)...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, history.ErrNotFound
 		}
@@ -734,8 +734,23 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 			return nil, err
 		}
 	}
-	where := `m.app_id = ? AND m.dialog_id = ?` + notHidden
-	args := append([]any{app, dialog, viewer}, c.args...)
+	where := `m.app_id = ? AND m.dialog_id = ?`
+	args := []any{app, dialog}
+	if viewer != 0 {
+		// Most users never hide a message of a dialog; only for those who did
+		// is each message checked.
+		var hid bool
+		err := h.db.r.QueryRowContext(ctx, `SELECT hid FROM dialog_members WHERE dialog_id = ? AND user_id = ?`,
+			dialog, viewer).Scan(&hid)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		if hid {
+			where += notHidden
+			args = append(args, viewer)
+		}
+	}
+	args = append(args, c.args...)
 	if len(c.where) > 0 {
 		where += " AND " + strings.Join(c.where, " AND ")
 	}
@@ -751,25 +766,63 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 	if limit <= 0 {
 		limit = history.DefaultLimit
 	}
-	rows, err := h.db.r.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m WHERE `+where+` ORDER BY `+order+
-		` LIMIT ? OFFSET ?`, append(args, limit, q.Skip)...)
+	// The recipients' marks come with each message, as "user:read:delivered"
+	// items.
+	rows, err := h.db.r.QueryContext(ctx, `SELECT `+messageColumns+`, (SELECT group_concat(u.user_id || ':' || u.read ||
+		':' || u.delivered) FROM message_users u WHERE u.message_id = m.id AND u.recipient = 1)
+		FROM messages m WHERE `+where+` ORDER BY `+order+` LIMIT ? OFFSET ?`, append(args, limit, q.Skip)...)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	var out []*history.Message
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		var marks sql.NullString
+		m, err := scanMessage(rows, &marks)
 		if err != nil {
-			rows.Close()
+			return nil, err
+		}
+		if err := parseMarks(m, marks.String); err != nil {
 			return nil, err
 		}
 		out = append(out, m)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
+	return out, rows.Err()
+}
+
+// parseMarks fills a message's recipients and marks from "user:read:delivered"
+// items, in user order.
+func parseMarks(m *history.Message, s string) error {
+	if s == "" {
+		return nil
 	}
-	return out, h.loadMarks(ctx, h.db.r, out)
+	type mark struct {
+		user            int64
+		read, delivered bool
+	}
+	var marks []mark
+	for item := range strings.SplitSeq(s, ",") {
+		parts := strings.Split(item, ":")
+		if len(parts) != 3 {
+			return fmt.Errorf("sqlite: bad marks %q", s)
+		}
+		u, err := strconv.ParseInt(parts[0], 10, 64)
+		if err != nil {
+			return fmt.Errorf("sqlite: bad marks %q", s)
+		}
+		marks = append(marks, mark{u, parts[1] == "1", parts[2] == "1"})
+	}
+	slices.SortFunc(marks, func(a, b mark) int { return cmp.Compare(a.user, b.user) })
+	for _, k := range marks {
+		m.Recipients = append(m.Recipients, k.user)
+		if k.read {
+			m.ReadIDs = append(m.ReadIDs, k.user)
+		}
+		if k.delivered {
+			m.DeliveredIDs = append(m.DeliveredIDs, k.user)
+		}
+	}
+	return nil
 }
 
 // markSQL returns the column a mark sets.
@@ -885,6 +938,11 @@ func (h historyStore) HideMessages(ctx context.Context, app int64, user int64, i
 			err := tx.QueryRowContext(ctx, `SELECT recipient, read, hidden FROM message_users WHERE message_id = ? AND user_id = ?`,
 				id, user).Scan(&recipient, &read, &hidden)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, hid, last_ts)
+				VALUES(?, ?, ?, 1, coalesce((SELECT last_message_date_sent FROM dialogs WHERE id = ?), 0))
+				ON CONFLICT(dialog_id, user_id) DO UPDATE SET hid = 1`, dialog, user, app, dialog); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO message_users(message_id, user_id, dialog_id, hidden) VALUES(?,?,?,1)
