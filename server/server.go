@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -166,6 +167,16 @@ func (s *Server) Stats() map[string]any {
 	}
 	if s.TURN != nil {
 		add("turn", s.TURN.Stats())
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	out["runtime"] = map[string]any{
+		"goroutines":        runtime.NumGoroutine(),
+		"heap_inuse_bytes":  ms.HeapInuse,
+		"heap_alloc_bytes":  ms.HeapAlloc,
+		"stack_inuse_bytes": ms.StackInuse,
+		"sys_bytes":         ms.Sys,
+		"gc_total":          ms.NumGC,
 	}
 	return out
 }
