@@ -1,0 +1,238 @@
+package e2e_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"chatd/account"
+	"chatd/config"
+	"chatd/server"
+)
+
+// suiteDir is the JavaScript side of the suite: package.json, the lock file,
+// the reconnect-core shim and the scripts.
+const suiteDir = "testdata/qbsdk"
+
+// The unmodified QuickBlox JavaScript SDK against a whole chatd node: the
+// Node path (node-xmpp-client over TCP with STARTTLS).
+// Each path is a script of named checks that assert the values the SDK hands
+// to an app; the first failing check fails the test with its message.
+func TestQuickBloxSDK(t *testing.T) {
+	nodeBin := tool(t, "node")
+	npmBin := tool(t, "npm")
+	installModules(t, npmBin)
+	s := startNode(t)
+
+	t.Run("node", func(t *testing.T) {
+		app := newApp(t, s, "qbsdk-node")
+		runScript(t, 4*time.Minute, nodeBin, "node-suite.js", suiteEnv(s, app))
+	})
+}
+
+// missing skips the test for a missing outside program, or fails it when
+// CHATD_TEST_REQUIRE_TOOLS is set (CI).
+func missing(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("CHATD_TEST_REQUIRE_TOOLS") != "" {
+		t.Fatalf("%s is required (CHATD_TEST_REQUIRE_TOOLS is set)", what)
+	}
+	t.Skipf("%s not found: the QuickBlox SDK suite is skipped", what)
+}
+
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		missing(t, name)
+	}
+	return path
+}
+
+// installModules runs npm ci when node_modules is missing or older than the
+// lock file. The lock file pins every package, and reconnect-core resolves to
+// the shim in the suite's directory, so nothing comes from outside the npm
+// registry.
+func installModules(t *testing.T, npm string) {
+	t.Helper()
+	lock, err := os.Stat(filepath.Join(suiteDir, "package-lock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := true
+	installed, err := os.Stat(filepath.Join(suiteDir, "node_modules", ".package-lock.json"))
+	if err != nil || installed.ModTime().Before(lock.ModTime()) {
+		fresh = false
+	}
+	for _, p := range []string{"quickblox/quickblox.min.js", "playwright-core/package.json", "reconnect-core/index.js"} {
+		if _, err := os.Stat(filepath.Join(suiteDir, "node_modules", p)); err != nil {
+			fresh = false
+		}
+	}
+	if fresh {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	cmd.Dir = suiteDir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("npm ci in %s: %v\n%s", suiteDir, err, out)
+	}
+	t.Logf("npm ci in %s took %s", suiteDir, time.Since(start).Round(time.Millisecond))
+}
+
+// startNode starts a whole chatd on loopback ports in a temporary data
+// directory. Its log goes to the test log at the level of
+// CHATD_TEST_QBSDK_LOG (warn unless set).
+func startNode(t *testing.T) *server.Server {
+	t.Helper()
+	level := os.Getenv("CHATD_TEST_QBSDK_LOG")
+	if level == "" {
+		level = "warn"
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		t.Fatalf("CHATD_TEST_QBSDK_LOG: %v", err)
+	}
+	cfg, err := config.Load("", []string{
+		"CHATD_DATA_DIR=" + t.TempDir(),
+		"CHATD_API_LISTEN=127.0.0.1:0",
+		"CHATD_XMPP_LISTEN=127.0.0.1:0",
+		"CHATD_XMPP_TLS_LISTEN=127.0.0.1:0",
+		"CHATD_XMPP_WEBSOCKET_LISTEN=127.0.0.1:0",
+		"CHATD_TURN_ENABLED=false",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logw := newLineLogger(t, "chatd: ")
+	s, err := server.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: lv})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		logw.Close()
+	})
+	return s
+}
+
+func newApp(t *testing.T, s *server.Server, name string) *account.Application {
+	t.Helper()
+	app, err := s.Accounts.CreateApp(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app
+}
+
+func port(a net.Addr) string { return strconv.Itoa(a.(*net.TCPAddr).Port) }
+
+// suiteEnv is what every script reads: where chatd listens and the
+// application's credentials. The XMPP domain is chatd's default, localhost.
+func suiteEnv(s *server.Server, app *account.Application) []string {
+	return []string{
+		"QB_API=127.0.0.1:" + port(s.APIAddr()),
+		"QB_CHAT=localhost",
+		"QB_XMPP_HOST=127.0.0.1",
+		"QB_XMPP_PORT=" + port(s.XMPP.TCPAddr()),
+		"QB_APP_ID=" + strconv.FormatInt(app.ID, 10),
+		"QB_AUTH_KEY=" + app.AuthKey,
+		"QB_AUTH_SECRET=" + app.AuthSecret,
+		// Node trusts chatd's self-signed certificate for REST.
+		"NODE_EXTRA_CA_CERTS=" + s.CertFile,
+	}
+}
+
+// runScript runs one of the suite's scripts with node under a deadline,
+// streaming its output into the test log, and fails the test when it exits
+// non-zero. The script runs in its own process group, killed whole at the
+// end, so nothing it started (a browser) outlives the test.
+func runScript(t *testing.T, limit time.Duration, nodeBin, script string, env []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nodeBin, script)
+	cmd.Dir = suiteDir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(cmd.Env, "QB_DEADLINE_MS="+strconv.FormatInt((limit-10*time.Second).Milliseconds(), 10))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	out := newLineLogger(t, script+": ")
+	cmd.Stdout, cmd.Stderr = out, out
+	start := time.Now()
+	err := cmd.Start()
+	if err == nil {
+		err = cmd.Wait()
+		// Whatever the script left behind (a browser that outlived a
+		// crash) goes with its group.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	out.Close()
+	elapsed := time.Since(start).Round(time.Millisecond)
+	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("%s did not finish within %s", script, limit)
+	case err != nil:
+		t.Fatalf("%s failed after %s: %v", script, elapsed, err)
+	}
+	t.Logf("%s passed in %s", script, elapsed)
+}
+
+// lineLogger writes whole lines to the test log until closed (a test log
+// must not be written after the test ends).
+type lineLogger struct {
+	t      *testing.T
+	prefix string
+	mu     sync.Mutex
+	buf    []byte
+	closed bool
+}
+
+func newLineLogger(t *testing.T, prefix string) *lineLogger {
+	return &lineLogger{t: t, prefix: prefix}
+}
+
+func (l *lineLogger) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return len(p), nil
+	}
+	l.buf = append(l.buf, p...)
+	for {
+		i := strings.IndexByte(string(l.buf), '\n')
+		if i < 0 {
+			break
+		}
+		l.t.Log(l.prefix + string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+func (l *lineLogger) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) > 0 && !l.closed {
+		l.t.Log(l.prefix + string(l.buf))
+	}
+	l.closed = true
+}
