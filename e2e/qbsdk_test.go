@@ -2,8 +2,13 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,8 +28,13 @@ import (
 // the reconnect-core shim and the scripts.
 const suiteDir = "testdata/qbsdk"
 
+// chromiumPath is Debian's chromium (.ci/run installs it); the suite never
+// downloads a browser.
+const chromiumPath = "/usr/bin/chromium"
+
 // The unmodified QuickBlox JavaScript SDK against a whole chatd node: the
-// Node path (node-xmpp-client over TCP with STARTTLS).
+// Node path (node-xmpp-client over TCP with STARTTLS) and the browser path
+// (Strophe over WebSocket in headless Chromium, with stream management).
 // Each path is a script of named checks that assert the values the SDK hands
 // to an app; the first failing check fails the test with its message.
 func TestQuickBloxSDK(t *testing.T) {
@@ -36,6 +46,25 @@ func TestQuickBloxSDK(t *testing.T) {
 	t.Run("node", func(t *testing.T) {
 		app := newApp(t, s, "qbsdk-node")
 		runScript(t, 4*time.Minute, nodeBin, "node-suite.js", suiteEnv(s, app))
+	})
+
+	t.Run("browser", func(t *testing.T) {
+		if _, err := os.Stat(chromiumPath); err != nil {
+			missing(t, chromiumPath+" (Debian package chromium)")
+		}
+		app := newApp(t, s, "qbsdk-browser")
+		relay := startRelay(t, s.XMPP.WebSocketAddr().String())
+		page := servePage(t, relay)
+		env := suiteEnv(s, app)
+		env = append(env,
+			"QB_PAGE_URL="+page.URL+"/",
+			"QB_WS_URL=wss://127.0.0.1:"+port(relay.Addr())+"/",
+			"QB_CHROMIUM="+chromiumPath,
+			// a fresh profile, removed with the test even if the runner
+			// is killed
+			"QB_PROFILE_DIR="+t.TempDir(),
+		)
+		runScript(t, 4*time.Minute, nodeBin, "browser-suite.js", env)
 	})
 }
 
@@ -235,4 +264,112 @@ func (l *lineLogger) Close() {
 		l.t.Log(l.prefix + string(l.buf))
 	}
 	l.closed = true
+}
+
+// relay is a TCP relay in front of chatd's WebSocket listener: the browser
+// connects through it, so the suite can cut the browser's XMPP connection
+// the way a network or server failure does (both sides closed at once, no
+// stream error) and watch the SDK reconnect.
+type relay struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	wg     sync.WaitGroup
+}
+
+func startRelay(t *testing.T, target string) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	r.wg.Add(1)
+	go r.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		r.drop()
+		r.wg.Wait()
+	})
+	return r
+}
+
+func (r *relay) Addr() net.Addr { return r.ln.Addr() }
+
+func (r *relay) serve() {
+	defer r.wg.Done()
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.DialTimeout("tcp", r.target, 5*time.Second)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		r.mu.Lock()
+		r.conns[c], r.conns[up] = true, true
+		r.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			defer r.wg.Done()
+			io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+			r.mu.Lock()
+			delete(r.conns, dst)
+			delete(r.conns, src)
+			r.mu.Unlock()
+		}
+		r.wg.Add(2)
+		go pipe(c, up)
+		go pipe(up, c)
+	}
+}
+
+// drop closes every relayed connection and reports how many there were.
+func (r *relay) drop() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for c := range r.conns {
+		c.Close()
+		delete(r.conns, c)
+		n++
+	}
+	return n / 2
+}
+
+// servePage serves the browser side over HTTPS: the page, its scripts, the
+// SDK's browser bundle, and POST /drop, which cuts the relayed XMPP
+// connections.
+func servePage(t *testing.T, r *relay) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	file := func(path, contentType string) http.HandlerFunc {
+		return func(w http.ResponseWriter, req *http.Request) {
+			data, err := os.ReadFile(filepath.Join(suiteDir, path))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", contentType)
+			w.Header().Set("Cache-Control", "no-store")
+			w.Write(data)
+		}
+	}
+	mux.HandleFunc("GET /{$}", file("browser-page.html", "text/html; charset=utf-8"))
+	mux.HandleFunc("GET /browser-page.js", file("browser-page.js", "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /inbox.js", file("inbox.js", "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /quickblox.min.js", file("node_modules/quickblox/quickblox.min.js", "text/javascript; charset=utf-8"))
+	mux.HandleFunc("POST /drop", func(w http.ResponseWriter, req *http.Request) {
+		fmt.Fprintf(w, `{"dropped":%d}`, r.drop())
+	})
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, req *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the browser's probes of the test certificate
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
 }
