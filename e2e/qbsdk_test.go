@@ -45,7 +45,16 @@ func TestQuickBloxSDK(t *testing.T) {
 
 	t.Run("node", func(t *testing.T) {
 		app := newApp(t, s, "qbsdk-node")
-		runScript(t, 4*time.Minute, nodeBin, "node-suite.js", suiteEnv(s, app))
+		// One user's XMPP connection goes through a relay the script can
+		// cut (POST /drop on a plain-HTTP control server).
+		relay := startRelay(t, s.XMPP.TCPAddr().String())
+		control := httptest.NewServer(dropHandler(relay))
+		t.Cleanup(control.Close)
+		env := append(suiteEnv(s, app),
+			"QB_XMPP_RELAY_PORT="+port(relay.Addr()),
+			"QB_CONTROL_URL="+control.URL,
+		)
+		runScript(t, 4*time.Minute, nodeBin, "node-suite.js", env)
 	})
 
 	t.Run("browser", func(t *testing.T) {
@@ -266,10 +275,10 @@ func (l *lineLogger) Close() {
 	l.closed = true
 }
 
-// relay is a TCP relay in front of chatd's WebSocket listener: the browser
-// connects through it, so the suite can cut the browser's XMPP connection
-// the way a network or server failure does (both sides closed at once, no
-// stream error) and watch the SDK reconnect.
+// relay is a TCP relay in front of one of chatd's XMPP listeners: a client
+// connects through it, so the suite can cut its connection the way a network
+// or server failure does (both sides closed at once, no stream error) and
+// watch the SDK reconnect.
 type relay struct {
 	ln     net.Listener
 	target string
@@ -289,7 +298,7 @@ func startRelay(t *testing.T, target string) *relay {
 	go r.serve()
 	t.Cleanup(func() {
 		ln.Close()
-		r.drop()
+		r.drop(false)
 		r.wg.Wait()
 	})
 	return r
@@ -329,16 +338,33 @@ func (r *relay) serve() {
 }
 
 // drop closes every relayed connection and reports how many there were.
-func (r *relay) drop() int {
+// With reset, both sides get a TCP RST instead of a FIN.
+func (r *relay) drop(reset bool) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
 	for c := range r.conns {
+		if tc, ok := c.(*net.TCPConn); ok && reset {
+			tc.SetLinger(0)
+		}
 		c.Close()
 		delete(r.conns, c)
 		n++
 	}
 	return n / 2
+}
+
+// dropHandler cuts the relayed connections (with a reset for ?mode=reset)
+// and answers {"dropped":N}.
+func dropHandler(r *relay) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"dropped":%d}`, r.drop(req.URL.Query().Get("mode") == "reset"))
+	})
 }
 
 // servePage serves the browser side over HTTPS: the page, its scripts, the
@@ -363,9 +389,7 @@ func servePage(t *testing.T, r *relay) *httptest.Server {
 	mux.HandleFunc("GET /browser-page.js", file("browser-page.js", "text/javascript; charset=utf-8"))
 	mux.HandleFunc("GET /inbox.js", file("inbox.js", "text/javascript; charset=utf-8"))
 	mux.HandleFunc("GET /quickblox.min.js", file("node_modules/quickblox/quickblox.min.js", "text/javascript; charset=utf-8"))
-	mux.HandleFunc("POST /drop", func(w http.ResponseWriter, req *http.Request) {
-		fmt.Fprintf(w, `{"dropped":%d}`, r.drop())
-	})
+	mux.Handle("POST /drop", dropHandler(r))
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, req *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the browser's probes of the test certificate

@@ -285,8 +285,44 @@ check('system notification and privacy list in the browser', async () => {
   assert.deepEqual(after, { default: null, active: null, names: [] })
 })
 
+check('reconnect: the connection drops, every tab reconnects by itself, chat and acks work again', async () => {
+  const before = {}
+  for (const name of Object.keys(tabs)) before[name] = tabs[name].sockets.length
+  const dropped = await tabs.alice.eval(() => fetch('/drop', { method: 'POST' }).then(r => r.json()))
+  assert.equal(dropped.dropped, 4)
+  for (const name of Object.keys(tabs)) {
+    await tabs[name].next('onDisconnectedListener', {}, 10000)
+    await tabs[name].next('onReconnectListener', {}, 15000)
+    const st = await tabs[name].eval(() => ({ connected: QB.chat.isConnected, sm: QB.chat.streamManagement._isStreamManagementEnabled }))
+    assert.deepEqual(st, { connected: true, sm: true }, name)
+    // Usually one new WebSocket. The SDK's 5 s ping timer keeps running
+    // while it reconnects, and a ping it sends during SASL on the new
+    // stream is a stanza before authentication, which chatd answers with a
+    // <not-authorized/> stream error and a close (RFC 6120 §4.9.3.12: the
+    // server MUST close the stream); the SDK then retries 3 s later. Rare
+    // by timing (this check runs between ping ticks); say so when it
+    // happens.
+    const fresh = tabs[name].sockets.slice(before[name])
+    assert.ok(fresh.length >= 1, `${name}: no new WebSocket`)
+    for (const sk of fresh.slice(0, -1)) {
+      const why = sk.received.map(f => f.data).find(d => /^<error\b/.test(d)) || 'no stream error'
+      console.log(`note: ${name} needed another attempt; the earlier one ended with ${why.slice(0, 200)}`)
+    }
+  }
+  const id = await tabs.bob.eval(([to, dialogId]) => QB.chat.send(to, {
+    type: 'chat', body: 'after the drop', extension: { save_to_history: 1, dialog_id: dialogId }
+  }), [users.alice.id, state.private._id])
+  const ev = await tabs.alice.next('onMessageListener', { 'message.id': id }, 10000)
+  assert.equal(ev.message.body, 'after the drop')
+  const sent = await tabs.bob.next('onSentMessageCallback', { 'messageSent.id': id }, 10000)
+  assert.equal(sent.messageLost, null)
+  const list = await tabs.alice.call('chat.message.list', { chat_dialog_id: state.private._id, _id: id, mark_as_read: 0 })
+  assert.equal(list.items.length, 1)
+}, 45000)
+
 check('pings: the SDK pings chatd every 5 s and every answer comes in under 1 s', async () => {
-  // The SDK's ping timer starts at connect; two pings take up to ~10 s.
+  // The SDK's ping timer starts at the first connect and keeps running
+  // through reconnects; two pings take up to ~10 s from then.
   const tab = tabs.alice
   let pings = tab.pings()
   for (let i = 0; i < 150 && pings.filter(p => p.answeredIn !== null).length < 2; i++) {
@@ -299,33 +335,10 @@ check('pings: the SDK pings chatd every 5 s and every answer comes in under 1 s'
     assert.equal(p.type, 'result')
     assert.ok(p.answeredIn < 1000, `ping ${p.id} answered in ${p.answeredIn} ms`)
   }
-  const gap = answered[1].at - answered[0].at
-  assert.ok(gap > 4000 && gap < 7000, `pings ${gap} ms apart`)
+  const gaps = answered.slice(1).map((p, i) => p.at - answered[i].at)
+  assert.ok(gaps.some(g => g > 4000 && g < 7000), `pings ${gaps.join(', ')} ms apart`)
   assert.equal(await tab.eval(() => QB.chat._chatPingFailedCounter), 0)
 }, 30000)
-
-check('reconnect: the connection drops, every tab reconnects by itself, chat and acks work again', async () => {
-  const before = {}
-  for (const name of Object.keys(tabs)) before[name] = tabs[name].sockets.length
-  const dropped = await tabs.alice.eval(() => fetch('/drop', { method: 'POST' }).then(r => r.json()))
-  assert.equal(dropped.dropped, 4)
-  for (const name of Object.keys(tabs)) {
-    await tabs[name].next('onDisconnectedListener', {}, 10000)
-    await tabs[name].next('onReconnectListener', {}, 15000)
-    const st = await tabs[name].eval(() => ({ connected: QB.chat.isConnected, sm: QB.chat.streamManagement._isStreamManagementEnabled }))
-    assert.deepEqual(st, { connected: true, sm: true }, name)
-    assert.equal(tabs[name].sockets.length, before[name] + 1, `${name}: one new WebSocket`)
-  }
-  const id = await tabs.bob.eval(([to, dialogId]) => QB.chat.send(to, {
-    type: 'chat', body: 'after the drop', extension: { save_to_history: 1, dialog_id: dialogId }
-  }), [users.alice.id, state.private._id])
-  const ev = await tabs.alice.next('onMessageListener', { 'message.id': id }, 10000)
-  assert.equal(ev.message.body, 'after the drop')
-  const sent = await tabs.bob.next('onSentMessageCallback', { 'messageSent.id': id }, 10000)
-  assert.equal(sent.messageLost, null)
-  const list = await tabs.alice.call('chat.message.list', { chat_dialog_id: state.private._id, _id: id, mark_as_read: 0 })
-  assert.equal(list.items.length, 1)
-}, 45000)
 
 check('chat.disconnect closes the WebSocket', async () => {
   for (const name of Object.keys(tabs)) {
