@@ -41,6 +41,12 @@ func TestQuickBloxSDK(t *testing.T) {
 	nodeBin := tool(t, "node")
 	npmBin := tool(t, "npm")
 	installModules(t, npmBin)
+
+	// The reconnect-core shim's own tests (node's test runner).
+	t.Run("shim", func(t *testing.T) {
+		runScript(t, time.Minute, nodeBin, "reconnect-core-shim/test.js", nil, "--test")
+	})
+
 	s := startNode(t)
 
 	t.Run("node", func(t *testing.T) {
@@ -202,11 +208,11 @@ func suiteEnv(s *server.Server, app *account.Application) []string {
 // streaming its output into the test log, and fails the test when it exits
 // non-zero. The script runs in its own process group, killed whole at the
 // end, so nothing it started (a browser) outlives the test.
-func runScript(t *testing.T, limit time.Duration, nodeBin, script string, env []string) {
+func runScript(t *testing.T, limit time.Duration, nodeBin, script string, env []string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, nodeBin, script)
+	cmd := exec.CommandContext(ctx, nodeBin, append(args, script)...)
 	cmd.Dir = suiteDir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Env = append(cmd.Env, "QB_DEADLINE_MS="+strconv.FormatInt((limit-10*time.Second).Milliseconds(), 10))
@@ -338,18 +344,23 @@ func (r *relay) serve() {
 }
 
 // drop closes every relayed connection and reports how many there were.
-// With reset, both sides get a TCP RST instead of a FIN.
+// With reset, both sides get a TCP RST instead of a FIN: every connection is
+// set to linger 0 before any is closed, since closing one side makes its
+// pipe close the other.
 func (r *relay) drop(reset bool) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := 0
-	for c := range r.conns {
-		if tc, ok := c.(*net.TCPConn); ok && reset {
-			tc.SetLinger(0)
+	if reset {
+		for c := range r.conns {
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0)
+			}
 		}
+	}
+	n := len(r.conns)
+	for c := range r.conns {
 		c.Close()
 		delete(r.conns, c)
-		n++
 	}
 	return n / 2
 }
