@@ -40,6 +40,7 @@ type Config struct {
 	API     API     `yaml:"api"`
 	XMPP    XMPP    `yaml:"xmpp"`
 	Chat    Chat    `yaml:"chat"`
+	MUC     MUC     `yaml:"muc"`
 	TURN    TURN    `yaml:"turn"`
 }
 
@@ -83,6 +84,18 @@ type Chat struct {
 	MaxOccupants int `yaml:"max_occupants"`
 }
 
+// MUC configures the group chat service on muc.<domain>.
+type MUC struct {
+	// MaxBroadcastOccupants: in a room with more occupants, joins and
+	// leaves are not broadcast and joiners get only their own presence.
+	MaxBroadcastOccupants int `yaml:"max_broadcast_occupants"`
+	// HistoryDefault is how many stored messages a join without a
+	// <history/> element gets (0: none).
+	HistoryDefault int `yaml:"history_default"`
+	// HistoryMax caps the messages replayed on any join.
+	HistoryMax int `yaml:"history_max"`
+}
+
 // TURN configures the embedded TURN server.
 type TURN struct {
 	// Enabled runs the TURN server with chatd.
@@ -114,6 +127,10 @@ type TURN struct {
 	AllocationLifetime string `yaml:"allocation_lifetime"`
 	// PublicHost is the host put in issued TURN URIs; empty: relay_address.
 	PublicHost string `yaml:"public_host"`
+	// AllowLoopbackPeers lets clients relay to loopback addresses (for
+	// development and tests; a production relay refuses them, as coturn
+	// does).
+	AllowLoopbackPeers bool `yaml:"allow_loopback_peers"`
 }
 
 // Log configures logging to standard error.
@@ -161,6 +178,9 @@ type API struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// CORSOrigins are the origins browsers may call the API from; "*" for any.
 	CORSOrigins []string `yaml:"cors_origins"`
+	// AdminToken enables the admin API (/admin/…, /metrics) for requests
+	// with "Authorization: Bearer <token>"; empty disables it.
+	AdminToken string `yaml:"admin_token"`
 }
 
 // Default returns the configuration chatd runs with when nothing is set:
@@ -196,6 +216,7 @@ func Default() Config {
 			StanzaBurst:      1000,
 		},
 		Chat: Chat{MaxOccupants: 5000},
+		MUC:  MUC{MaxBroadcastOccupants: 500, HistoryDefault: 20, HistoryMax: 100},
 		TURN: TURN{
 			Enabled:               true,
 			Realm:                 "chatd",

@@ -74,6 +74,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad uri", "", []string{"CHATD_STORAGE_MONGODB_URI=postgres://x"}, []string{"storage.mongodb_uri"}},
 		{"bad domain", "domain: 'a@b'\n", nil, []string{"domain"}},
 		{"half tls", "tls:\n  cert_file: /x.pem\n", nil, []string{"tls.cert_file"}},
+		{"muc history", "muc:\n  history_default: 200\n", nil, []string{"muc.history_default", "muc.history_max"}},
 		{"several at once", "api:\n  session_ttl: x\n  signature_window: y\n", nil, []string{"api.session_ttl", "api.signature_window"}},
 	}
 	for _, tc := range cases {

@@ -6,6 +6,7 @@ import (
 
 	"chatd/account"
 	"chatd/history"
+	"chatd/muc"
 	"chatd/restapi"
 	"chatd/turn"
 	"chatd/xmpp"
@@ -23,7 +24,8 @@ func (c *Config) Account() account.Config {
 
 // RESTAPI returns the REST API's configuration.
 func (c *Config) RESTAPI() restapi.Config {
-	return restapi.Config{MaxBodyBytes: c.API.MaxBodyBytes, CORSOrigins: c.API.CORSOrigins, XMPPDomain: c.Domain}
+	return restapi.Config{MaxBodyBytes: c.API.MaxBodyBytes, CORSOrigins: c.API.CORSOrigins, XMPPDomain: c.Domain,
+		AdminToken: c.API.AdminToken}
 }
 
 // XMPPConfig returns the XMPP server's configuration.
@@ -50,6 +52,15 @@ func (c *Config) XMPPConfig() xmpp.Config {
 // History returns chat history's configuration.
 func (c *Config) History() history.Config {
 	return history.Config{JoinRequiredDefault: c.Chat.JoinRequired, MaxOccupants: c.Chat.MaxOccupants}
+}
+
+// MUCConfig returns the group chat service's configuration.
+func (c *Config) MUCConfig() muc.Config {
+	def := c.MUC.HistoryDefault
+	if def == 0 {
+		def = -1 // muc.Config reads 0 as "the default"; the key's 0 means none
+	}
+	return muc.Config{MaxBroadcastOccupants: c.MUC.MaxBroadcastOccupants, DefaultHistory: def, MaxHistory: c.MUC.HistoryMax}
 }
 
 // TURNConfig returns the TURN server's configuration with the given secret
@@ -80,6 +91,7 @@ func (c *Config) TURNConfig(secret string) (turn.Config, error) {
 		MaxAllocationsPerUser: c.TURN.MaxAllocationsPerUser,
 		AllocationLifetime:    parse(c.TURN.AllocationLifetime),
 		PublicHost:            c.TURN.PublicHost,
+		AllowLoopbackPeers:    c.TURN.AllowLoopbackPeers,
 	}.WithDefaults()
 	return tc, tc.Validate()
 }

@@ -44,6 +44,9 @@ func (c *Config) Validate() error {
 	if len(c.API.CORSOrigins) == 0 {
 		v.bad("api.cors_origins", "must list at least one origin (\"*\" for any)")
 	}
+	if t := c.API.AdminToken; t != "" && len(t) < 16 {
+		v.bad("api.admin_token", "must be at least 16 characters when set")
+	}
 	if err := c.RESTAPI().Validate(); err != nil {
 		v.errs = append(v.errs, fmt.Errorf("config: api: %w", err))
 	}
@@ -62,6 +65,12 @@ func (c *Config) Validate() error {
 	v.atLeast("xmpp.stanza_rate", c.XMPP.StanzaRate, 1)
 	v.atLeast("xmpp.stanza_burst", c.XMPP.StanzaBurst, 1)
 	v.atLeast("chat.max_occupants", c.Chat.MaxOccupants, 2)
+	v.atLeast("muc.max_broadcast_occupants", c.MUC.MaxBroadcastOccupants, 1)
+	v.atLeast("muc.history_default", c.MUC.HistoryDefault, 0)
+	v.atLeast("muc.history_max", c.MUC.HistoryMax, 1)
+	if c.MUC.HistoryDefault > c.MUC.HistoryMax {
+		v.bad("muc.history_default", "(%d) cannot be higher than muc.history_max (%d)", c.MUC.HistoryDefault, c.MUC.HistoryMax)
+	}
 	if c.TURN.Enabled {
 		v.duration("turn.credential_ttl", c.TURN.CredentialTTL, time.Minute)
 		v.duration("turn.allocation_lifetime", c.TURN.AllocationLifetime, time.Minute)

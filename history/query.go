@@ -61,7 +61,7 @@ type Param struct {
 // DialogQuery selects the dialogs a user sees.
 type DialogQuery struct {
 	Conds []Cond
-	Sort  string // a dialog field; "" for the default (last message, newest first)
+	Sort  string // a dialog field; "" for the default: newest last message first, then newest dialog (id)
 	Desc  bool
 	Limit int
 	Skip  int

@@ -70,6 +70,8 @@ func errorResponse(err error) (status int, body errorsBody, internal bool) {
 		return http.StatusUnprocessableEntity, fields("base", "already exists"), false
 	case errors.Is(err, errNoChat):
 		return http.StatusServiceUnavailable, list(msgNoChat), false
+	case errors.Is(err, errAdmin):
+		return http.StatusUnauthorized, list("Admin token required"), false
 	case errors.As(err, &verr):
 		fe := fieldErrors{}
 		for _, f := range verr.Fields {

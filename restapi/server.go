@@ -29,6 +29,9 @@ type Config struct {
 	// XMPPDomain is the XMPP domain the chat server serves; dialogs name
 	// their rooms "<app>_<room>@muc.<XMPPDomain>". Defaults to "localhost".
 	XMPPDomain string
+	// AdminToken enables the admin API (/admin/…, /metrics) for requests
+	// with "Authorization: Bearer <AdminToken>". Empty: no admin API.
+	AdminToken string
 	// Now is the clock (the date of system notifications, the expiry of
 	// TURN credentials). Defaults to time.Now.
 	Now func() time.Time
@@ -90,6 +93,8 @@ type Deps struct {
 	// stored.
 	Chat Chat
 	TURN *turn.Issuer
+	// Stats returns the server's counters by part, for the admin API.
+	Stats func() map[string]any
 }
 
 // Chat is what the API needs of the XMPP server (*xmpp.Server implements
@@ -111,6 +116,7 @@ type Server struct {
 	history  *history.Service
 	chat     Chat
 	turn     *turn.Issuer
+	statsFn  func() map[string]any
 	log      *slog.Logger
 	echo     *echo.Echo
 
@@ -123,7 +129,7 @@ type Server struct {
 func New(cfg Config, deps Deps, log *slog.Logger) *Server {
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, accounts: deps.Accounts, history: deps.History, chat: deps.Chat, turn: deps.TURN,
-		log: log, origins: make(map[string]bool)}
+		statsFn: deps.Stats, log: log, origins: make(map[string]bool)}
 	for _, o := range cfg.CORSOrigins {
 		if o == "*" {
 			s.anyOrigin = true
@@ -151,6 +157,9 @@ func New(cfg Config, deps Deps, log *slog.Logger) *Server {
 	}
 	if s.turn != nil {
 		s.register(s.turnRoutes())
+	}
+	if cfg.AdminToken != "" {
+		s.register(s.adminRoutes())
 	}
 	return s
 }

@@ -9,6 +9,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"chatd/config"
 	"chatd/history"
 	"chatd/internal/certs"
+	"chatd/muc"
 	"chatd/restapi"
 	"chatd/turn"
 	"chatd/xmpp"
@@ -38,6 +40,7 @@ type Server struct {
 	Accounts *account.Service
 	History  *history.Service
 	XMPP     *xmpp.Server
+	MUC      *muc.Service
 	TURN     *turn.Server
 	// CertFile is the PEM certificate every TLS listener serves.
 	CertFile string
@@ -69,9 +72,6 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.onStop(func(ctx context.Context) error { return stores.Close(ctx) })
-	if stores.History == nil {
-		return errors.New("server: the MongoDB backend has no chat history store yet; use SQLite")
-	}
 
 	cert, certFile, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLSDir(), cfg.TLS.Hosts)
 	if err != nil {
@@ -97,6 +97,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.XMPP.SetHistory(s.History)
+	s.MUC = muc.New(cfg.MUCConfig(), s.XMPP, s.History, log.With("part", "muc"))
 	secret, err := s.turnSecret()
 	if err != nil {
 		return err
@@ -134,8 +135,8 @@ func (s *Server) start(ctx context.Context) error {
 		}
 	}
 
-	api := restapi.New(cfg.RESTAPI(), restapi.Deps{Accounts: s.Accounts, History: s.History, Chat: s.XMPP, TURN: issuer},
-		log.With("part", "restapi"))
+	api := restapi.New(cfg.RESTAPI(), restapi.Deps{Accounts: s.Accounts, History: s.History, Chat: s.XMPP, TURN: issuer,
+		Stats: s.Stats}, log.With("part", "restapi"))
 	if cfg.API.Listen != "" {
 		if s.apiAddr, err = s.serveHTTP(cfg.API.Listen, api.Handler(), tlsConfig); err != nil {
 			return err
@@ -149,6 +150,24 @@ func (s *Server) start(ctx context.Context) error {
 		log.Info("REST API listening", "addr", s.httpAddr.String(), "tls", false)
 	}
 	return nil
+}
+
+// Stats returns the counters of every part, for the admin API.
+func (s *Server) Stats() map[string]any {
+	out := map[string]any{}
+	add := func(name string, v any) {
+		var m map[string]any
+		b, _ := json.Marshal(v)
+		json.Unmarshal(b, &m)
+		out[name] = m
+	}
+	if s.XMPP != nil {
+		add("xmpp", s.XMPP.Stats())
+	}
+	if s.TURN != nil {
+		add("turn", s.TURN.Stats())
+	}
+	return out
 }
 
 // turnSecret returns the TURN REST secret: the configured one, else the one

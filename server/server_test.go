@@ -25,16 +25,17 @@ import (
 	"mellium.im/xmpp/jid"
 	mstanza "mellium.im/xmpp/stanza"
 
+	"chatd/account"
 	"chatd/config"
 	"chatd/server"
 )
 
 // startNode starts a whole chatd on loopback ports in a temporary data
 // directory.
-func startNode(t *testing.T) *server.Server {
+func startNode(t *testing.T, env ...string) *server.Server {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := config.Load("", []string{
+	cfg, err := config.Load("", append([]string{
 		"CHATD_DATA_DIR=" + dir,
 		"CHATD_LOG_LEVEL=error",
 		"CHATD_API_LISTEN=127.0.0.1:0",
@@ -46,7 +47,7 @@ func startNode(t *testing.T) *server.Server {
 		"CHATD_TURN_TLS_LISTEN=127.0.0.1:0",
 		"CHATD_TURN_RELAY_ADDRESS=127.0.0.1",
 		"CHATD_TURN_RELAY_BIND=127.0.0.1",
-	})
+	}, env...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +64,16 @@ func startNode(t *testing.T) *server.Server {
 		}
 	})
 	return s
+}
+
+// firstApp returns the application a new node creates.
+func firstApp(t *testing.T, s *server.Server) *account.Application {
+	t.Helper()
+	apps, err := s.Accounts.Apps(context.Background())
+	if err != nil || len(apps) != 1 {
+		t.Fatalf("first application: %v %v", apps, err)
+	}
+	return apps[0]
 }
 
 // rest is a REST client the way an app uses the API.
@@ -141,11 +152,7 @@ func (r *rest) session(appID float64, key, secret, login, password string) {
 func TestWholeNode(t *testing.T) {
 	s := startNode(t)
 	ctx := context.Background()
-	apps, err := s.Accounts.Apps(ctx)
-	if err != nil || len(apps) != 1 {
-		t.Fatalf("first application: %v %v", apps, err)
-	}
-	app := apps[0]
+	app := firstApp(t, s)
 	api := newREST(t, s)
 	api.session(float64(app.ID), app.AuthKey, app.AuthSecret, "", "")
 	for _, login := range []string{"alice", "bob"} {

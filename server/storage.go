@@ -32,7 +32,7 @@ func OpenStorage(ctx context.Context, cfg *config.Config, log *slog.Logger) (*St
 			return nil, err
 		}
 		log.Info("storage: MongoDB", "database", cfg.Storage.MongoDBDatabase)
-		return &Stores{Accounts: db.Accounts(), XMPP: db.XMPP(), Close: db.Close}, nil
+		return &Stores{Accounts: db.Accounts(), XMPP: db.XMPP(), History: db.History(), Close: db.Close}, nil
 	}
 	path := cfg.SQLiteFile()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {

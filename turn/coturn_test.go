@@ -1,8 +1,8 @@
 package turn
 
 import (
+	"chatd/internal/testtool"
 	"context"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -21,20 +21,10 @@ const (
 	uclientTimeout  = time.Minute
 )
 
-// uclientPath returns the path of turnutils_uclient. When it is not
-// installed the test is skipped, or fails if CHATD_TEST_REQUIRE_TOOLS is set
-// (as CI sets it, so CI cannot pass without the tool).
+// uclientPath returns the path of turnutils_uclient (see testtool).
 func uclientPath(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("turnutils_uclient")
-	if err != nil {
-		const msg = "turnutils_uclient not found; install Debian's coturn package (apt-get install -y coturn) to run the coturn tests"
-		if os.Getenv("CHATD_TEST_REQUIRE_TOOLS") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
+	return testtool.Path(t, "turnutils_uclient", "install Debian's coturn package (apt-get install -y coturn) to run the coturn tests")
 }
 
 // runUclient runs turnutils_uclient against s over transport with the given

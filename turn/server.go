@@ -88,29 +88,29 @@ type counters struct {
 // endpoint. Totals count from New.
 type Stats struct {
 	// AllocationsActive is the number of allocations alive now.
-	AllocationsActive int
+	AllocationsActive int `json:"allocations_active"`
 	// AllocationsTotal counts allocations created.
-	AllocationsTotal uint64
+	AllocationsTotal uint64 `json:"allocations_total"`
 	// AllocationsQuotaRefused counts allocations refused by
 	// MaxAllocationsPerUser.
-	AllocationsQuotaRefused uint64
+	AllocationsQuotaRefused uint64 `json:"allocations_quota_refused_total"`
 	// AllocationsLifetimeEnded counts allocations ended by
 	// AllocationLifetime.
-	AllocationsLifetimeEnded uint64
+	AllocationsLifetimeEnded uint64 `json:"allocations_lifetime_ended_total"`
 	// AuthFailures counts requests refused for malformed, expired or forged
 	// credentials or a wrong realm.
-	AuthFailures uint64
+	AuthFailures uint64 `json:"auth_failures_total"`
 	// PermissionsRefused counts permissions refused for a denied peer
 	// address.
-	PermissionsRefused uint64
+	PermissionsRefused uint64 `json:"permissions_refused_total"`
 	// BytesFromPeers and PacketsFromPeers count what the relays received
 	// from peers, including datagrams pion then drops because the peer has
 	// no permission.
-	BytesFromPeers   uint64
-	PacketsFromPeers uint64
+	BytesFromPeers   uint64 `json:"bytes_from_peers_total"`
+	PacketsFromPeers uint64 `json:"packets_from_peers_total"`
 	// BytesToPeers and PacketsToPeers count what the relays sent to peers.
-	BytesToPeers   uint64
-	PacketsToPeers uint64
+	BytesToPeers   uint64 `json:"bytes_to_peers_total"`
+	PacketsToPeers uint64 `json:"packets_to_peers_total"`
 }
 
 // New starts a TURN server for cfg (taken with its defaults). It opens its

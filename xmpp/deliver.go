@@ -145,6 +145,9 @@ func (srv *Server) message(ctx context.Context, s *Session, el *stanza.Element, 
 		srv.reply(s, el, blockedError(false))
 		return
 	}
+	if !srv.applyAMP(ctx, s, el, to, u) {
+		return
+	}
 	if typ := el.Attr("type"); typ == "chat" || typ == "normal" || typ == "" {
 		if el = srv.chatMessage(ctx, s, el, u); el == nil {
 			return

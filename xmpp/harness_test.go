@@ -1,6 +1,7 @@
 package xmpp_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
@@ -33,7 +34,7 @@ const domain = "localhost"
 
 // env is a real chatd XMPP server on loopback with a real SQLite store.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *xmpp.Server
 	accounts *account.Service
 	history  *history.Service
@@ -50,7 +51,10 @@ func quietLog() *slog.Logger {
 }
 
 // startEnv starts a server; edit may change its configuration.
-func startEnv(t *testing.T, edit func(*xmpp.Config)) *env {
+func startEnv(t *testing.T, edit func(*xmpp.Config)) *env { return startEnvTB(t, edit) }
+
+// startEnvTB is startEnv for tests and benchmarks alike.
+func startEnvTB(t testing.TB, edit func(*xmpp.Config)) *env {
 	t.Helper()
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "chatd.db"))
 	if err != nil {
@@ -127,7 +131,7 @@ func (e *env) newUserIn(appID int64, login string) user {
 // client is a raw XMPP client over a real socket: it writes text and reads
 // elements with a parser, so tests see exactly what goes over the wire.
 type client struct {
-	t      *testing.T
+	t      testing.TB
 	conn   net.Conn
 	parser *stanza.Parser
 	jid    string // full JID once bound
@@ -476,4 +480,22 @@ func testSessionRequest(app *account.Application, login, password string) accoun
 func tlsDial(addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: wait}
 	return tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+}
+
+// syncOutput collects a child process's output for polling.
+type syncOutput struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncOutput) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncOutput) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

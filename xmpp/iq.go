@@ -21,6 +21,7 @@ const (
 	nsTime       = "urn:xmpp:time"
 	nsLast       = "jabber:iq:last"
 	nsRoster     = "jabber:iq:roster"
+	nsIBB        = "http://jabber.org/protocol/ibb"
 )
 
 // Version is the software version reported over XEP-0092.

@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -26,6 +27,9 @@ func ParseJID(s string) (JID, error) {
 	j, err := jid.New(local, domain, resource)
 	if err != nil {
 		return JID{}, err
+	}
+	if d := j.Domainpart(); d == "" || !labels(d) {
+		return JID{}, errors.New("xmpp: the domainpart has an empty label")
 	}
 	return JID{j.Localpart(), j.Domainpart(), j.Resourcepart()}, nil
 }
@@ -56,10 +60,15 @@ func fastJID(s string) (JID, bool) {
 		}
 	}
 	j.Domain = strings.TrimSuffix(rest, ".")
-	if !simple(j.Domain) || len(j.Domain) > 1023 {
+	if !simple(j.Domain) || len(j.Domain) > 1023 || !labels(j.Domain) {
 		return j, false
 	}
 	return j, true
+}
+
+// labels reports whether a domain's dot-separated labels are all non-empty.
+func labels(d string) bool {
+	return d[0] != '.' && d[len(d)-1] != '.' && !strings.Contains(d, "..")
 }
 
 func simple(s string) bool {
@@ -111,6 +120,13 @@ func (j JID) IsBare() bool { return j.Resource == "" }
 type UserRef struct {
 	App  int64
 	User int64
+}
+
+// hash spreads users over lock stripes and router shards (ids are assigned
+// by the server, so no seed is needed against chosen collisions).
+func (u UserRef) hash() uint64 {
+	h := uint64(u.User)*0x9E3779B97F4A7C15 ^ uint64(u.App)*0xC2B2AE3D27D4EB4F
+	return h ^ h>>29
 }
 
 // UserJID returns the bare JID of a user: <user_id>-<app_id>@domain.

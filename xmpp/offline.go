@@ -3,7 +3,6 @@ package xmpp
 import (
 	"context"
 	"errors"
-	"hash/maphash"
 	"sync"
 	"time"
 
@@ -28,12 +27,11 @@ const (
 
 // userLocks is a striped mutex per user.
 type userLocks struct {
-	seed    maphash.Seed
 	stripes [256]sync.Mutex
 }
 
 func (l *userLocks) lock(u UserRef) func() {
-	m := &l.stripes[maphash.Comparable(l.seed, u)%uint64(len(l.stripes))]
+	m := &l.stripes[u.hash()%uint64(len(l.stripes))]
 	m.Lock()
 	return m.Unlock
 }
@@ -121,6 +119,9 @@ func (srv *Server) flushBatch(ctx context.Context, s *Session) (int, error) {
 		el, err := stanza.ParseElement(m.Data, stanza.NSClient, 1<<24)
 		if err != nil {
 			s.log.Error("an offline message does not parse; dropped", "seq", m.Seq, "err", err)
+			continue
+		}
+		if srv.ampExpired(el) {
 			continue
 		}
 		s.enqueue(NewItem(el))

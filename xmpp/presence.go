@@ -15,6 +15,17 @@ func (srv *Server) presence(ctx context.Context, s *Session, el *stanza.Element,
 	typ := el.Attr("type")
 	if !to.IsZero() {
 		if svc := srv.service(to.Domain); svc != nil {
+			// Directed presence to a service (a room join) is remembered, so
+			// that an unavailable broadcast reaches it too (RFC 6121 §4.6).
+			switch typ {
+			case "":
+				if s.directed == nil {
+					s.directed = map[JID]bool{}
+				}
+				s.directed[to] = true
+			case "unavailable":
+				delete(s.directed, to)
+			}
 			svc.Route(ctx, s.sender(), el)
 			return
 		}
@@ -95,6 +106,12 @@ func (srv *Server) broadcast(ctx context.Context, s *Session, el *stanza.Element
 	}
 	if !available {
 		for j := range s.directed {
+			if svc := srv.service(j.Domain); svc != nil {
+				out := el.ShallowCopy()
+				out.SetAttr("to", j.String())
+				svc.Route(ctx, s.sender(), out)
+				continue
+			}
 			srv.directed(s, el, j, false)
 		}
 		s.directed = nil

@@ -1,7 +1,9 @@
 package xmpp_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"testing"
 	"time"
@@ -236,5 +238,97 @@ func TestBlockingCommand(t *testing.T) {
 	a.expect(isMessage("back"))
 	if r := ask(a, "b5", `<iq type='get' id='b5'><blocklist xmlns='urn:xmpp:blocking'/></iq>`); len(r.Child("blocklist", "").Elements()) != 0 {
 		t.Errorf("blocklist after unblock = %s", r)
+	}
+}
+
+func TestAdvancedMessageProcessing(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.newUser("alice"), e.newUser("bob")
+	a := e.online(alice, "a")
+	amp := func(rules string) string { return `<amp xmlns='http://jabber.org/protocol/amp'>` + rules + `</amp>` }
+	byID := func(id string) func(*stanza.Element) bool {
+		return func(el *stanza.Element) bool { return el.Attr("id") == id }
+	}
+	// Bob is offline: "error if it would be stored" bounces with the rule.
+	a.write(`<message to='` + bob.jid + `' type='chat' id='s1'><body>x</body>` + amp(`<rule condition='deliver' value='stored' action='error'/>`) + `</message>`)
+	r := a.expect(byID("s1"))
+	if r.Attr("type") != "error" || r.Child("error", "").Child("failed-rules", "http://jabber.org/protocol/amp#errors") == nil {
+		t.Errorf("deliver=stored/error answered %s", r)
+	}
+	// An expired message is dropped without a word; a live one is stored.
+	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	soon := time.Now().Add(300 * time.Millisecond).UTC().Format(time.RFC3339)
+	a.write(`<message to='` + bob.jid + `' type='chat' id='s2'><body>too late</body>` + amp(`<rule condition='expire-at' value='`+past+`' action='drop'/>`) + `</message>`)
+	a.write(`<message to='` + bob.jid + `' type='chat' id='s3'><body>expires while stored</body>` + amp(`<rule condition='expire-at' value='`+soon+`' action='drop'/>`) + `</message>`)
+	a.write(`<message to='` + bob.jid + `' type='chat' id='s4'><body>kept</body></message>`)
+	// Unsupported conditions are refused, not ignored.
+	a.write(`<message to='` + bob.jid + `' type='chat' id='s5'><body>x</body>` + amp(`<rule condition='match-resource' value='any' action='drop'/>`) + `</message>`)
+	r = a.expect(byID("s5"))
+	if r.Child("error", "").Child("unsupported-conditions", "http://jabber.org/protocol/amp#errors") == nil {
+		t.Errorf("match-resource answered %s", r)
+	}
+	a.roundTrip()
+	// Wall time must pass s3's expire-at: that is the condition under test,
+	// not a synchronisation.
+	time.Sleep(400 * time.Millisecond)
+	b := e.login(bob, "b")
+	b.write(`<presence/>`)
+	first := b.expect(func(el *stanza.Element) bool { return el.Name == "message" })
+	if first.Attr("id") != "s4" {
+		t.Errorf("first offline message %s, want only s4 (s2 expired before, s3 while stored)", first)
+	}
+	b.roundTrip() // bob's initial presence is done: he is available
+	// Bob online: "notify if delivered directly" delivers and tells alice.
+	a.write(`<message to='` + bob.jid + `' type='chat' id='s6'><body>hello</body>` + amp(`<rule condition='deliver' value='direct' action='notify'/>`) + `</message>`)
+	b.expect(isMessage("hello"))
+	n := a.expect(byID("s6"))
+	if st := n.Child("amp", "http://jabber.org/protocol/amp"); st == nil || st.Attr("status") != "notify" || st.Attr("to") != bob.jid {
+		t.Errorf("notification %s", n)
+	}
+	// "drop if it cannot be delivered": nobody gets a bounce.
+	a.write(`<message to='999999-` + fmt.Sprint(alice.ref.App) + `@localhost' type='chat' id='s7'><body>x</body>` + amp(`<rule condition='deliver' value='none' action='drop'/>`) + `</message>`)
+	a.write(`<iq type='get' id='after'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	if r := a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "after" || el.Attr("id") == "s7" }); r.Attr("id") != "after" {
+		t.Errorf("a dropped message was answered: %s", r)
+	}
+}
+
+// In-band bytestreams (XEP-0047) between two online users: 1 MB in 4 KiB
+// blocks, every block acknowledged, the bytes intact.
+func TestInBandBytestream(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.newUser("alice"), e.newUser("bob")
+	a := e.online(alice, "a")
+	b := e.online(bob, "b")
+	file := make([]byte, 1<<20)
+	for i := range file {
+		file[i] = byte(i * 7)
+	}
+	const block = 4096
+	a.write(`<iq type='set' id='open' to='` + b.jid + `'><open xmlns='http://jabber.org/protocol/ibb' block-size='4096' sid='s1' stanza='iq'/></iq>`)
+	open := b.expect(func(el *stanza.Element) bool { return el.Child("open", "http://jabber.org/protocol/ibb") != nil })
+	b.write(`<iq type='result' id='` + open.Attr("id") + `' to='` + open.Attr("from") + `'/>`)
+	a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "open" && el.Attr("type") == "result" })
+	var got []byte
+	for seq := 0; seq*block < len(file); seq++ {
+		chunk := file[seq*block : min(len(file), (seq+1)*block)]
+		id := fmt.Sprintf("d%d", seq)
+		a.write(`<iq type='set' id='` + id + `' to='` + b.jid + `'><data xmlns='http://jabber.org/protocol/ibb' seq='` +
+			fmt.Sprint(seq) + `' sid='s1'>` + base64.StdEncoding.EncodeToString(chunk) + `</data></iq>`)
+		d := b.expect(func(el *stanza.Element) bool { return el.Child("data", "http://jabber.org/protocol/ibb") != nil })
+		raw, err := base64.StdEncoding.DecodeString(d.Child("data", "").Content())
+		if err != nil || d.Child("data", "").Attr("seq") != fmt.Sprint(seq) {
+			t.Fatalf("block %d: %v %s", seq, err, d.Attr("id"))
+		}
+		got = append(got, raw...)
+		b.write(`<iq type='result' id='` + d.Attr("id") + `' to='` + d.Attr("from") + `'/>`)
+		a.expect(func(el *stanza.Element) bool { return el.Attr("id") == id && el.Attr("type") == "result" })
+	}
+	a.write(`<iq type='set' id='close' to='` + b.jid + `'><close xmlns='http://jabber.org/protocol/ibb' sid='s1'/></iq>`)
+	cl := b.expect(func(el *stanza.Element) bool { return el.Child("close", "http://jabber.org/protocol/ibb") != nil })
+	b.write(`<iq type='result' id='` + cl.Attr("id") + `' to='` + cl.Attr("from") + `'/>`)
+	a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "close" })
+	if !bytes.Equal(got, file) {
+		t.Fatalf("received %d bytes that differ from the %d sent", len(got), len(file))
 	}
 }

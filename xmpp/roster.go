@@ -3,7 +3,6 @@ package xmpp
 import (
 	"context"
 	"errors"
-	"hash/maphash"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,12 +15,11 @@ import (
 // touches two rosters (a subscription state change updates both ends) locks
 // both stripes in index order.
 type rosterLocks struct {
-	seed    maphash.Seed
 	stripes [256]sync.Mutex
 }
 
 func (l *rosterLocks) index(u UserRef) int {
-	return int(maphash.Comparable(l.seed, u) % uint64(len(l.stripes)))
+	return int(u.hash() % uint64(len(l.stripes)))
 }
 
 func (l *rosterLocks) lock(users ...UserRef) func() {

@@ -1,7 +1,6 @@
 package xmpp
 
 import (
-	"hash/maphash"
 	"slices"
 	"sync"
 )
@@ -12,7 +11,6 @@ import (
 // modified in place (copy on write), so callers iterate it without a lock and
 // enqueue to the sessions after the lock is released.
 type router struct {
-	seed   maphash.Seed
 	shards [64]routerShard
 }
 
@@ -22,7 +20,7 @@ type routerShard struct {
 }
 
 func newRouter() *router {
-	r := &router{seed: maphash.MakeSeed()}
+	r := &router{}
 	for i := range r.shards {
 		r.shards[i].users = make(map[UserRef][]*Session)
 	}
@@ -30,15 +28,7 @@ func newRouter() *router {
 }
 
 func (r *router) shard(u UserRef) *routerShard {
-	var h maphash.Hash
-	h.SetSeed(r.seed)
-	var b [16]byte
-	for i := range 8 {
-		b[i] = byte(u.App >> (8 * i))
-		b[8+i] = byte(u.User >> (8 * i))
-	}
-	h.Write(b[:])
-	return &r.shards[h.Sum64()%uint64(len(r.shards))]
+	return &r.shards[u.hash()%uint64(len(r.shards))]
 }
 
 // sessions returns the bound sessions of a user; the slice must not be

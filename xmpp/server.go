@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"net"
 	"net/http"
@@ -71,6 +70,7 @@ type Server struct {
 	https     []*http.Server
 	conns     map[*Session]struct{}
 	detached  map[string]*Session // resumable sessions without a connection, by SM id
+	resumable map[string]*Session // every resumable session, by SM id
 	stopping  bool
 	stopOnce  sync.Once
 
@@ -153,11 +153,10 @@ func New(cfg Config, tlsConfig *tls.Config, accounts Accounts, store Store, log 
 		services:  map[string]Service{},
 		conns:     map[*Session]struct{}{},
 		detached:  map[string]*Session{},
+		resumable: map[string]*Session{},
 	}
 	srv.iqHandlers = map[string]IQHandler{nsCarbons: srv.carbonsIQ, nsPrivacy: srv.privacyIQ, nsBlocking: srv.blockingIQ}
-	srv.features = []string{nsCarbons, nsPrivacy, nsBlocking}
-	srv.rosterLocks.seed = maphash.MakeSeed()
-	srv.deliveryLocks.seed = maphash.MakeSeed()
+	srv.features = append([]string{nsCarbons, nsPrivacy, nsBlocking, nsIBB}, ampFeatures...)
 	return srv, nil
 }
 
@@ -280,8 +279,12 @@ func (srv *Server) newSession(tr transport, remote net.Addr) *Session {
 }
 
 func (srv *Server) forget(s *Session) {
+	id := s.smID()
 	srv.mu.Lock()
 	delete(srv.conns, s)
+	if id != "" && srv.resumable[id] == s {
+		delete(srv.resumable, id)
+	}
 	srv.mu.Unlock()
 }
 

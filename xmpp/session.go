@@ -243,7 +243,8 @@ func (s *Session) writeNow(el *stanza.Element) error {
 func (s *Session) open(h *stanza.Element) error {
 	s.headerSent = true
 	s.tr.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
-	if err := s.tr.Header(s.id, s.srv.cfg.Domain); err != nil {
+	// Each stream (after STARTTLS and SASL restarts too) gets its own id.
+	if err := s.tr.Header(newStreamID(), s.srv.cfg.Domain); err != nil {
 		return err
 	}
 	if s.tr.WebSocket() {

@@ -125,6 +125,9 @@ func (s *Session) smEnable(el *stanza.Element) error {
 	enabled := stanza.New("enabled", nsSM)
 	if r := el.Attr("resume"); r == "true" || r == "1" {
 		sm.resume, sm.id = true, newSMID()
+		s.srv.mu.Lock()
+		s.srv.resumable[sm.id] = s
+		s.srv.mu.Unlock()
 		sm.window = s.srv.cfg.SMResumeWindow
 		if max, err := strconv.Atoi(el.Attr("max")); err == nil && max > 0 && time.Duration(max)*time.Second < sm.window {
 			sm.window = time.Duration(max) * time.Second
@@ -265,6 +268,37 @@ func (s *Session) smID() string {
 	return s.sm.id
 }
 
+// takeDetached removes and returns the user's detached session with the SM
+// id. A client often reconnects before the server has noticed that its old
+// connection is gone (a half-open TCP connection); the old connection is then
+// cut, and the session awaited as it detaches, for a bounded time.
+func (srv *Server) takeDetached(id string, user UserRef) *Session {
+	deadline := time.Now().Add(srv.cfg.WriteTimeout + 5*time.Second)
+	for {
+		srv.mu.Lock()
+		if s := srv.detached[id]; s != nil {
+			if s.user != user {
+				srv.mu.Unlock()
+				return nil
+			}
+			delete(srv.detached, id)
+			srv.mu.Unlock()
+			return s
+		}
+		live := srv.resumable[id]
+		srv.mu.Unlock()
+		if live == nil || live.user != user || time.Now().After(deadline) {
+			return nil
+		}
+		live.qmu.Lock()
+		tr := live.tr
+		live.qmu.Unlock()
+		tr.Close() // its reader fails and detaches it
+		t := time.NewTimer(5 * time.Millisecond)
+		<-t.C
+	}
+}
+
 // errResumed tells the reader loop to go on as the resumed session.
 type errResumed struct{ s *Session }
 
@@ -279,14 +313,12 @@ func (s *Session) resume(el *stanza.Element) error {
 	if err != nil {
 		return s.smFailed(stanzaErr(errModify, "bad-request", ""))
 	}
-	srv.mu.Lock()
-	old := srv.detached[prev]
-	if old == nil || old.user != s.user {
-		srv.mu.Unlock()
+	old := srv.takeDetached(prev, s.user)
+	if old == nil {
 		srv.metrics.resumeFailed.Add(1)
 		return s.smFailed(errItemNotFound)
 	}
-	delete(srv.detached, prev)
+	srv.mu.Lock()
 	delete(srv.conns, s)
 	srv.conns[old] = struct{}{}
 	srv.mu.Unlock()

@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -126,8 +127,9 @@ func (t *tcpTransport) StartTLS(cfg *tls.Config, timeout time.Duration) error {
 	if t.tls != nil {
 		return errors.New("xmpp: TLS is already on")
 	}
-	if t.parser.Buffered() > 0 {
-		// RFC 6120 §5.4.3.3: nothing may follow <starttls/> in the clear.
+	if len(bytes.TrimSpace(t.parser.Buffered())) > 0 {
+		// RFC 6120 §5.4.3.3: nothing may follow <starttls/> in the clear
+		// (white space, which some clients send, is harmless).
 		return streamErr("policy-violation", "data after <starttls/>")
 	}
 	tc := tls.Server(t.raw, cfg)

@@ -5,8 +5,10 @@
 // # Collections
 //
 // One database holds the collections apps, users, sessions, nonces,
-// api_keys and counters for account.Store, and roster_items,
-// roster_versions and last_activity for xmpp.Store (see DB.XMPP). Every record with an integer id (apps, users,
+// api_keys and counters for account.Store, roster_items,
+// roster_versions and last_activity for xmpp.Store (see DB.XMPP), and
+// dialogs, dialog_flags, messages, pending and hidden_messages for
+// history.Store (see DB.History). Every record with an integer id (apps, users,
 // sessions, API keys) keeps that id in _id. Nonces use the string
 // "<app id>:<key>" as _id, so recording a nonce is a single insert that the
 // _id index accepts once. Times are BSON dates truncated to whole seconds
@@ -59,7 +61,10 @@
 // many documents, each atomically) and FindUsers (a find and a count that are
 // not one snapshot, as in store/sqlite). A roster change is two
 // single-document writes, the item and then the version; DB.XMPP documents
-// what that guarantees. There are no multi-document transactions. On FerretDB 1.24 an update is a read followed by a
+// what that guarantees. Most history.Store methods make several writes,
+// ordered so that unread counters stay exact without transactions even on
+// FerretDB; DB.History documents how, and what an interrupted call leaves.
+// There are no multi-document transactions. On FerretDB 1.24 an update is a read followed by a
 // whole-document write, so two concurrent updates of the same document are
 // last-writer-wins; on MongoDB field updates do not interfere.
 package mongo
@@ -95,6 +100,12 @@ type DB struct {
 	offline         *mongo.Collection
 	privacyLists    *mongo.Collection
 	privacyDefaults *mongo.Collection
+
+	dialogs        *mongo.Collection
+	dialogFlags    *mongo.Collection
+	messages       *mongo.Collection
+	pending        *mongo.Collection
+	hiddenMessages *mongo.Collection
 }
 
 // Open connects to the MongoDB server at uri (a mongodb:// or mongodb+srv://
@@ -129,6 +140,12 @@ func Open(ctx context.Context, uri, database string) (*DB, error) {
 		offline:         d.Collection("offline_messages"),
 		privacyLists:    d.Collection("privacy_lists"),
 		privacyDefaults: d.Collection("privacy_defaults"),
+
+		dialogs:        d.Collection("dialogs"),
+		dialogFlags:    d.Collection("dialog_flags"),
+		messages:       d.Collection("messages"),
+		pending:        d.Collection("pending"),
+		hiddenMessages: d.Collection("hidden_messages"),
 	}
 	if err := db.createIndexes(ctx); err != nil {
 		client.Disconnect(context.WithoutCancel(ctx))
@@ -194,6 +211,28 @@ func (db *DB) createIndexes(ctx context.Context) error {
 		}},
 		{db.privacyLists, []mongo.IndexModel{
 			index("owner_name", false, "app_id", "user_id", "name"),
+		}},
+		{db.dialogs, []mongo.IndexModel{
+			index("uniq_pair", true, "app_id", "k_pair"),
+			index("uniq_room", true, "app_id", "k_room"),
+			index("app_occupants", false, "app_id", "occupants_ids"),
+			index("app_type", false, "app_id", "type"),
+		}},
+		{db.dialogFlags, []mongo.IndexModel{
+			index("user_flag", false, "app_id", "user_id", "flag"),
+			index("dialog", false, "dialog_id"),
+		}},
+		{db.messages, []mongo.IndexModel{
+			index("dialog_sent", false, "dialog_id", "date_sent", "_id"),
+		}},
+		{db.pending, []mongo.IndexModel{
+			index("user_kind", false, "app_id", "user_id", "kind", "dialog_id"),
+			index("dialog_user", false, "dialog_id", "user_id", "kind", "date_sent", "message_id"),
+			index("message", false, "message_id"),
+		}},
+		{db.hiddenMessages, []mongo.IndexModel{
+			index("dialog_user", false, "dialog_id", "user_id"),
+			index("message", false, "message_id"),
 		}},
 	}
 	// One index per command: FerretDB 1.24 panics on a createIndexes

@@ -93,7 +93,7 @@ func openDB(t *testing.T) *DB {
 
 func open(t *testing.T) storetest.Stores {
 	db := openDB(t)
-	return storetest.Stores{Accounts: db.Accounts(), XMPP: db.XMPP()}
+	return storetest.Stores{Accounts: db.Accounts(), XMPP: db.XMPP(), History: db.History()}
 }
 
 func TestConformance(t *testing.T) { storetest.Run(t, open) }

@@ -248,6 +248,17 @@ var migrations = []string{
 		name TEXT NOT NULL,
 		PRIMARY KEY (app_id, user_id)
 	) WITHOUT ROWID;`,
+	// 5: the dialog list reads its order from an index of each member's
+	// row (the dialog's last message time, copied at write time).
+	`ALTER TABLE dialog_members ADD COLUMN last_ts INTEGER NOT NULL DEFAULT 0;
+	UPDATE dialog_members SET last_ts = coalesce((SELECT d.last_message_date_sent FROM dialogs d WHERE d.id = dialog_id), 0);
+	CREATE INDEX dialog_members_list ON dialog_members(app_id, user_id, occupant, hidden, last_ts, dialog_id);
+	CREATE INDEX dialogs_public ON dialogs(app_id, type, last_message_date_sent, id);`,
+	// 6: whether a user ever hid a message of a dialog, so listing can skip
+	// the per-message check when not.
+	`ALTER TABLE dialog_members ADD COLUMN hid INTEGER NOT NULL DEFAULT 0;
+	UPDATE dialog_members SET hid = 1 WHERE EXISTS (SELECT 1 FROM message_users h
+		WHERE h.dialog_id = dialog_members.dialog_id AND h.user_id = dialog_members.user_id AND h.hidden = 1);`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,14 +50,17 @@ func scanDialog(row interface{ Scan(...any) error }, extra ...any) (*history.Dia
 		}
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(occupants), &d.Occupants); err != nil {
+	var err error
+	if d.Occupants, err = intList(occupants); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(admins), &d.AdminIDs); err != nil {
+	if d.AdminIDs, err = intList(admins); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(data), &d.Data); err != nil {
-		return nil, err
+	if data != "{}" {
+		if err := json.Unmarshal([]byte(data), &d.Data); err != nil {
+			return nil, err
+		}
 	}
 	if len(d.Data) == 0 {
 		d.Data = nil
@@ -63,6 +68,28 @@ func scanDialog(row interface{ Scan(...any) error }, extra ...any) (*history.Dia
 	d.RoomName = room.String
 	d.CreatedAt, d.UpdatedAt = fromUnix(created), fromUnix(updated)
 	return &d, nil
+}
+
+// intList reads a JSON array of integers such as "[1,2,3]" (how id lists
+// are stored) without the reflection of encoding/json.
+func intList(s string) ([]int64, error) {
+	s = strings.TrimSpace(s)
+	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' {
+		return nil, fmt.Errorf("sqlite: not an id list: %q", s)
+	}
+	s = s[1 : len(s)-1]
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := make([]int64, 0, strings.Count(s, ",")+1)
+	for part := range strings.SplitSeq(s, ",") {
+		n, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: not an id list: %q", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func jsonText(v any) string {
@@ -170,10 +197,10 @@ func (h historyStore) UpdateDialog(ctx context.Context, d *history.Dialog) error
 			}
 		}
 		for _, u := range d.Occupants {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, occupant, unread)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, occupant, unread, last_ts)
 				VALUES(?, ?, ?, 1, (SELECT count(*) FROM message_users WHERE dialog_id = ? AND user_id = ? AND recipient = 1
-					AND read = 0 AND hidden = 0))
-				ON CONFLICT(dialog_id, user_id) DO UPDATE SET occupant = 1`, d.ID, u, d.AppID, d.ID, u); err != nil {
+					AND read = 0 AND hidden = 0), (SELECT last_message_date_sent FROM dialogs WHERE id = ?))
+				ON CONFLICT(dialog_id, user_id) DO UPDATE SET occupant = 1`, d.ID, u, d.AppID, d.ID, u, d.ID); err != nil {
 				return err
 			}
 		}
@@ -212,6 +239,16 @@ type condSQL struct {
 func (c *condSQL) add(expr string, args ...any) {
 	c.where = append(c.where, expr)
 	c.args = append(c.args, args...)
+}
+
+// distinct is the number of different values: "all" is satisfied when
+// that many of them are present.
+func distinct(vals []any) int {
+	seen := map[any]bool{}
+	for _, v := range vals {
+		seen[v] = true
+	}
+	return len(seen)
 }
 
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
@@ -258,7 +295,7 @@ func dialogConds(q history.DialogQuery) (*condSQL, error) {
 				placeholders(len(cond.Values)) + `))`
 			switch cond.Op {
 			case history.OpAll:
-				c.add(sub+" = "+strconv.Itoa(len(cond.Values)), cond.Values...)
+				c.add(sub+" = "+strconv.Itoa(distinct(cond.Values)), cond.Values...)
 			case history.OpIn, history.OpEq:
 				c.add(sub+" > 0", cond.Values...)
 			case history.OpNin, history.OpNe:
@@ -296,58 +333,120 @@ func (h historyStore) FindDialogs(ctx context.Context, app, user int64, q histor
 	if len(conds.where) > 0 {
 		extra = " AND " + strings.Join(conds.where, " AND ")
 	}
-	// Two branches (dialogs the user occupies; public groups) so each can
-	// use its index.
-	from := `SELECT ` + dialogColumns + `, m.unread AS unread FROM dialog_members m JOIN dialogs d ON d.id = m.dialog_id
-		WHERE m.app_id = ? AND m.user_id = ? AND m.occupant = 1 AND m.hidden = 0` + extra + `
-		UNION ALL
-		SELECT ` + dialogColumns + `, 0 AS unread FROM dialogs d LEFT JOIN dialog_members m ON m.dialog_id = d.id AND m.user_id = ?
+	// Two branches, each on its own index: the dialogs the user occupies
+	// (dialog_members, whose last_ts copies the dialog's last message time)
+	// and the public groups (dialogs_public).
+	members := `FROM dialog_members m JOIN dialogs d ON d.id = m.dialog_id
+		WHERE m.app_id = ? AND m.user_id = ? AND m.occupant = 1 AND m.hidden = 0` + extra
+	membersArgs := append([]any{app, user}, conds.args...)
+	public := `FROM dialogs d LEFT JOIN dialog_members m ON m.dialog_id = d.id AND m.user_id = ?
 		WHERE d.app_id = ? AND d.type = 1 AND coalesce(m.hidden, 0) = 0` + extra
-	args := append([]any{app, user}, conds.args...)
-	args = append(append(args, user, app), conds.args...)
-	var total int
-	if err := h.db.r.QueryRowContext(ctx, `SELECT count(*) FROM (`+from+`)`, args...).Scan(&total); err != nil {
+	publicArgs := append([]any{user, app}, conds.args...)
+	var nm, np int
+	if err := h.db.r.QueryRowContext(ctx, `SELECT count(*) `+members, membersArgs...).Scan(&nm); err != nil {
+		return nil, 0, err
+	}
+	if err := h.db.r.QueryRowContext(ctx, `SELECT count(*) `+public, publicArgs...).Scan(&np); err != nil {
 		return nil, 0, err
 	}
 	if q.Count {
-		return nil, total, nil
-	}
-	order := "last_message_date_sent DESC, updated_at DESC, id DESC"
-	if q.Sort != "" {
-		col := strings.TrimPrefix(dialogColumn[q.Sort], "d.")
-		dir := " ASC"
-		if q.Desc {
-			dir = " DESC"
-		}
-		order = col + dir + ", id" + dir
+		return nil, nm + np, nil
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = history.DefaultLimit
 	}
-	rows, err := h.db.r.QueryContext(ctx, `SELECT * FROM (`+from+`) ORDER BY `+order+` LIMIT ? OFFSET ?`,
-		append(args, limit, q.Skip)...)
-	if err != nil {
-		return nil, 0, err
+	sortCol, desc := "last_message_date_sent", true
+	if q.Sort != "" {
+		sortCol, desc = strings.TrimPrefix(dialogColumn[q.Sort], "d."), q.Desc
 	}
-	defer rows.Close()
-	var out []*history.Dialog
-	for rows.Next() {
-		var unread int
-		d, err := scanDialog(rows, &unread)
+	dir := " ASC"
+	if desc {
+		dir = " DESC"
+	}
+	// The default order, and sorting by the last message, follow the
+	// indexes; other orders sort the candidates.
+	memberOrder, publicOrder := "d."+sortCol+dir+", d.id"+dir, "d."+sortCol+dir+", d.id"+dir
+	if sortCol == "last_message_date_sent" {
+		memberOrder = "m.last_ts" + dir + ", m.dialog_id" + dir
+	}
+	want := q.Skip + limit
+	read := func(query string, args []any) ([]*history.Dialog, error) {
+		rows, err := h.db.r.QueryContext(ctx, query, append(args, want)...)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []*history.Dialog
+		for rows.Next() {
+			var unread int
+			d, err := scanDialog(rows, &unread)
+			if err != nil {
+				return nil, err
+			}
+			d.UnreadCount = unread
+			out = append(out, d)
+		}
+		return out, rows.Err()
+	}
+	var all []*history.Dialog
+	if nm > 0 {
+		ds, err := read(`SELECT `+dialogColumns+`, m.unread `+members+` ORDER BY `+memberOrder+` LIMIT ?`, membersArgs)
 		if err != nil {
 			return nil, 0, err
 		}
-		d.UnreadCount = unread
-		out = append(out, d)
+		all = ds
 	}
-	return out, total, rows.Err()
+	if np > 0 {
+		ds, err := read(`SELECT `+dialogColumns+`, 0 `+public+` ORDER BY `+publicOrder+` LIMIT ?`, publicArgs)
+		if err != nil {
+			return nil, 0, err
+		}
+		all = append(all, ds...)
+		slices.SortStableFunc(all, func(a, b *history.Dialog) int { return compareDialogs(a, b, sortCol, desc) })
+	}
+	if q.Skip >= len(all) {
+		return nil, nm + np, nil
+	}
+	all = all[q.Skip:]
+	if len(all) > limit {
+		all = all[:limit]
+	}
+	return all, nm + np, nil
+}
+
+// compareDialogs orders two dialogs by a sort column, then id, as the SQL
+// does.
+func compareDialogs(a, b *history.Dialog, col string, desc bool) int {
+	var c int
+	switch col {
+	case "last_message_date_sent":
+		c = cmp.Compare(a.LastMessageDateSent, b.LastMessageDateSent)
+	case "type":
+		c = cmp.Compare(a.Type, b.Type)
+	case "name":
+		c = strings.Compare(a.Name, b.Name)
+	case "owner_id":
+		c = cmp.Compare(a.OwnerID, b.OwnerID)
+	case "created_at":
+		c = a.CreatedAt.Compare(b.CreatedAt)
+	case "updated_at":
+		c = a.UpdatedAt.Compare(b.UpdatedAt)
+	}
+	if c == 0 {
+		c = strings.Compare(a.ID, b.ID)
+	}
+	if desc {
+		return -c
+	}
+	return c
 }
 
 func (h historyStore) HideDialog(ctx context.Context, app int64, id string, user int64) error {
 	return h.db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, hidden) VALUES(?,?,?,1)
-			ON CONFLICT(dialog_id, user_id) DO UPDATE SET hidden = 1, unread = 0`, id, user, app); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, hidden, last_ts)
+			VALUES(?,?,?,1, (SELECT last_message_date_sent FROM dialogs WHERE id = ?))
+			ON CONFLICT(dialog_id, user_id) DO UPDATE SET hidden = 1, unread = 0`, id, user, app, id); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE message_users SET read = 1, delivered = 1
@@ -367,8 +466,9 @@ func (h historyStore) Notifications(ctx context.Context, app int64, id string, u
 }
 
 func (h historyStore) SetNotifications(ctx context.Context, app int64, id string, user int64, enabled bool) error {
-	_, err := h.db.w.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, notifications) VALUES(?,?,?,?)
-		ON CONFLICT(dialog_id, user_id) DO UPDATE SET notifications = excluded.notifications`, id, user, app, enabled)
+	_, err := h.db.w.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, notifications, last_ts)
+		VALUES(?,?,?,?, coalesce((SELECT last_message_date_sent FROM dialogs WHERE id = ?), 0))
+		ON CONFLICT(dialog_id, user_id) DO UPDATE SET notifications = excluded.notifications`, id, user, app, enabled, id)
 	return err
 }
 
@@ -413,7 +513,7 @@ func (h historyStore) SaveMessages(ctx context.Context, msgs []*history.Message)
 }
 
 type saveStmts struct {
-	dialog, insert, recipient, counters, unhide, last *sql.Stmt
+	dialog, insert, recipient, counters, unhide, last, lastTS *sql.Stmt
 }
 
 func prepareSave(ctx context.Context, tx *sql.Tx) (*saveStmts, error) {
@@ -425,12 +525,17 @@ func prepareSave(ctx context.Context, tx *sql.Tx) (*saveStmts, error) {
 		{&s.dialog, `SELECT type FROM dialogs WHERE app_id = ? AND id = ?`},
 		{&s.insert, `INSERT INTO messages(id, app_id, dialog_id, text, date_sent, sender_id, recipient_id, attachments,
 			custom, markable, created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)`},
-		{&s.recipient, `INSERT INTO message_users(message_id, user_id, dialog_id, recipient) VALUES(?,?,?,1)`},
-		{&s.counters, `UPDATE dialog_members SET unread = unread + 1 WHERE dialog_id = ? AND user_id = ? AND occupant = 1`},
+		// One statement each for all recipients, however many (a big group's
+		// message would otherwise cost two statements per occupant).
+		{&s.recipient, `INSERT INTO message_users(message_id, user_id, dialog_id, recipient)
+			SELECT ?, value, ?, 1 FROM json_each(?)`},
+		{&s.counters, `UPDATE dialog_members SET unread = unread + 1 WHERE dialog_id = ? AND occupant = 1
+			AND user_id IN (SELECT value FROM json_each(?))`},
 		{&s.unhide, `UPDATE dialog_members SET hidden = 0 WHERE dialog_id = ? AND hidden = 1`},
 		{&s.last, `UPDATE dialogs SET last_message = ?, last_message_id = ?, last_message_date_sent = ?,
 			last_message_user_id = ?, updated_at = max(updated_at, ?)
 			WHERE id = ? AND (last_message_date_sent < ? OR (last_message_date_sent = ? AND last_message_id < ?))`},
+		{&s.lastTS, `UPDATE dialog_members SET last_ts = ? WHERE dialog_id = ? AND last_ts != ?`},
 	} {
 		st, err := tx.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -443,7 +548,7 @@ func prepareSave(ctx context.Context, tx *sql.Tx) (*saveStmts, error) {
 }
 
 func (s *saveStmts) close() {
-	for _, st := range []*sql.Stmt{s.dialog, s.insert, s.recipient, s.counters, s.unhide, s.last} {
+	for _, st := range []*sql.Stmt{s.dialog, s.insert, s.recipient, s.counters, s.unhide, s.last, s.lastTS} {
 		if st != nil {
 			st.Close()
 		}
@@ -472,19 +577,26 @@ func (s *saveStmts) save(ctx context.Context, m *history.Message) error {
 		}
 		return err
 	}
-	for _, r := range m.Recipients {
-		if _, err := s.recipient.ExecContext(ctx, m.ID, r, m.DialogID); err != nil {
+	if len(m.Recipients) > 0 {
+		recipients := jsonText(m.Recipients)
+		if _, err := s.recipient.ExecContext(ctx, m.ID, m.DialogID, recipients); err != nil {
 			return err
 		}
-		if _, err := s.counters.ExecContext(ctx, m.DialogID, r); err != nil {
+		if _, err := s.counters.ExecContext(ctx, m.DialogID, recipients); err != nil {
 			return err
 		}
 	}
 	if _, err := s.unhide.ExecContext(ctx, m.DialogID); err != nil {
 		return err
 	}
-	_, err := s.last.ExecContext(ctx, lastText(m), m.ID, m.DateSent, m.SenderID, unix(m.CreatedAt), m.DialogID,
+	res, err := s.last.ExecContext(ctx, lastText(m), m.ID, m.DateSent, m.SenderID, unix(m.CreatedAt), m.DialogID,
 		m.DateSent, m.DateSent, m.ID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		_, err = s.lastTS.ExecContext(ctx, m.DateSent, m.DialogID, m.DateSent)
+	}
 	return err
 }
 
@@ -500,27 +612,31 @@ func lastText(m *history.Message) string {
 const messageColumns = `m.id, m.app_id, m.dialog_id, m.text, m.date_sent, m.sender_id, m.recipient_id, m.attachments,
 	m.custom, m.markable, m.created_at, m.updated_at`
 
-func scanMessage(row interface{ Scan(...any) error }) (*history.Message, error) {
+func scanMessage(row interface{ Scan(...any) error }, extra ...any) (*history.Message, error) {
 	var (
 		m                   history.Message
 		attachments, custom string
 		created, updated    int64
 	)
-	if err := row.Scan(&m.ID, &m.AppID, &m.DialogID, &m.Text, &m.DateSent, &m.SenderID, &m.RecipientID, &attachments,
-		&custom, &m.Markable, &created, &updated); err != nil {
+	if err := row.Scan(append([]any{&m.ID, &m.AppID, &m.DialogID, &m.Text, &m.DateSent, &m.SenderID, &m.RecipientID,
+		&attachments, &custom, &m.Markable, &created, &updated}, extra...)...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, history.ErrNotFound
 		}
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(attachments), &m.Attachments); err != nil {
-		return nil, err
+	if attachments != "[]" {
+		if err := json.Unmarshal([]byte(attachments), &m.Attachments); err != nil {
+			return nil, err
+		}
 	}
 	if len(m.Attachments) == 0 {
 		m.Attachments = nil
 	}
-	if err := json.Unmarshal([]byte(custom), &m.Custom); err != nil {
-		return nil, err
+	if custom != "{}" {
+		if err := json.Unmarshal([]byte(custom), &m.Custom); err != nil {
+			return nil, err
+		}
 	}
 	if len(m.Custom) == 0 {
 		m.Custom = nil
@@ -596,15 +712,15 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 	c := &condSQL{}
 	for _, cond := range q.Conds {
 		if cond.Field == "attachments.type" {
-			sub := `(SELECT count(*) FROM json_each(m.attachments) a WHERE json_extract(a.value, '$.type') IN (` +
-				placeholders(len(cond.Values)) + `))`
+			sub := `(SELECT count(DISTINCT json_extract(a.value, '$.type')) FROM json_each(m.attachments) a
+				WHERE json_extract(a.value, '$.type') IN (` + placeholders(len(cond.Values)) + `))`
 			switch cond.Op {
 			case history.OpEq, history.OpIn:
 				c.add(sub+" > 0", cond.Values...)
 			case history.OpNe, history.OpNin:
 				c.add(sub+" = 0", cond.Values...)
 			case history.OpAll:
-				c.add(sub+" >= "+strconv.Itoa(len(cond.Values)), cond.Values...)
+				c.add(sub+" = "+strconv.Itoa(distinct(cond.Values)), cond.Values...)
 			default:
 				return nil, fmt.Errorf("sqlite: operator %s does not apply to attachments.type", cond.Op)
 			}
@@ -618,8 +734,23 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 			return nil, err
 		}
 	}
-	where := `m.app_id = ? AND m.dialog_id = ?` + notHidden
-	args := append([]any{app, dialog, viewer}, c.args...)
+	where := `m.app_id = ? AND m.dialog_id = ?`
+	args := []any{app, dialog}
+	if viewer != 0 {
+		// Most users never hide a message of a dialog; only for those who did
+		// is each message checked.
+		var hid bool
+		err := h.db.r.QueryRowContext(ctx, `SELECT hid FROM dialog_members WHERE dialog_id = ? AND user_id = ?`,
+			dialog, viewer).Scan(&hid)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		if hid {
+			where += notHidden
+			args = append(args, viewer)
+		}
+	}
+	args = append(args, c.args...)
 	if len(c.where) > 0 {
 		where += " AND " + strings.Join(c.where, " AND ")
 	}
@@ -635,25 +766,63 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 	if limit <= 0 {
 		limit = history.DefaultLimit
 	}
-	rows, err := h.db.r.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m WHERE `+where+` ORDER BY `+order+
-		` LIMIT ? OFFSET ?`, append(args, limit, q.Skip)...)
+	// The recipients' marks come with each message, as "user:read:delivered"
+	// items.
+	rows, err := h.db.r.QueryContext(ctx, `SELECT `+messageColumns+`, (SELECT group_concat(u.user_id || ':' || u.read ||
+		':' || u.delivered) FROM message_users u WHERE u.message_id = m.id AND u.recipient = 1)
+		FROM messages m WHERE `+where+` ORDER BY `+order+` LIMIT ? OFFSET ?`, append(args, limit, q.Skip)...)
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	var out []*history.Message
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		var marks sql.NullString
+		m, err := scanMessage(rows, &marks)
 		if err != nil {
-			rows.Close()
+			return nil, err
+		}
+		if err := parseMarks(m, marks.String); err != nil {
 			return nil, err
 		}
 		out = append(out, m)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
+	return out, rows.Err()
+}
+
+// parseMarks fills a message's recipients and marks from "user:read:delivered"
+// items, in user order.
+func parseMarks(m *history.Message, s string) error {
+	if s == "" {
+		return nil
 	}
-	return out, h.loadMarks(ctx, h.db.r, out)
+	type mark struct {
+		user            int64
+		read, delivered bool
+	}
+	var marks []mark
+	for item := range strings.SplitSeq(s, ",") {
+		parts := strings.Split(item, ":")
+		if len(parts) != 3 {
+			return fmt.Errorf("sqlite: bad marks %q", s)
+		}
+		u, err := strconv.ParseInt(parts[0], 10, 64)
+		if err != nil {
+			return fmt.Errorf("sqlite: bad marks %q", s)
+		}
+		marks = append(marks, mark{u, parts[1] == "1", parts[2] == "1"})
+	}
+	slices.SortFunc(marks, func(a, b mark) int { return cmp.Compare(a.user, b.user) })
+	for _, k := range marks {
+		m.Recipients = append(m.Recipients, k.user)
+		if k.read {
+			m.ReadIDs = append(m.ReadIDs, k.user)
+		}
+		if k.delivered {
+			m.DeliveredIDs = append(m.DeliveredIDs, k.user)
+		}
+	}
+	return nil
 }
 
 // markSQL returns the column a mark sets.
@@ -771,6 +940,11 @@ func (h historyStore) HideMessages(ctx context.Context, app int64, user int64, i
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, hid, last_ts)
+				VALUES(?, ?, ?, 1, coalesce((SELECT last_message_date_sent FROM dialogs WHERE id = ?), 0))
+				ON CONFLICT(dialog_id, user_id) DO UPDATE SET hid = 1`, dialog, user, app, dialog); err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO message_users(message_id, user_id, dialog_id, hidden) VALUES(?,?,?,1)
 				ON CONFLICT(message_id, user_id) DO UPDATE SET hidden = 1`, id, user, dialog); err != nil {
 				return err
@@ -828,6 +1002,10 @@ func (h historyStore) DeleteMessages(ctx context.Context, app int64, ids []strin
 				last_message_user_id = coalesce((SELECT m.sender_id FROM messages m WHERE m.dialog_id = dialogs.id
 					ORDER BY m.date_sent DESC, m.id DESC LIMIT 1), 0)
 				WHERE id = ?`, dialog); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE dialog_members SET last_ts =
+				(SELECT last_message_date_sent FROM dialogs WHERE id = ?) WHERE dialog_id = ?`, dialog, dialog); err != nil {
 				return err
 			}
 		}

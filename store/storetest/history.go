@@ -28,14 +28,15 @@ func runHistory(t *testing.T, open Open) {
 		{"HideAndDelete", testHideAndDelete},
 		{"DialogMembership", testDialogMembership},
 		{"ConcurrentCounters", testConcurrentCounters},
+		{"DialogQueryLanguage", testDialogQueryLanguage},
+		{"MessageQueryLanguage", testMessageQueryLanguage},
+		{"ConcurrentMarkers", testConcurrentMarkers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := open(t).History
 			if st == nil {
-				// Only while a backend's history store is being written;
-				// every shipped backend sets it.
-				t.Skip("this backend has no history store yet")
+				t.Fatal("the backend has no history store")
 			}
 			tc.fn(t, st)
 		})
@@ -666,4 +667,366 @@ func mkMessageConcurrent(d *history.Dialog, sender, dateSent int64) *history.Mes
 	concurrentIDs.Lock()
 	defer concurrentIDs.Unlock()
 	return mkMessage(d, sender, dateSent, "x")
+}
+
+// Every operator on every kind of dialog field, as the filter language
+// defines it.
+func testDialogQueryLanguage(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	const me = int64(10)
+	mk := func(typ history.DialogType, owner int64, name string, created time.Time, data map[string]string, occupants ...int64) *history.Dialog {
+		t.Helper()
+		d := &history.Dialog{ID: newID(), AppID: 1, Type: typ, OwnerID: owner, Name: name, Data: data,
+			CreatedAt: created, UpdatedAt: created}
+		if typ != history.PublicGroup {
+			d.Occupants = append(slices.Clone(occupants), owner)
+			slices.Sort(d.Occupants)
+		}
+		if typ != history.Private {
+			d.RoomName = d.ID
+		}
+		if err := s.CreateDialog(ctx, d); err != nil {
+			t.Fatalf("CreateDialog: %v", err)
+		}
+		return d
+	}
+	a := mk(history.Group, me, "Alpha", t0, map[string]string{"color": "red", "a.b": "x", "$x": "y", "size": "3"}, 11)
+	b := mk(history.Group, 12, "beta", t0.Add(time.Hour), map[string]string{"color": "blue"}, me, 13)
+	c := mk(history.Private, me, "", t0.Add(2*time.Hour), nil, 14)
+	p := mk(history.PublicGroup, 15, "Public", t0.Add(3*time.Hour), nil)
+	mk(history.Group, 12, "not mine", t0, map[string]string{"color": "red"}, 13)
+	foreign := &history.Dialog{ID: newID(), AppID: 2, Type: history.Group, OwnerID: me, Occupants: []int64{me, 11},
+		Name: "Alpha", RoomName: "x", CreatedAt: t0, UpdatedAt: t0}
+	if err := s.CreateDialog(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	// b and c share a last message time; p has no message.
+	save(t, s, mkMessage(a, 11, 100, "from eleven"), mkMessage(b, 12, 200, "B"), mkMessage(c, 14, 200, "C"),
+		mkMessage(foreign, 11, 300, "elsewhere"))
+	// Custom fields with any key come back as they were.
+	if got, err := s.Dialog(ctx, 1, a.ID); err != nil || !reflect.DeepEqual(got.Data, a.Data) {
+		t.Errorf("data of a = %v, %v; want %v", got.Data, err, a.Data)
+	}
+	cond := func(field string, kind history.Kind, op history.Op, vals ...any) history.Cond {
+		return history.Cond{Field: field, Kind: kind, Op: op, Values: vals}
+	}
+	one := func(c history.Cond) history.DialogQuery { return history.DialogQuery{Conds: []history.Cond{c}} }
+	const (
+		i   = history.KindInt
+		str = history.KindString
+		id  = history.KindID
+		tm  = history.KindTime
+		arr = history.KindIntArray
+	)
+	// By default the newest last message first, then updated_at and _id
+	// descending: c and b tie on both, c has the higher id.
+	all := []string{c.ID, b.ID, a.ID, p.ID}
+	cases := []struct {
+		name string
+		q    history.DialogQuery
+		want []string
+	}{
+		{"default order", history.DialogQuery{}, all},
+		{"type eq", one(cond("type", i, history.OpEq, int64(2))), []string{b.ID, a.ID}},
+		{"type ne", one(cond("type", i, history.OpNe, int64(2))), []string{c.ID, p.ID}},
+		{"type lt", one(cond("type", i, history.OpLt, int64(2))), []string{p.ID}},
+		{"type lte", one(cond("type", i, history.OpLte, int64(2))), []string{b.ID, a.ID, p.ID}},
+		{"type gt", one(cond("type", i, history.OpGt, int64(2))), []string{c.ID}},
+		{"type gte", one(cond("type", i, history.OpGte, int64(2))), []string{c.ID, b.ID, a.ID}},
+		{"type nin", one(cond("type", i, history.OpNin, int64(1), int64(3))), []string{b.ID, a.ID}},
+		{"user_id", one(cond("user_id", i, history.OpEq, int64(12))), []string{b.ID}},
+		{"name eq", one(cond("name", str, history.OpEq, "Alpha")), []string{a.ID}},
+		{"name ctn", one(cond("name", str, history.OpContains, "LPH")), []string{a.ID}},
+		{"name ctn quotes", one(cond("name", str, history.OpContains, ".*")), nil},
+		{"name gt", one(cond("name", str, history.OpGt, "Public")), []string{b.ID}},
+		{"photo eq", one(cond("photo", str, history.OpEq, "")), all},
+		{"occupants eq", one(cond("occupants_ids", arr, history.OpEq, int64(13))), []string{b.ID}},
+		{"occupants ne", one(cond("occupants_ids", arr, history.OpNe, int64(13))), []string{c.ID, a.ID, p.ID}},
+		{"occupants in", one(cond("occupants_ids", arr, history.OpIn, int64(11), int64(14))), []string{c.ID, a.ID}},
+		{"occupants nin", one(cond("occupants_ids", arr, history.OpNin, int64(11), int64(14))), []string{b.ID, p.ID}},
+		{"occupants all", one(cond("occupants_ids", arr, history.OpAll, me, int64(12))), []string{b.ID}},
+		{"occupants all repeated", one(cond("occupants_ids", arr, history.OpAll, int64(12), int64(12))), []string{b.ID}},
+		{"data eq", one(cond("data.color", str, history.OpEq, "red")), []string{a.ID}},
+		// A dialog without the field matches no comparison on it.
+		{"data ne", one(cond("data.color", str, history.OpNe, "red")), []string{b.ID}},
+		{"data nin", one(cond("data.color", str, history.OpNin, "green")), []string{b.ID, a.ID}},
+		{"data in", one(cond("data.color", str, history.OpIn, "red", "blue")), []string{b.ID, a.ID}},
+		{"data lt", one(cond("data.color", str, history.OpLt, "c")), []string{b.ID}},
+		{"data gte", one(cond("data.color", str, history.OpGte, "r")), []string{a.ID}},
+		{"data ctn", one(cond("data.color", str, history.OpContains, "LU")), []string{b.ID}},
+		{"data key with a dot", one(cond("data.a.b", str, history.OpEq, "x")), []string{a.ID}},
+		{"data key with a dollar", one(cond("data.$x", str, history.OpEq, "y")), []string{a.ID}},
+		{"data missing", one(cond("data.nothing", str, history.OpNe, "x")), nil},
+		{"last message date", one(cond("last_message_date_sent", i, history.OpEq, int64(200))), []string{c.ID, b.ID}},
+		{"last message user", one(cond("last_message_user_id", i, history.OpIn, int64(11), int64(14))), []string{c.ID, a.ID}},
+		{"last message text", one(cond("last_message", str, history.OpContains, "eleven")), []string{a.ID}},
+		{"created_at gt", one(cond("created_at", tm, history.OpGt, t0.Unix())), []string{c.ID, b.ID, p.ID}},
+		{"created_at lte", one(cond("created_at", tm, history.OpLte, t0.Add(time.Hour).Unix())), []string{b.ID, a.ID}},
+		{"updated_at eq", one(cond("updated_at", tm, history.OpEq, t0.Add(3*time.Hour).Unix())), []string{p.ID}},
+		{"_id in", one(cond("_id", id, history.OpIn, a.ID, c.ID)), []string{c.ID, a.ID}},
+		{"_id lt", one(cond("_id", id, history.OpLt, b.ID)), []string{a.ID}},
+		{"two conditions", history.DialogQuery{Conds: []history.Cond{cond("type", i, history.OpEq, int64(2)),
+			cond("occupants_ids", arr, history.OpIn, int64(11))}}, []string{a.ID}},
+		// Byte order: upper case before lower case, "" first.
+		{"sort name", history.DialogQuery{Sort: "name"}, []string{c.ID, a.ID, p.ID, b.ID}},
+		{"sort type desc, ties by _id", history.DialogQuery{Sort: "type", Desc: true}, []string{c.ID, b.ID, a.ID, p.ID}},
+		{"sort user_id, ties by _id", history.DialogQuery{Sort: "user_id"}, []string{a.ID, c.ID, b.ID, p.ID}},
+		{"sort _id desc", history.DialogQuery{Sort: "_id", Desc: true}, []string{p.ID, c.ID, b.ID, a.ID}},
+		{"sort created_at desc", history.DialogQuery{Sort: "created_at", Desc: true}, []string{p.ID, c.ID, b.ID, a.ID}},
+		{"page", history.DialogQuery{Sort: "_id", Limit: 2, Skip: 1}, []string{b.ID, c.ID}},
+		{"past the end", history.DialogQuery{Skip: 4}, nil},
+	}
+	for _, tc := range cases {
+		ds, total, err := s.FindDialogs(ctx, 1, me, tc.q)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		wantTotal := len(tc.want)
+		if tc.q.Limit > 0 || tc.q.Skip > 0 {
+			wantTotal = len(all)
+		}
+		if got := dialogIDs(ds); !slices.Equal(got, tc.want) || total != wantTotal {
+			t.Errorf("%s: %v (total %d), want %v (total %d)", tc.name, got, total, tc.want, wantTotal)
+		}
+		if tc.q.Limit == 0 && tc.q.Skip == 0 {
+			tc.q.Count = true
+			if ds, n, err := s.FindDialogs(ctx, 1, me, tc.q); err != nil || n != wantTotal || ds != nil {
+				t.Errorf("%s counted: %d, %v, %v", tc.name, n, ds, err)
+			}
+		}
+	}
+	// Unread counts stay within the application.
+	counts, total, err := s.UnreadCounts(ctx, 1, 11, nil)
+	if err != nil || total != 0 || len(counts) != 1 || counts[a.ID] != 0 {
+		t.Errorf("UnreadCounts(app 1, 11) = %v total %d, %v", counts, total, err)
+	}
+	counts, total, err = s.UnreadCounts(ctx, 2, me, nil)
+	if err != nil || total != 1 || !reflect.DeepEqual(counts, map[string]int{foreign.ID: 1}) {
+		t.Errorf("UnreadCounts(app 2, 10) = %v total %d, %v", counts, total, err)
+	}
+	if ds, _, _ := s.FindDialogs(ctx, 2, me, history.DialogQuery{}); !slices.Equal(dialogIDs(ds), []string{foreign.ID}) ||
+		ds[0].UnreadCount != 1 {
+		t.Errorf("FindDialogs(app 2) = %v", dialogIDs(ds))
+	}
+}
+
+// Every operator on every kind of message field.
+func testMessageQueryLanguage(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	d := mkDialog(t, s, 1, history.Group, 10, 11)
+	var ms []*history.Message
+	add := func(sender, dateSent int64, text string, atts ...history.Attachment) {
+		m := mkMessage(d, sender, dateSent, text)
+		m.Attachments = atts
+		m.CreatedAt = t0.Add(time.Duration(len(ms)) * time.Minute)
+		m.UpdatedAt = t0.Add(time.Duration(10-len(ms)) * time.Minute)
+		ms = append(ms, m)
+	}
+	add(10, 100, "Hello World", history.Attachment{"type": "image"}, history.Attachment{"type": "image"})
+	add(11, 110, "", history.Attachment{"type": "video", "url": "v"})
+	add(10, 110, "hello")
+	add(11, 120, "", history.Attachment{"type": "image"}, history.Attachment{"type": "audio"})
+	add(10, 130, "", history.Attachment{"url": "no type", "content-type": "x/y", "a.b": "1"})
+	ms[2].Custom = map[string]string{"x.y": "1", "$k": "2", "": "3", "%": "4", "%2E": "5", "plain": "6"}
+	save(t, s, ms...)
+	for _, i := range []int{2, 4} {
+		got, err := s.Message(ctx, 1, ms[i].ID, 0)
+		if err != nil || !reflect.DeepEqual(got.Custom, ms[i].Custom) || !reflect.DeepEqual(got.Attachments, ms[i].Attachments) {
+			t.Errorf("message %d: %+v, %v", i, got, err)
+		}
+	}
+	cond := func(field string, kind history.Kind, op history.Op, vals ...any) history.Cond {
+		return history.Cond{Field: field, Kind: kind, Op: op, Values: vals}
+	}
+	one := func(c history.Cond) history.MessageQuery { return history.MessageQuery{Conds: []history.Cond{c}} }
+	const (
+		i   = history.KindInt
+		str = history.KindString
+		id  = history.KindID
+		tm  = history.KindTime
+		arr = history.KindStringArray
+	)
+	cases := []struct {
+		name string
+		q    history.MessageQuery
+		want []int
+	}{
+		// date_sent ascending, ties (1 and 2) by _id.
+		{"default order", history.MessageQuery{}, []int{0, 1, 2, 3, 4}},
+		{"attachment eq", one(cond("attachments.type", arr, history.OpEq, "image")), []int{0, 3}},
+		{"attachment ne", one(cond("attachments.type", arr, history.OpNe, "image")), []int{1, 2, 4}},
+		{"attachment in", one(cond("attachments.type", arr, history.OpIn, "video", "audio")), []int{1, 3}},
+		{"attachment nin", one(cond("attachments.type", arr, history.OpNin, "image", "video")), []int{2, 4}},
+		// Every type present: two images are not an image and an audio.
+		{"attachment all", one(cond("attachments.type", arr, history.OpAll, "image", "audio")), []int{3}},
+		{"attachment all repeated", one(cond("attachments.type", arr, history.OpAll, "audio", "audio")), []int{3}},
+		{"text ctn", one(cond("message", str, history.OpContains, "HELLO")), []int{0, 2}},
+		{"text eq empty", one(cond("message", str, history.OpEq, "")), []int{1, 3, 4}},
+		{"text ne empty", one(cond("message", str, history.OpNe, "")), []int{0, 2}},
+		{"text gt", one(cond("message", str, history.OpGt, "a")), []int{2}},
+		{"date_sent eq", one(cond("date_sent", i, history.OpEq, int64(110))), []int{1, 2}},
+		{"date_sent ne", one(cond("date_sent", i, history.OpNe, int64(110))), []int{0, 3, 4}},
+		{"date_sent in", one(cond("date_sent", i, history.OpIn, int64(100), int64(130))), []int{0, 4}},
+		{"date_sent nin", one(cond("date_sent", i, history.OpNin, int64(100), int64(130))), []int{1, 2, 3}},
+		{"date_sent gt", one(cond("date_sent", i, history.OpGt, int64(110))), []int{3, 4}},
+		{"sender ne", one(cond("sender_id", i, history.OpNe, int64(10))), []int{1, 3}},
+		{"recipient", one(cond("recipient_id", i, history.OpEq, int64(0))), []int{0, 1, 2, 3, 4}},
+		{"created_at gte", one(cond("created_at", tm, history.OpGte, t0.Add(3*time.Minute).Unix())), []int{3, 4}},
+		{"updated_at lt", one(cond("updated_at", tm, history.OpLt, t0.Add(8*time.Minute).Unix())), []int{3, 4}},
+		{"_id gt", one(cond("_id", id, history.OpGt, ms[2].ID)), []int{3, 4}},
+		{"_id ne", one(cond("_id", id, history.OpNe, ms[2].ID)), []int{0, 1, 3, 4}},
+		{"sort date_sent desc", history.MessageQuery{Sort: "date_sent", Desc: true}, []int{4, 3, 2, 1, 0}},
+		{"sort updated_at", history.MessageQuery{Sort: "updated_at"}, []int{4, 3, 2, 1, 0}},
+		{"sort created_at desc", history.MessageQuery{Sort: "created_at", Desc: true}, []int{4, 3, 2, 1, 0}},
+		{"sort _id desc", history.MessageQuery{Sort: "_id", Desc: true}, []int{4, 3, 2, 1, 0}},
+		{"page", history.MessageQuery{Sort: "date_sent", Desc: true, Limit: 2, Skip: 2}, []int{2, 1}},
+	}
+	for _, tc := range cases {
+		got, err := s.FindMessages(ctx, 1, d.ID, 11, tc.q)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		var idx []int
+		for _, m := range got {
+			idx = append(idx, slices.IndexFunc(ms, func(x *history.Message) bool { return x.ID == m.ID }))
+		}
+		if !slices.Equal(idx, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, idx, tc.want)
+		}
+	}
+	if got, err := s.FindMessages(ctx, 2, d.ID, 11, history.MessageQuery{}); err != nil || len(got) != 0 {
+		t.Errorf("messages through another application: %d, %v", len(got), err)
+	}
+	// Operators that do not apply are errors, not empty results.
+	for _, c := range []history.Cond{
+		cond("attachments.type", arr, history.OpLt, "x"),
+		cond("attachments.type", arr, history.OpContains, "x"),
+	} {
+		if _, err := s.FindMessages(ctx, 1, d.ID, 11, history.MessageQuery{Conds: []history.Cond{c}}); err == nil {
+			t.Errorf("%s[%s] accepted", c.Field, c.Op)
+		}
+	}
+}
+
+// Many markers of the same user and message at once: each message is
+// newly read (and delivered) exactly once, whoever marks it, and deleters
+// racing markers leave the counters equal to a recount.
+func testConcurrentMarkers(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	d := mkDialog(t, s, 1, history.Group, 10, 11, 12)
+	e := mkDialog(t, s, 1, history.Group, 10, 11, 12)
+	const n = 16
+	var inD, inE []string
+	var msgs []*history.Message
+	for i := range n {
+		md, me := mkMessage(d, 10, int64(100+i), "d"), mkMessage(e, 10, int64(100+i), "e")
+		msgs = append(msgs, md, me)
+		inD, inE = append(inD, md.ID), append(inE, me.ID)
+	}
+	save(t, s, msgs...)
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		read, dlv int
+	)
+	errc := make(chan error, 64)
+	count := func(total *int, k int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		*total += k
+		if err != nil && !errors.Is(err, history.ErrNotFound) {
+			errc <- err
+		}
+	}
+	for g := range 6 {
+		wg.Go(func() {
+			rnd := rand.New(rand.NewPCG(uint64(g), 3))
+			order := slices.Clone(inD)
+			rnd.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+			for len(order) > 0 {
+				k := min(len(order), 1+rnd.IntN(4))
+				var got int
+				var err error
+				switch g {
+				case 0:
+					got, err = s.MarkUpTo(ctx, 1, d.ID, 11, order[0], history.Read)
+				case 1:
+					got, err = s.MarkMessages(ctx, 1, d.ID, 11, order[:k], history.Delivered)
+					count(&dlv, got, err)
+					order = order[k:]
+					continue
+				case 2:
+					got, err = s.MarkUpTo(ctx, 1, d.ID, 11, order[0], history.Delivered)
+					count(&dlv, got, err)
+					order = order[1:]
+					continue
+				default:
+					got, err = s.MarkMessages(ctx, 1, d.ID, 11, order[:k], history.Read)
+				}
+				count(&read, got, err)
+				if g == 0 {
+					k = 1
+				}
+				order = order[k:]
+			}
+		})
+	}
+	// In e, user 11 and 12 mark, hide and delete at once.
+	for g := range 4 {
+		wg.Go(func() {
+			rnd := rand.New(rand.NewPCG(uint64(g), 5))
+			var dummy int
+			for range 12 {
+				pick := inE[rnd.IntN(len(inE))]
+				user := int64(11 + g%2)
+				var k int
+				var err error
+				switch rnd.IntN(5) {
+				case 0:
+					_, err = s.DeleteMessages(ctx, 1, []string{pick})
+				case 1:
+					_, err = s.HideMessages(ctx, 1, user, []string{pick})
+				case 2:
+					k, err = s.MarkUpTo(ctx, 1, e.ID, user, pick, history.Read)
+				default:
+					k, err = s.MarkMessages(ctx, 1, e.ID, user, []string{pick}, history.Read)
+				}
+				count(&dummy, k, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	if read != n || dlv != n {
+		t.Errorf("markers of %d messages counted %d newly read and %d newly delivered", n, read, dlv)
+	}
+	checkUnread(t, s, d, 11, 0)
+	checkUnread(t, s, d, 12, n)
+	for _, u := range []int64{11, 12} {
+		counts, _, err := s.UnreadCounts(ctx, 1, u, []string{e.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recount, err := s.RecountUnread(ctx, 1, e.ID, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts[e.ID] != recount {
+			t.Errorf("user %d in e: counter %d, recount %d", u, counts[e.ID], recount)
+		}
+	}
+	for _, id := range inD {
+		m, err := s.Message(ctx, 1, id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(m.ReadIDs, []int64{10, 11}) || !slices.Equal(m.DeliveredIDs, []int64{10, 11}) {
+			t.Errorf("message %s: read %v delivered %v", id, m.ReadIDs, m.DeliveredIDs)
+		}
+	}
 }

@@ -94,8 +94,9 @@ func NewParser(r io.Reader, max int) *Parser {
 	return &Parser{r: r, max: max}
 }
 
-// Buffered returns the bytes read from the reader but not yet parsed.
-func (p *Parser) Buffered() int { return p.end - p.pos }
+// Buffered returns the bytes read from the reader but not yet parsed; they
+// belong to the parser and stay valid until its next call.
+func (p *Parser) Buffered() []byte { return p.buf[p.pos:p.end] }
 
 // ParseElement parses data, which must hold exactly one element (surrounding
 // whitespace allowed), with defaultNS as the namespace in scope. WebSocket
@@ -443,6 +444,9 @@ func (p *Parser) startTag() (Event, bool, error) {
 	}
 	depth := p.depth + 1
 	el := &Element{}
+	if len(tag) > i {
+		el.Attrs = make([]Attr, 0, 4) // stanzas have a few, and get 'from' added
+	}
 	defNS := ""
 	if len(p.defaults) > 0 {
 		defNS = p.defaults[len(p.defaults)-1]
