@@ -21,6 +21,7 @@ import (
 
 	"chatd/account"
 	"chatd/config"
+	"chatd/internal/testtool"
 	"chatd/server"
 )
 
@@ -38,8 +39,8 @@ const chromiumPath = "/usr/bin/chromium"
 // Each path is a script of named checks that assert the values the SDK hands
 // to an app; the first failing check fails the test with its message.
 func TestQuickBloxSDK(t *testing.T) {
-	nodeBin := tool(t, "node")
-	npmBin := tool(t, "npm")
+	nodeBin := testtool.Path(t, "node", "install Node.js 18 or later with npm")
+	npmBin := testtool.Path(t, "npm", "install Node.js 18 or later with npm")
 	installModules(t, npmBin)
 
 	// The reconnect-core shim's own tests (node's test runner).
@@ -64,9 +65,7 @@ func TestQuickBloxSDK(t *testing.T) {
 	})
 
 	t.Run("browser", func(t *testing.T) {
-		if _, err := os.Stat(chromiumPath); err != nil {
-			missing(t, chromiumPath+" (Debian package chromium)")
-		}
+		testtool.Path(t, chromiumPath, "apt-get install chromium (Debian's; the suite never downloads a browser)")
 		app := newApp(t, s, "qbsdk-browser")
 		relay := startRelay(t, s.XMPP.WebSocketAddr().String())
 		page := servePage(t, relay)
@@ -81,25 +80,6 @@ func TestQuickBloxSDK(t *testing.T) {
 		)
 		runScript(t, 4*time.Minute, nodeBin, "browser-suite.js", env)
 	})
-}
-
-// missing skips the test for a missing outside program, or fails it when
-// CHATD_TEST_REQUIRE_TOOLS is set (CI).
-func missing(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("CHATD_TEST_REQUIRE_TOOLS") != "" {
-		t.Fatalf("%s is required (CHATD_TEST_REQUIRE_TOOLS is set)", what)
-	}
-	t.Skipf("%s not found: the QuickBlox SDK suite is skipped", what)
-}
-
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		missing(t, name)
-	}
-	return path
 }
 
 // installModules runs npm ci when node_modules is missing or older than the
