@@ -13,14 +13,13 @@
 
 const assert = require('node:assert/strict')
 const { chromium } = require('playwright-core')
-const { env, Suite, OBJECT_ID } = require('./lib')
+const { env, Suite, within, OBJECT_ID } = require('./lib')
 
 const E = env()
 const suite = new Suite('browser path', E.deadlineMs)
 const check = suite.check.bind(suite)
 const sorted = ids => [...ids].sort((a, b) => a - b)
 const roomJid = dialogId => `${E.appId}_${dialogId}@muc.${E.chat}`
-void roomJid
 
 // The flags the suite runs Chromium with; the profile is a fresh directory
 // the Go test removes.
@@ -56,20 +55,20 @@ class Tab {
   // call runs QB.<path>(...args, cb) in the page and returns the result; an
   // error rejects.
   async call (path, ...args) {
-    const r = await this.page.evaluate(([p, a]) => window.qbt.call(p, a), [path, args])
+    const r = await within(10000, `${this.name}: QB.${path}`, this.page.evaluate(([p, a]) => window.qbt.call(p, a), [path, args]))
     if (r.err) throw new Error(`${this.name}: QB.${path} reported an error: ${JSON.stringify(r.err)}`)
     return r.res
   }
 
   async fails (path, ...args) {
-    const r = await this.page.evaluate(([p, a]) => window.qbt.call(p, a), [path, args])
+    const r = await within(10000, `${this.name}: QB.${path}`, this.page.evaluate(([p, a]) => window.qbt.call(p, a), [path, args]))
     if (!r.err) throw new Error(`${this.name}: QB.${path} should have failed, got ${JSON.stringify(r.res)}`)
     return r.err
   }
 
   // callOne is call for callbacks of one argument; it returns that argument.
   async callOne (path, ...args) {
-    const r = await this.page.evaluate(([p, a]) => window.qbt.callOne(p, a), [path, args])
+    const r = await within(10000, `${this.name}: QB.${path}`, this.page.evaluate(([p, a]) => window.qbt.callOne(p, a), [path, args]))
     return r.arg
   }
 
@@ -285,6 +284,45 @@ check('system notification and privacy list in the browser', async () => {
   assert.deepEqual(after, { default: null, active: null, names: [] })
 })
 
+check('group chat: join with its callback, listOnlineUsers, a message acked and fanned out, leave with its callback', async () => {
+  const g = await tabs.alice.call('chat.dialog.create', { type: 2, name: 'Browser team', occupants_ids: [users.bob.id, users.carol.id] })
+  const room = roomJid(g._id)
+  assert.equal(g.xmpp_room_jid, room)
+  state.group = g
+  for (const name of ['alice', 'bob', 'carol']) {
+    const res = await tabs[name].call('chat.muc.join', g._id)
+    assert.deepEqual(res, { dialogId: g._id }, name)
+  }
+  const j = await tabs.alice.next('onJoinOccupant', { userId: users.bob.id })
+  assert.equal(j.dialogId, g._id)
+  const online = await tabs.alice.callOne('chat.muc.listOnlineUsers', room)
+  assert.deepEqual(sorted(online), sorted([users.alice.id, users.bob.id, users.carol.id]))
+
+  const id = await tabs.alice.eval(([to, dialogId]) => QB.chat.send(to, {
+    type: 'groupchat', body: 'hello browser team', markable: 1, extension: { save_to_history: 1, dialog_id: dialogId, custom: 'bg' }
+  }), [room, g._id])
+  const sent = await tabs.alice.next('onSentMessageCallback', { 'messageSent.id': id })
+  assert.equal(sent.messageLost, null)
+  // bob and carol joined; alice2 did not, and gets it at her bare JID
+  // (is_join_required is 0); alice gets her own back
+  for (const name of ['bob', 'carol', 'alice2', 'alice']) {
+    const ev = await tabs[name].next('onMessageListener', { 'message.id': id })
+    assert.equal(ev.userId, users.alice.id, name)
+    assert.equal(ev.message.type, 'groupchat', name)
+    assert.equal(ev.message.dialog_id, g._id, name)
+    assert.equal(ev.message.body, 'hello browser team', name)
+    assert.equal(ev.message.extension.custom, 'bg', name)
+    assert.equal(ev.message.extension.message_id, id, name)
+  }
+  const d = await tabs.alice.next('onDeliveredStatusListener', { messageId: id, userId: users.bob.id })
+  assert.equal(d.dialogId, g._id)
+
+  const left = await tabs.bob.call('chat.muc.leave', room)
+  assert.deepEqual(left, { dialogId: g._id })
+  const l = await tabs.alice.next('onLeaveOccupant', { userId: users.bob.id })
+  assert.equal(l.dialogId, g._id)
+})
+
 check('reconnect: the connection drops, every tab reconnects by itself, chat and acks work again', async () => {
   const before = {}
   for (const name of Object.keys(tabs)) before[name] = tabs[name].sockets.length
@@ -339,6 +377,25 @@ check('pings: the SDK pings chatd every 5 s and every answer comes in under 1 s'
   assert.ok(gaps.some(g => g > 4000 && g < 7000), `pings ${gaps.join(', ')} ms apart`)
   assert.equal(await tab.eval(() => QB.chat._chatPingFailedCounter), 0)
 }, 30000)
+
+check('after the reconnect the SDK rejoined its rooms; a kick over REST (status 301) reaches the kicked tab', async () => {
+  const g = state.group
+  const room = roomJid(g._id)
+  let online = []
+  for (let i = 0; i < 50; i++) { // the rejoins follow the reconnect by a round trip: poll, bounded
+    online = await tabs.alice.callOne('chat.muc.listOnlineUsers', room)
+    if (online.length === 2) break
+    await new Promise(r => setTimeout(r, 50))
+  }
+  assert.deepEqual(sorted(online), sorted([users.alice.id, users.carol.id]))
+  const u = await tabs.alice.call('chat.dialog.update', g._id, { pull_all: { occupants_ids: [users.carol.id] } })
+  assert.deepEqual(u.occupants_ids, sorted([users.alice.id, users.bob.id]))
+  const kick = await tabs.carol.next('onKickOccupant', { dialogId: g._id })
+  assert.equal(kick.initiatorUserId, users.alice.id)
+  const l = await tabs.alice.next('onLeaveOccupant', { userId: users.carol.id })
+  assert.equal(l.dialogId, g._id)
+  assert.equal(await tabs.carol.eval(r => QB.chat.muc.joinedRooms[r], room), undefined)
+})
 
 check('chat.disconnect closes the WebSocket', async () => {
   for (const name of Object.keys(tabs)) {
