@@ -60,9 +60,10 @@
 //
 // A join gets the other occupants' presences first (no status codes, each
 // with an id), then its self-presence echoing the join's id with statuses
-// 100 (the room shows real JIDs: the nick is the user id anyway; items carry
-// the bare JID), 110, and 201/210 when they apply; then the history asked
-// for; then the subject. Every presence the service emits carries an id.
+// 110 — first, as the SDK reads only the first <status> — then 100 (the
+// room shows real JIDs: the nick is the user id anyway; items carry the bare
+// JID), and 201/210 when they apply; then the history asked for; then the
+// subject. Every presence the service emits carries an id.
 // Join errors echo the id, include <x xmlns='http://jabber.org/protocol/muc'/>,
 // come from the occupant JID asked for and carry the legacy error code
 // (registration-required, 407, for a members-only room one is not in;

@@ -26,7 +26,8 @@ func itemOf(el *stanza.Element) *stanza.Element {
 
 // Joins go exactly as compat §7.5 says: the others' presences first,
 // without status codes and with ids, then the self-presence echoing the
-// join's id with 110; an SDK join gets no subject, a standard join does
+// join's id with 110 as its first status (the QuickBlox SDK reads only the
+// first <status>; with 100 first its join callback never fired); an SDK join gets no subject, a standard join does
 // (after the history, here empty).
 func TestJoinOrderIdsAndStatusCodes(t *testing.T) {
 	e := startEnv(t, envOptions{})
@@ -36,7 +37,7 @@ func TestJoinOrderIdsAndStatusCodes(t *testing.T) {
 
 	alice := r.As("alice")
 	alice.Send(sdkJoin(room, "a1", r.U("alice").id))
-	self := alice.Next(append(presence(room+"/"+r.U("alice").id), attr("id", "a1:join"), codes("100", "110"))...)
+	self := alice.Next(append(presence(room+"/"+r.U("alice").id), attr("id", "a1:join"), codes("110", "100"))...)
 	if it := itemOf(self); it == nil || it.Attr("affiliation") != "owner" || it.Attr("role") != "moderator" {
 		t.Fatalf("owner's self-presence %s", self)
 	}
@@ -48,7 +49,7 @@ func TestJoinOrderIdsAndStatusCodes(t *testing.T) {
 	if other.Attr("id") == "" || other.HasAttr("type") {
 		t.Fatalf("occupant presence without id or with a type: %s", other)
 	}
-	self = bob.Next(append(presence(room+"/"+r.U("bob").id), attr("id", "b1:join"), codes("100", "110"))...)
+	self = bob.Next(append(presence(room+"/"+r.U("bob").id), attr("id", "b1:join"), codes("110", "100"))...)
 	if it := itemOf(self); it.Attr("affiliation") != "member" || it.Attr("role") != "participant" || it.Attr("jid") != r.U("bob").jid {
 		t.Fatalf("member's self-presence %s", self)
 	}
@@ -72,7 +73,7 @@ func TestJoinOrderIdsAndStatusCodes(t *testing.T) {
 	if !seen[room+"/"+r.U("alice").id] || !seen[room+"/"+r.U("bob").id] {
 		t.Fatalf("carol saw %v", seen)
 	}
-	carol.Next(append(presence(room+"/"+r.U("carol").id), attr("id", "c1"), codes("100", "110"))...)
+	carol.Next(append(presence(room+"/"+r.U("carol").id), attr("id", "c1"), codes("110", "100"))...)
 	subj := carol.Next(name("message"), attr("from", room), attr("type", "groupchat"), hasChild("subject", ""))
 	if subj.ChildText("subject", "") != "Party" || subj.Attr("id") == "" || subj.Child("body", "") != nil {
 		t.Fatalf("subject %s", subj)
@@ -89,7 +90,7 @@ func TestNickIsTheUserID(t *testing.T) {
 	room := e.roomJID(d)
 	a := r.As("alice")
 	a.Send(sdkJoin(room, "x", "Alice Cooper"))
-	a.Next(append(presence(room+"/"+r.U("alice").id), attr("id", "x:join"), codes("100", "110", "210"))...)
+	a.Next(append(presence(room+"/"+r.U("alice").id), attr("id", "x:join"), codes("110", "100", "210"))...)
 }
 
 // Join errors echo the id and the <x/> child, come from the occupant JID
@@ -147,7 +148,7 @@ func TestLeaveAndSessionEnd(t *testing.T) {
 	room := e.roomJID(d)
 	for _, n := range []string{"alice", "bob", "carol"} {
 		r.As(n).Send(sdkJoin(room, n, r.U(n).id))
-		r.As(n).Expect(append(presence(room+"/"+r.U(n).id), codes("100", "110"))...)
+		r.As(n).Expect(append(presence(room+"/"+r.U(n).id), codes("110", "100"))...)
 	}
 	bob := r.As("bob")
 	bob.Send(`<presence type='unavailable' id='bye' to='` + room + `/` + r.U("bob").id + `'/>`)
@@ -181,13 +182,13 @@ func TestSeveralResourcesShareTheNick(t *testing.T) {
 	room := e.roomJID(d)
 	alice := r.As("alice")
 	alice.Send(sdkJoin(room, "a", r.U("alice").id))
-	alice.Expect(codes("100", "110"))
+	alice.Expect(codes("110", "100"))
 	bob := room + "/" + r.U("bob").id
 	r.As("bob/phone").Send(sdkJoin(room, "p", r.U("bob").id))
-	r.As("bob/phone").Expect(attr("id", "p:join"), codes("100", "110"))
+	r.As("bob/phone").Expect(attr("id", "p:join"), codes("110", "100"))
 	alice.Expect(presence(bob)...)
 	r.As("bob/web").Send(sdkJoin(room, "w", r.U("bob").id))
-	r.As("bob/web").Expect(attr("id", "w:join"), codes("100", "110"))
+	r.As("bob/web").Expect(attr("id", "w:join"), codes("110", "100"))
 	r.As("bob/web").Sync() // its join was processed to the end
 	alice.None(presence(bob)...)
 	r.As("bob/web").Send(`<presence type='unavailable' to='` + bob + `'/>`)
@@ -210,14 +211,14 @@ func TestPresenceFloodBound(t *testing.T) {
 	d := e.group(r.U("a"), "big", false, r.U("b"), r.U("c"), r.U("d"))
 	room := e.roomJID(d)
 	r.As("a").Send(sdkJoin(room, "1", r.U("a").id))
-	r.As("a").Next(codes("100", "110"))
+	r.As("a").Next(codes("110", "100"))
 	r.As("b").Send(sdkJoin(room, "2", r.U("b").id))
 	r.As("b").Next(presence(room + "/" + r.U("a").id)...)
-	r.As("b").Next(codes("100", "110"))
+	r.As("b").Next(codes("110", "100"))
 	r.As("a").Expect(presence(room + "/" + r.U("b").id)...)
 	// The third occupant takes the room above 2.
 	r.As("c").Send(sdkJoin(room, "3", r.U("c").id))
-	r.As("c").Next(append(presence(room+"/"+r.U("c").id), codes("100", "110"))...)
+	r.As("c").Next(append(presence(room+"/"+r.U("c").id), codes("110", "100"))...)
 	r.As("c").Sync()
 	r.As("a").None(name("presence"))
 	r.As("b").None(name("presence"))
@@ -228,7 +229,7 @@ func TestPresenceFloodBound(t *testing.T) {
 	r.As("a").None(name("presence"))
 	// Messages are not bounded.
 	r.As("c").Send(sdkJoin(room, "4", r.U("c").id))
-	r.As("c").Expect(codes("100", "110"))
+	r.As("c").Expect(codes("110", "100"))
 	r.As("a").Send(`<message type='groupchat' to='` + room + `'><body>all</body></message>`)
 	for _, n := range []string{"a", "b", "c"} {
 		r.As(n).Expect(body("all"))
@@ -247,7 +248,7 @@ func TestAvailabilityChangeAndSelfPing(t *testing.T) {
 	joinAll(r, room, "alice", "bob")
 	bob := room + "/" + r.U("bob").id
 	r.As("bob").Send(`<presence id='away1' to='` + bob + `'><show>away</show><status>lunch</status></presence>`)
-	self := r.As("bob").Next(append(presence(bob), attr("id", "away1"), codes("100", "110"))...)
+	self := r.As("bob").Next(append(presence(bob), attr("id", "away1"), codes("110", "100"))...)
 	if self.ChildText("show", "") != "away" {
 		t.Fatalf("own presence %s", self)
 	}

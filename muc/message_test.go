@@ -17,7 +17,7 @@ func joinAll(r *runner, room string, names ...string) {
 	for _, n := range names {
 		a := r.As(n)
 		a.Send(sdkJoin(room, "j-"+strings.ReplaceAll(n, "/", "-"), r.U(strings.Split(n, "/")[0]).id))
-		a.Expect(codes("100", "110"))
+		a.Expect(codes("110", "100"))
 	}
 	// Twice: a joiner's sync proves its join was processed to the end
 	// (broadcasts included, on its reader goroutine); the second round then
@@ -146,7 +146,7 @@ func TestHistoryOnJoin(t *testing.T) {
 	bob := r.As("bob")
 	bob.Send(`<presence id='h1' to='` + room + `/` + r.U("bob").id + `'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='3'/></x></presence>`)
 	bob.Next(presence(room + "/" + r.U("alice").id)...)
-	bob.Next(attr("id", "h1"), codes("100", "110"))
+	bob.Next(attr("id", "h1"), codes("110", "100"))
 	for _, want := range []string{"m23", "m24", "m25"} {
 		m := bob.Next(name("message"), body(want), attr("from", room+"/"+r.U("alice").id), attr("type", "groupchat"))
 		dl := m.Child("delay", "urn:xmpp:delay")
@@ -161,7 +161,7 @@ func TestHistoryOnJoin(t *testing.T) {
 
 	// No <history/>: the default 20.
 	bob.Send(plainJoin(room, "h2", r.U("bob").id))
-	bob.Expect(attr("id", "h2"), codes("100", "110"))
+	bob.Expect(attr("id", "h2"), codes("110", "100"))
 	var got []string
 	for {
 		m := bob.Next(name("message"))
@@ -178,7 +178,7 @@ func TestHistoryOnJoin(t *testing.T) {
 
 	// maxchars lets whole stanzas in, newest first, up to the bound.
 	bob.Send(`<presence id='h3' to='` + room + `/` + r.U("bob").id + `'><x xmlns='http://jabber.org/protocol/muc'><history maxchars='1000'/></x></presence>`)
-	bob.Expect(attr("id", "h3"), codes("100", "110"))
+	bob.Expect(attr("id", "h3"), codes("110", "100"))
 	got = got[:0]
 	for {
 		m := bob.Next(name("message"))
@@ -195,7 +195,7 @@ func TestHistoryOnJoin(t *testing.T) {
 
 	// The SDK's join: nothing.
 	bob.Send(sdkJoin(room, "h4", r.U("bob").id))
-	bob.Expect(attr("id", "h4:join"), codes("100", "110"))
+	bob.Expect(attr("id", "h4:join"), codes("110", "100"))
 	bob.None(name("message"))
 
 	// since in the future leaves out everything.
@@ -203,7 +203,7 @@ func TestHistoryOnJoin(t *testing.T) {
 	bob.Expect(codes("110"))
 	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	bob.Send(`<presence id='h5' to='` + room + `/` + r.U("bob").id + `'><x xmlns='http://jabber.org/protocol/muc'><history since='` + future + `'/></x></presence>`)
-	bob.Expect(attr("id", "h5"), codes("100", "110"))
+	bob.Expect(attr("id", "h5"), codes("110", "100"))
 	bob.Next(name("message"), hasChild("subject", ""))
 }
 
@@ -291,7 +291,7 @@ func TestPrivateMessagesAndInvitations(t *testing.T) {
 		t.Fatalf("dave not added: %+v %v", dd, err)
 	}
 	r.As("dave").Send(sdkJoin(room, "d2", r.U("dave").id))
-	r.As("dave").Expect(attr("id", "d2:join"), codes("100", "110"))
+	r.As("dave").Expect(attr("id", "d2:join"), codes("110", "100"))
 	// Dave declines anyway.
 	r.As("dave").Send(`<message to='` + room + `'><x xmlns='http://jabber.org/protocol/muc#user'><decline to='{bob}'/></x></message>`)
 	dec := r.As("bob").Expect(name("message"), attr("from", room), hasChild("x", nsMUCUser))

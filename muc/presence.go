@@ -228,7 +228,10 @@ func (svc *Service) itemOf(r *room, d *history.Dialog, o *occupant) *xmpp.Item {
 
 // selfPresence builds the joiner's own presence: the join's id echoed,
 // status 110 (self), 100 (the room shows real JIDs), 201 (the join created
-// the room) and 210 (the nick was changed to the user id).
+// the room) and 210 (the nick was changed to the user id). 110 comes first:
+// the QuickBlox SDK reads only the first <status> of a muc#user presence
+// (chatUtils.getElement, in its join handler and in _onPresence) and
+// reports a join only when that one is 110.
 func (svc *Service) selfPresence(r *room, d *history.Dialog, o *occupant, join *stanza.Element, created, renamed bool) *stanza.Element {
 	id := join.Attr("id")
 	if id == "" {
@@ -238,7 +241,7 @@ func (svc *Service) selfPresence(r *room, d *history.Dialog, o *occupant, join *
 	p := stanza.New("presence", stanza.NSClient, "from", r.jid+"/"+nick(o.user), "id", id)
 	p.Append(o.extras...)
 	x := stanza.New("x", nsMUCUser).Append(mucItem(aff, role(aff), svc.userJID(d.AppID, o.user)),
-		status("100"), status("110"))
+		status("110"), status("100"))
 	if created {
 		x.Append(status("201"))
 	}

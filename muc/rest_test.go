@@ -51,7 +51,7 @@ func TestRESTInterplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.As("dave").Send(sdkJoin(room, "d1", r.U("dave").id))
-	r.As("dave").Expect(attr("id", "d1:join"), codes("100", "110"))
+	r.As("dave").Expect(attr("id", "d1:join"), codes("110", "100"))
 	r.As("alice").Expect(append(presence(room+"/"+r.U("dave").id), codes())...)
 
 	// A rename reaches standard clients as the subject, never the SDK's.
