@@ -31,6 +31,9 @@ func startNode(t *testing.T) *server.Server {
 		"CHATD_XMPP_TLS_LISTEN=127.0.0.1:0",
 		"CHATD_XMPP_WEBSOCKET_LISTEN=127.0.0.1:0",
 		"CHATD_TURN_ENABLED=false",
+		// Sessions silent for 2s end: held sessions must answer pings.
+		"CHATD_XMPP_PING_INTERVAL=1s",
+		"CHATD_XMPP_PING_TIMEOUT=1s",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +88,7 @@ func TestModes(t *testing.T) {
 	fromFile := []string{"-addr", xmppAddr, "-users", usersFile}
 
 	t.Run("idle", func(t *testing.T) {
-		r := chatbench(t, append(api, "-mode", "idle", "-n", "6", "-concurrency", "3", "-settle", "0",
+		r := chatbench(t, append(api, "-mode", "idle", "-n", "6", "-concurrency", "3", "-settle", "0", "-hold", "2500ms",
 			"-pid", fmt.Sprint(os.Getpid()), "-sources", "127.0.0.1,127.0.0.2")...)
 		if r.Idle == nil || r.Idle.Sessions != 6 || r.Idle.Failed != 0 || r.Idle.Lost != 0 {
 			t.Fatalf("idle: %+v", r.Idle)

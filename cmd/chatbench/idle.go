@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"chatd/xmpp/stanza"
 )
 
 // errorCount counts errors and keeps the first.
@@ -38,8 +40,11 @@ var errTooManyFailures = errors.New("more than 100 logins failed, and more than 
 
 // openAll logs in users[i] for each i with workers in parallel and returns
 // the connections (nil where the login failed), with each login's time.
+// Each connection starts reading at once with the handler handle(i) returns
+// (a session that reads nothing could not answer the server's pings).
 // Failures are counted in b.errs.
-func (b *bench) openAll(ctx context.Context, users []account, presence bool, progress string) ([]*conn, *histogram, error) {
+func (b *bench) openAll(ctx context.Context, users []account, presence bool, progress string,
+	handle func(i int) func(*stanza.Element)) ([]*conn, *histogram, error) {
 	conns := make([]*conn, len(users))
 	var (
 		next, ok, failed atomic.Int64
@@ -71,6 +76,7 @@ func (b *bench) openAll(ctx context.Context, users []account, presence bool, pro
 					failed.Add(1)
 					continue
 				}
+				c.read(handle(i))
 				conns[i] = c
 				n := ok.Add(1)
 				mu.Lock()
@@ -121,18 +127,19 @@ func closeAll(conns []*conn, wait time.Duration) {
 
 // idleResult is the idle sessions figure.
 type idleResult struct {
-	Requested        int     `json:"requested"`
-	Sessions         int     `json:"sessions"`
-	Failed           int     `json:"failed"`
-	Presence         bool    `json:"presence"`
-	OpenSeconds      float64 `json:"open_seconds"`
-	OpenPerSec       float64 `json:"open_per_second"`
-	LoginTime        latency `json:"login_time"`
-	Lost             int     `json:"lost_before_close"` // sessions the server ended while they were held
-	RSSBeforeKiB     int64   `json:"server_rss_before_kib,omitempty"`
-	RSSAfterKiB      int64   `json:"server_rss_after_kib,omitempty"`
-	RSSDeltaKiB      int64   `json:"server_rss_delta_kib,omitempty"`
-	RSSPerSessionKiB float64 `json:"server_rss_per_session_kib,omitempty"`
+	Requested        int        `json:"requested"`
+	Sessions         int        `json:"sessions"`
+	Failed           int        `json:"failed"`
+	Presence         bool       `json:"presence"`
+	OpenSeconds      float64    `json:"open_seconds"`
+	OpenPerSec       float64    `json:"open_per_second"`
+	LoginTime        latency    `json:"login_time"`
+	Lost             int        `json:"lost_before_close"` // sessions the server ended while they were held
+	RSSBeforeKiB     int64      `json:"server_rss_before_kib,omitempty"`
+	RSSAfterKiB      int64      `json:"server_rss_after_kib,omitempty"`
+	RSSDeltaKiB      int64      `json:"server_rss_delta_kib,omitempty"`
+	RSSPerSessionKiB float64    `json:"server_rss_per_session_kib,omitempty"`
+	CPU              *cpuReport `json:"cpu,omitempty"` // while opening, per session
 }
 
 // idle opens n authenticated sessions and holds them, reading the server's
@@ -140,22 +147,25 @@ type idleResult struct {
 func (b *bench) idle(ctx context.Context, before procSample) (*idleResult, error) {
 	o := b.o
 	res := &idleResult{Requested: len(b.users), Presence: o.presence}
+	cpu := cpuWindow{pid: o.pid}
+	cpu.begin()
 	start := time.Now()
-	conns, hist, err := b.openAll(ctx, b.users, o.presence, "idle")
+	conns, hist, err := b.openAll(ctx, b.users, o.presence, "idle", func(int) func(*stanza.Element) { return nil })
 	if err != nil {
 		return nil, err
 	}
 	res.OpenSeconds = time.Since(start).Seconds()
+	cpu.end()
 	for _, c := range conns {
 		if c != nil {
 			res.Sessions++
-			c.read(nil)
 		}
 	}
 	defer closeAll(conns, 5*time.Second)
 	res.Failed = res.Requested - res.Sessions
 	res.OpenPerSec = float64(res.Sessions) / res.OpenSeconds
 	res.LoginTime = hist.summary()
+	res.CPU = cpu.report(int64(res.Sessions))
 	if err := sleepCtx(ctx, o.settle); err != nil {
 		return nil, err
 	}
@@ -208,6 +218,9 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 func printIdle(w io.Writer, r *idleResult) {
 	fmt.Fprintf(w, "idle: %d/%d sessions open (%d failed, %d lost while held) in %.1fs, %.0f logins/s; login time p50 %.1f ms, p99 %.1f ms\n",
 		r.Sessions, r.Requested, r.Failed, r.Lost, r.OpenSeconds, r.OpenPerSec, r.LoginTime.P50, r.LoginTime.P99)
+	if r.CPU != nil {
+		fmt.Fprintf(w, "idle: cpu while opening: %s\n", r.CPU.line("session"))
+	}
 	if r.RSSAfterKiB > 0 {
 		fmt.Fprintf(w, "idle: server RSS %s → %s: %+.1f MiB, %.1f KiB per idle session\n",
 			kib(r.RSSBeforeKiB), kib(r.RSSAfterKiB), float64(r.RSSDeltaKiB)/1024, r.RSSPerSessionKiB)

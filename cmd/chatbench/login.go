@@ -11,12 +11,13 @@ import (
 
 // loginResult is the login rate figure.
 type loginResult struct {
-	Concurrency int     `json:"concurrency"`
-	Duration    float64 `json:"duration_seconds"`
-	Logins      int64   `json:"logins"`
-	Failed      int64   `json:"failed"`
-	PerSec      float64 `json:"logins_per_second"`
-	LoginTime   latency `json:"login_time"` // connect to bound resource
+	Concurrency int        `json:"concurrency"`
+	Duration    float64    `json:"duration_seconds"`
+	Logins      int64      `json:"logins"`
+	Failed      int64      `json:"failed"`
+	PerSec      float64    `json:"logins_per_second"`
+	LoginTime   latency    `json:"login_time"`    // connect to bound resource
+	CPU         *cpuReport `json:"cpu,omitempty"` // per login
 }
 
 // login has workers log in (connect, TLS, SASL, bind) and out in a loop,
@@ -30,6 +31,8 @@ func (b *bench) login(ctx context.Context) (*loginResult, error) {
 		all              = newHistogram()
 		wg               sync.WaitGroup
 	)
+	cpu := cpuWindow{pid: o.pid}
+	cpu.begin()
 	start := time.Now()
 	end := start.Add(o.duration)
 	for range o.concurrency {
@@ -60,6 +63,7 @@ func (b *bench) login(ctx context.Context) (*loginResult, error) {
 		}()
 	}
 	wg.Wait()
+	cpu.end()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -68,10 +72,14 @@ func (b *bench) login(ctx context.Context) (*loginResult, error) {
 	res.Logins, res.Failed = ok.Load(), failed.Load()
 	res.PerSec = float64(res.Logins) / elapsed.Seconds()
 	res.LoginTime = all.summary()
+	res.CPU = cpu.report(res.Logins)
 	return res, nil
 }
 
 func printLogin(w io.Writer, r *loginResult) {
 	fmt.Fprintf(w, "login: %.0f logins/s over %.1fs with %d workers (%d ok, %d failed); login time p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
 		r.PerSec, r.Duration, r.Concurrency, r.Logins, r.Failed, r.LoginTime.P50, r.LoginTime.P99, r.LoginTime.Max)
+	if r.CPU != nil {
+		fmt.Fprintf(w, "login: cpu: %s\n", r.CPU.line("login"))
+	}
 }

@@ -46,10 +46,18 @@ type pair struct {
 	hist     *histogram
 }
 
-// phases are the run's times, fixed before any message is sent.
+// phases are the run's times, fixed before any message is sent. Receivers
+// read them concurrently: until they are set, no message is in the
+// measurement.
 type phases struct {
 	start, measure, end time.Time
-	measureNs, endNs    int64
+	measureNs, endNs    atomic.Int64
+}
+
+func (ph *phases) set(start, measure, end time.Time) {
+	ph.start, ph.measure, ph.end = start, measure, end
+	ph.measureNs.Store(clockBaseUnix + int64(measure.Sub(clockBase)))
+	ph.endNs.Store(clockBaseUnix + int64(end.Sub(clockBase)))
 }
 
 // pairsResult is the throughput or paced-latency figure.
@@ -73,6 +81,8 @@ type pairsResult struct {
 	MsgsPerSec   float64  `json:"delivered_per_second"`
 	Latency      latency  `json:"latency"`
 	SenderLag    *latency `json:"sender_lag,omitempty"`
+	// CPU is measured over the measurement window, per delivered message.
+	CPU *cpuReport `json:"cpu,omitempty"`
 }
 
 // pairs runs the pairs (as fast as the window allows) and rate (paced)
@@ -85,8 +95,25 @@ func (b *bench) pairs(ctx context.Context) (*pairsResult, error) {
 	if paced {
 		res.Rate = o.rate
 	}
+	// The pairs and their handlers exist before the logins, so that each
+	// connection reads from the start; the phases are set before the first
+	// message is sent.
+	ps := make([]*pair, o.pairs)
+	ph := &phases{}
+	for i := range ps {
+		p := &pair{to: b.users[2*i+1].JID, tokens: make(chan struct{}, o.window), hist: newHistogram(), lag: newHistogram()}
+		for range o.window {
+			p.tokens <- struct{}{}
+		}
+		ps[i] = p
+	}
 	loginStart := time.Now()
-	conns, _, err := b.openAll(ctx, b.users, true, o.mode)
+	conns, _, err := b.openAll(ctx, b.users, true, o.mode, func(i int) func(*stanza.Element) {
+		if i%2 == 0 {
+			return ps[i/2].senderReply
+		}
+		return ps[i/2].receive(ph)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -98,26 +125,11 @@ func (b *bench) pairs(ctx context.Context) (*pairsResult, error) {
 		}
 	}
 	res.LoginSeconds = time.Since(loginStart).Seconds()
-
-	ps := make([]*pair, o.pairs)
-	for i := range ps {
-		p := &pair{to: b.users[2*i+1].JID, snd: conns[2*i], rcv: conns[2*i+1], tokens: make(chan struct{}, o.window),
-			hist: newHistogram(), lag: newHistogram()}
-		for range o.window {
-			p.tokens <- struct{}{}
-		}
-		ps[i] = p
+	for i, p := range ps {
+		p.snd, p.rcv = conns[2*i], conns[2*i+1]
 	}
-	var ph phases
-	ph.start = time.Now().Add(10 * time.Millisecond)
-	ph.measure = ph.start.Add(o.warmup)
-	ph.end = ph.measure.Add(o.duration)
-	ph.measureNs = clockBaseUnix + int64(ph.measure.Sub(clockBase))
-	ph.endNs = clockBaseUnix + int64(ph.end.Sub(clockBase))
-	for _, p := range ps {
-		p.rcv.read(p.receive(&ph))
-		p.snd.read(p.senderReply)
-	}
+	start := time.Now().Add(10 * time.Millisecond)
+	ph.set(start, start.Add(o.warmup), start.Add(o.warmup+o.duration))
 
 	stop := make(chan struct{})
 	stopTimer := time.AfterFunc(time.Until(ph.end), func() { close(stop) })
@@ -131,14 +143,21 @@ func (b *bench) pairs(ctx context.Context) (*pairsResult, error) {
 			if paced {
 				interval := time.Duration(float64(o.pairs) / o.rate * float64(time.Second))
 				offset := interval * time.Duration(i) / time.Duration(o.pairs)
-				err = p.sendPaced(ctx, stop, &ph, interval, offset, o)
+				err = p.sendPaced(ctx, stop, ph, interval, offset, o)
 			} else {
-				err = p.sendFast(ctx, stop, &ph, o)
+				err = p.sendFast(ctx, stop, ph, o)
 			}
 			if err != nil && ctx.Err() == nil {
 				b.errs.add(fmt.Errorf("sender %d: %w", i, err))
 			}
 		}()
+	}
+	cpu := cpuWindow{pid: o.pid}
+	if sleepCtx(ctx, time.Until(ph.measure)) == nil {
+		cpu.begin()
+		if sleepCtx(ctx, time.Until(ph.end)) == nil {
+			cpu.end()
+		}
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -177,6 +196,7 @@ func (b *bench) pairs(ctx context.Context) (*pairsResult, error) {
 	res.ExactlyOnce = res.Lost == 0 && res.Duplicates == 0 && res.Bounced == 0
 	res.MsgsPerSec = float64(res.Delivered) / o.duration.Seconds()
 	res.Latency = all.summary()
+	res.CPU = cpu.report(res.Delivered)
 	if paced {
 		l := lag.summary()
 		res.SenderLag = &l
@@ -355,7 +375,7 @@ func (p *pair) receive(ph *phases) func(*stanza.Element) {
 			p.reorder.Add(1)
 		}
 		p.maxSeq = max(p.maxSeq, seq)
-		if now >= ph.measureNs && now < ph.endNs {
+		if now >= ph.measureNs.Load() && now < ph.endNs.Load() {
 			p.inWindow++
 			p.hist.record(time.Duration(now - ts))
 		}
@@ -376,6 +396,9 @@ func printPairs(w io.Writer, mode string, r *pairsResult) {
 		mode, what, r.MsgsPerSec, r.Duration, r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max)
 	fmt.Fprintf(w, "%s: sent %d, received %d, lost %d, duplicates %d, reordered %d, bounced %d: exactly once %v\n",
 		mode, r.Sent, r.Received, r.Lost, r.Duplicates, r.Reordered, r.Bounced, r.ExactlyOnce)
+	if r.CPU != nil {
+		fmt.Fprintf(w, "%s: cpu: %s\n", mode, r.CPU.line("message"))
+	}
 	if r.SenderLag != nil {
 		fmt.Fprintf(w, "%s: sender lag behind schedule p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
 			mode, r.SenderLag.P50, r.SenderLag.P99, r.SenderLag.Max)

@@ -80,3 +80,75 @@ func deltaOf(a, b procSample) procDelta {
 	}
 	return d
 }
+
+// cpuWindow measures the CPU the server (with -pid) and chatbench itself
+// use between begin and end, for a cost per operation that does not depend
+// on what else the machine is running.
+type cpuWindow struct {
+	pid                      int
+	srvA, srvB, selfA, selfB procSample
+	srvOK, selfOK            bool
+}
+
+func (w *cpuWindow) begin() {
+	var err error
+	if w.pid > 0 {
+		w.srvA, err = sampleProc(w.pid)
+		w.srvOK = err == nil
+	}
+	w.selfA, err = sampleProc(os.Getpid())
+	w.selfOK = err == nil
+}
+
+func (w *cpuWindow) end() {
+	var err error
+	if w.srvOK {
+		w.srvB, err = sampleProc(w.pid)
+		w.srvOK = err == nil
+	}
+	if w.selfOK {
+		w.selfB, err = sampleProc(os.Getpid())
+		w.selfOK = err == nil
+	}
+}
+
+// cpuReport is the CPU use over a measurement, per operation (a delivered
+// message, a login, an opened session).
+type cpuReport struct {
+	ServerPercent    float64 `json:"server_percent,omitempty"` // of one core
+	ServerPerOpUs    float64 `json:"server_us_per_op,omitempty"`
+	ChatbenchPercent float64 `json:"chatbench_percent"`
+	ChatbenchPerOpUs float64 `json:"chatbench_us_per_op"`
+}
+
+func (w *cpuWindow) report(ops int64) *cpuReport {
+	if !w.selfOK {
+		return nil
+	}
+	r := &cpuReport{}
+	per := func(d procDelta) float64 {
+		if ops <= 0 {
+			return 0
+		}
+		return d.CPUSeconds * 1e6 / float64(ops)
+	}
+	self := deltaOf(w.selfA, w.selfB)
+	r.ChatbenchPercent, r.ChatbenchPerOpUs = self.CPUPercent, per(self)
+	if w.srvOK {
+		srv := deltaOf(w.srvA, w.srvB)
+		r.ServerPercent, r.ServerPerOpUs = srv.CPUPercent, per(srv)
+	}
+	return r
+}
+
+// String prints the report for an operation named op.
+func (r *cpuReport) line(op string) string {
+	if r == nil {
+		return ""
+	}
+	s := ""
+	if r.ServerPercent > 0 {
+		s = fmt.Sprintf("server %.0f%% of a core, %.1f µs per %s; ", r.ServerPercent, r.ServerPerOpUs, op)
+	}
+	return s + fmt.Sprintf("chatbench %.0f%% of a core, %.1f µs per %s", r.ChatbenchPercent, r.ChatbenchPerOpUs, op)
+}

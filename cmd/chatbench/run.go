@@ -26,6 +26,7 @@ type options struct {
 	caFile       string
 	sasl         string
 	resumption   bool
+	curves       []tls.CurveID
 	usersFile    string
 	api          string
 	app          int64
@@ -85,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.insecure, "insecure", true, "accept any server certificate (self-signed test servers)")
 	fs.StringVar(&o.caFile, "ca", "", "PEM `file` of a CA (or the self-signed certificate) to verify the server with; implies -insecure=false")
 	fs.StringVar(&o.sasl, "sasl", "auto", "SASL mechanism: auto (SCRAM-SHA-256, then SCRAM-SHA-1, then PLAIN), SCRAM-SHA-256, SCRAM-SHA-1 or PLAIN")
+	curves := fs.String("curves", "", "TLS key exchanges to offer, in order: comma-separated x25519mlkem768, x25519, p256, p384 (default: Go's, which puts the post-quantum hybrid X25519MLKEM768 first)")
 	fs.BoolVar(&o.resumption, "tls-resume", true, "keep a TLS session cache per user so that repeated logins resume TLS sessions, as real clients do")
 	fs.StringVar(&o.usersFile, "users", "", "`file` of users, one \"jid password\" per line")
 	fs.StringVar(&o.api, "api", "", "chatd REST API base `URL` to create users with (instead of -users)")
@@ -149,6 +151,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			o.sources = append(o.sources, &net.TCPAddr{IP: ip})
 		}
 	}
+	if *curves != "" {
+		for _, name := range strings.Split(*curves, ",") {
+			id, ok := curveNames[strings.ToLower(strings.TrimSpace(name))]
+			if !ok {
+				errs = append(errs, fmt.Errorf("-curves: unknown %q", name))
+			}
+			o.curves = append(o.curves, id)
+		}
+	}
 	if (o.usersFile == "") == (o.api == "") {
 		errs = append(errs, errors.New("give exactly one of -users and -api"))
 	}
@@ -193,6 +204,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, errors.Join(errs...)
 }
 
+var curveNames = map[string]tls.CurveID{
+	"x25519mlkem768": tls.X25519MLKEM768, "x25519": tls.X25519, "p256": tls.CurveP256, "p384": tls.CurveP384,
+}
+
 // usersNeeded is how many users a mode logs in as.
 func (o *options) usersNeeded() int {
 	switch o.mode {
@@ -205,7 +220,7 @@ func (o *options) usersNeeded() int {
 }
 
 func (o *options) tlsConfig() (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: o.domain, InsecureSkipVerify: o.insecure}
+	cfg := &tls.Config{ServerName: o.domain, InsecureSkipVerify: o.insecure, CurvePreferences: o.curves}
 	if o.caFile != "" {
 		pem, err := os.ReadFile(o.caFile)
 		if err != nil {
