@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
@@ -53,6 +54,7 @@ type options struct {
 	timeout      time.Duration
 	loginTimeout time.Duration
 	drain        time.Duration
+	cpuProfile   string
 }
 
 const usageText = `usage: chatbench -mode idle|pairs|rate|login|offline [flags]
@@ -114,6 +116,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "bound on the whole run")
 	fs.DurationVar(&o.loginTimeout, "login-timeout", 15*time.Second, "bound on one login (connect to bound resource)")
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "pairs, rate: how long to wait for messages in flight after sending stops")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write chatbench's own CPU profile to `file`")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -279,6 +282,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	tlsCfg, err := o.tlsConfig()
 	if err != nil {
 		return err
