@@ -392,8 +392,8 @@ func printPairs(w io.Writer, mode string, r *pairsResult) {
 	if r.Rate > 0 {
 		what = fmt.Sprintf("%d pairs paced to %.0f msgs/s", r.Pairs, r.Rate)
 	}
-	fmt.Fprintf(w, "%s: %s: %.0f msgs/s delivered over %.1fs; latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms\n",
-		mode, what, r.MsgsPerSec, r.Duration, r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max)
+	fmt.Fprintf(w, "%s: %s: %.0f msgs/s delivered over %.1fs (%.0f per sender); latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms\n",
+		mode, what, r.MsgsPerSec, r.Duration, r.MsgsPerSec/float64(r.Pairs), r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max)
 	fmt.Fprintf(w, "%s: sent %d, received %d, lost %d, duplicates %d, reordered %d, bounced %d: exactly once %v\n",
 		mode, r.Sent, r.Received, r.Lost, r.Duplicates, r.Reordered, r.Bounced, r.ExactlyOnce)
 	if r.CPU != nil {
