@@ -106,6 +106,19 @@ func TestModes(t *testing.T) {
 		t.Fatalf("cache file: %d users, %v", len(users), err)
 	}
 
+	t.Run("existing users", func(t *testing.T) {
+		// A new cache file: the logins exist, so each is checked by logging
+		// in as it, and the same users come back.
+		other := filepath.Join(t.TempDir(), "other.txt")
+		args := slices.Clone(api)
+		args[slices.Index(args, usersFile)] = other
+		chatbench(t, append(args, "-mode", "login", "-n", "3", "-concurrency", "1", "-duration", "100ms")...)
+		again, err := readUsers(other)
+		if err != nil || !slices.Equal(again, users[:3]) {
+			t.Errorf("users %v, %v; want %v", again, err, users[:3])
+		}
+	})
+
 	t.Run("pairs", func(t *testing.T) {
 		r := chatbench(t, append(fromFile, "-mode", "pairs", "-pairs", "3", "-window", "8", "-duration", "1s",
 			"-warmup", "200ms", "-size", "100")...)

@@ -26,7 +26,9 @@ const (
 	numBuckets = (maxShift + 2) * half
 )
 
-func newHistogram() *histogram { return &histogram{counts: make([]uint64, numBuckets)} }
+// newHistogram returns an empty histogram; its buckets (30 KiB) are
+// allocated at the first value.
+func newHistogram() *histogram { return &histogram{} }
 
 // bucket returns the index of v's bucket.
 func bucket(v uint64) int {
@@ -53,6 +55,9 @@ func bucketHigh(i int) uint64 {
 
 func (h *histogram) record(d time.Duration) {
 	v := uint64(max(d, 0))
+	if h.counts == nil {
+		h.counts = make([]uint64, numBuckets)
+	}
 	h.counts[bucket(v)]++
 	h.n++
 	h.sum += v
@@ -60,6 +65,9 @@ func (h *histogram) record(d time.Duration) {
 }
 
 func (h *histogram) merge(o *histogram) {
+	if h.counts == nil && o.counts != nil {
+		h.counts = make([]uint64, numBuckets)
+	}
 	for i, c := range o.counts {
 		h.counts[i] += c
 	}

@@ -180,8 +180,10 @@ func (b *bench) pairs(ctx context.Context) (*pairsResult, error) {
 
 	all, lag := newHistogram(), newHistogram()
 	for _, p := range ps {
-		if p.rcv.err != nil && !isEnd(p.rcv.err) {
-			b.errs.add(fmt.Errorf("receiver: %w", p.rcv.err))
+		for who, c := range map[string]*conn{"sender": p.snd, "receiver": p.rcv} {
+			if c.err != nil && !isEnd(c.err) {
+				b.errs.add(fmt.Errorf("%s: %w", who, c.err))
+			}
 		}
 		res.Sent += p.sent.Load()
 		res.Received += p.received.Load()

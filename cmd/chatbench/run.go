@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"runtime/pprof"
+	"sort"
 	"strings"
 	"time"
 )
@@ -407,8 +408,13 @@ func printResult(w io.Writer, r *result) {
 	case r.Offline != nil:
 		printOffline(w, r.Offline)
 	}
-	fmt.Fprintf(w, "tls: %s, %d full handshakes, %d resumed; sasl %v; scram key cache %d hits, %d misses\n",
-		r.TLS, r.TLSFull, r.TLSResumed, r.Mechanisms, r.KeyCache.Hits, r.KeyCache.Misses)
+	var mechs []string
+	for m, n := range r.Mechanisms {
+		mechs = append(mechs, fmt.Sprintf("%s %d", m, n))
+	}
+	sort.Strings(mechs)
+	fmt.Fprintf(w, "tls: %s, %d full handshakes, %d resumed; sasl: %s; scram key cache %d hits, %d misses\n",
+		r.TLS, r.TLSFull, r.TLSResumed, strings.Join(mechs, ", "), r.KeyCache.Hits, r.KeyCache.Misses)
 	if r.Server != nil {
 		fmt.Fprintf(w, "server process: RSS %s → %s, CPU %.1fs (%.0f%% of a core)\n",
 			kib(r.Server.RSSBeforeKiB), kib(r.Server.RSSAfterKiB), r.Server.CPUSeconds, r.Server.CPUPercent)

@@ -158,6 +158,25 @@ func (r *restClient) signedSession(ctx context.Context, login, password string) 
 	return out.Session.Token, out.Session.UserID, nil
 }
 
+// deleteSession ends a session (DELETE /session.json).
+func (r *restClient) deleteSession(ctx context.Context, token string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, r.base+"/session.json", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("QB-Token", token)
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("DELETE /session.json: %w", err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("DELETE /session.json: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
 func (r *restClient) jid(userID int64) string {
 	return fmt.Sprintf("%d-%d@%s", userID, r.app, r.domain)
 }
@@ -178,9 +197,14 @@ func (r *restClient) ensureUser(ctx context.Context, login, password string) (ac
 	if !errors.As(err, &ae) || ae.status != http.StatusUnprocessableEntity || !strings.Contains(ae.body, "taken") {
 		return account{}, false, fmt.Errorf("POST /users.json %s: %w", login, err)
 	}
-	_, id, err := r.signedSession(ctx, login, password)
+	token, id, err := r.signedSession(ctx, login, password)
 	if err != nil {
 		return account{}, false, fmt.Errorf("login %s exists but its password is not %q: %w", login, password, err)
+	}
+	// The check's session is not needed any more (each live session is one
+	// more credential set for chatd's SCRAM to try).
+	if err := r.deleteSession(ctx, token); err != nil {
+		return account{}, false, err
 	}
 	return account{JID: r.jid(id), Password: password}, false, nil
 }
