@@ -496,23 +496,28 @@ func (c *conn) read(handle func(*stanza.Element)) {
 // up to wait for the server to end its own (the server closes the TCP
 // connection first, so TIME_WAIT stays on its side and chatbench's source
 // ports are not used up), then closes.
-func (c *conn) close(wait time.Duration) { c.closeOnce.Do(func() { c.shut(wait) }) }
+func (c *conn) close(wait time.Duration) { c.closeBy(time.Now().Add(wait)) }
 
-func (c *conn) shut(wait time.Duration) {
-	c.raw.SetWriteDeadline(time.Now().Add(wait))
-	c.write([]byte(`</stream:stream>`))
-	if c.done != nil {
-		t := time.NewTimer(wait)
-		select {
-		case <-c.done:
-		case <-t.C:
-		}
-		t.Stop()
-	} else if c.p != nil {
-		c.raw.SetReadDeadline(time.Now().Add(wait))
-		for {
-			if _, err := c.next(); err != nil {
-				break
+// closeBy is close with a deadline; past it the connection is just closed.
+func (c *conn) closeBy(deadline time.Time) { c.closeOnce.Do(func() { c.shut(deadline) }) }
+
+func (c *conn) shut(deadline time.Time) {
+	if time.Now().Before(deadline) {
+		c.raw.SetWriteDeadline(deadline)
+		c.write([]byte(`</stream:stream>`))
+		if c.done != nil {
+			t := time.NewTimer(time.Until(deadline))
+			select {
+			case <-c.done:
+			case <-t.C:
+			}
+			t.Stop()
+		} else if c.p != nil {
+			c.raw.SetReadDeadline(deadline)
+			for {
+				if _, err := c.next(); err != nil {
+					break
+				}
 			}
 		}
 	}

@@ -102,9 +102,10 @@ func (b *bench) openAll(ctx context.Context, users []account, presence bool, pro
 	return conns, hist, nil
 }
 
-// closeAll closes connections concurrently, each waiting up to wait for the
-// server to end its stream.
+// closeAll closes connections concurrently, waiting up to wait in all for
+// the server to end their streams; what is left then is closed at once.
 func closeAll(conns []*conn, wait time.Duration) {
+	deadline := time.Now().Add(wait)
 	var wg sync.WaitGroup
 	ch := make(chan *conn)
 	for range min(256, len(conns)) {
@@ -112,7 +113,7 @@ func closeAll(conns []*conn, wait time.Duration) {
 		go func() {
 			defer wg.Done()
 			for c := range ch {
-				c.close(wait)
+				c.closeBy(deadline)
 			}
 		}()
 	}
@@ -161,7 +162,7 @@ func (b *bench) idle(ctx context.Context, before procSample) (*idleResult, error
 			res.Sessions++
 		}
 	}
-	defer closeAll(conns, 5*time.Second)
+	defer closeAll(conns, 30*time.Second)
 	res.Failed = res.Requested - res.Sessions
 	res.OpenPerSec = float64(res.Sessions) / res.OpenSeconds
 	res.LoginTime = hist.summary()
