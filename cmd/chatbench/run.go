@@ -223,6 +223,21 @@ func (o *options) usersNeeded() int {
 	return 2
 }
 
+// portsPerSource is about how many connections one source address can have
+// open to one server address: Linux's default ephemeral port range.
+const portsPerSource = 28000
+
+// connections is how many connections a mode holds open at once.
+func (o *options) connections() int {
+	switch o.mode {
+	case "idle", "pairs", "rate":
+		return o.usersNeeded()
+	case "login":
+		return o.concurrency
+	}
+	return 2
+}
+
 func (o *options) tlsConfig() (*tls.Config, error) {
 	cfg := &tls.Config{ServerName: o.domain, InsecureSkipVerify: o.insecure, CurvePreferences: o.curves}
 	if o.caFile != "" {
@@ -312,6 +327,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%s mode needs %d users, the list has %d", o.mode, need, len(b.users))
 	}
 	b.users = b.users[:o.usersNeeded()]
+	if conns := o.connections(); conns > portsPerSource*max(1, len(o.sources)) {
+		fmt.Fprintf(stderr, "warning: %d connections to one server port need about %d source addresses (-sources 127.0.0.1,127.0.0.2,…): each gives ~%d\n",
+			conns, (conns+portsPerSource-1)/portsPerSource, portsPerSource)
+	}
 
 	res := &result{Mode: o.mode, Addr: o.addr, TLS: o.tlsMode, Sources: len(o.sources), Users: len(b.users)}
 	var srvBefore, selfBefore procSample
