@@ -251,3 +251,40 @@ func TestHistogram(t *testing.T) {
 		t.Errorf("large value: %v", big.summary())
 	}
 }
+
+// The SCRAM-SHA-256 example of RFC 7677 §3, twice: the second exchange takes
+// its keys from the cache.
+func TestScramRFC7677(t *testing.T) {
+	cache := newKeyCache()
+	for range 2 {
+		sc, err := newScram("SCRAM-SHA-256", "user", "pencil", cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.cnonce = "rOprNGfwEbeRWgbNEkqO"
+		if got := string(sc.first()); got != "n,,n=user,r=rOprNGfwEbeRWgbNEkqO" {
+			t.Fatalf("client-first %q", got)
+		}
+		final, err := sc.final([]byte("r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="; string(final) != want {
+			t.Fatalf("client-final %q\nwant %q", final, want)
+		}
+		if err := sc.verify([]byte("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")); err != nil {
+			t.Fatal(err)
+		}
+		if sc.verify([]byte("v=AAAA")) == nil {
+			t.Error("a wrong server signature verified")
+		}
+	}
+	if hits, misses := cache.stats(); hits != 1 || misses != 1 {
+		t.Errorf("key cache: %d hits, %d misses", hits, misses)
+	}
+	sc, _ := newScram("SCRAM-SHA-256", "user", "pencil", cache)
+	sc.first()
+	if _, err := sc.final([]byte("r=someone-elses-nonce,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")); err == nil {
+		t.Error("a server nonce not extending the client's was accepted")
+	}
+}

@@ -375,6 +375,7 @@ func (c *conn) authenticate(mech string, a account, keys *keyCache) error {
 	if err := c.write([]byte(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='` + mech + `'>` + b64(initial) + `</auth>`)); err != nil {
 		return err
 	}
+	verified := false
 	for step := 0; ; step++ {
 		el, err := c.next()
 		if err != nil {
@@ -386,18 +387,27 @@ func (c *conn) authenticate(mech string, a account, keys *keyCache) error {
 		}
 		switch el.Name {
 		case "challenge":
-			if sc == nil || step > 0 {
+			var resp []byte
+			switch {
+			case sc != nil && step == 0:
+				if resp, err = sc.final(data); err != nil {
+					return err
+				}
+			case sc != nil && step == 1 && !verified:
+				// RFC 6120 §6.4.6: the server-final-message may come as a
+				// challenge, answered with an empty response.
+				if err := sc.verify(data); err != nil {
+					return err
+				}
+				verified = true
+			default:
 				return errors.New("unexpected challenge")
-			}
-			resp, err := sc.final(data)
-			if err != nil {
-				return err
 			}
 			if err := c.write([]byte(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>` + b64(resp) + `</response>`)); err != nil {
 				return err
 			}
 		case "success":
-			if sc != nil {
+			if sc != nil && !verified {
 				return sc.verify(data)
 			}
 			return nil

@@ -141,7 +141,7 @@ func (b *bench) pairs(ctx context.Context) (*pairsResult, error) {
 			defer wg.Done()
 			var err error
 			if paced {
-				interval := time.Duration(float64(o.pairs) / o.rate * float64(time.Second))
+				interval := max(time.Duration(float64(o.pairs)/o.rate*float64(time.Second)), time.Nanosecond)
 				offset := interval * time.Duration(i) / time.Duration(o.pairs)
 				err = p.sendPaced(ctx, stop, ph, interval, offset, o)
 			} else {
