@@ -401,6 +401,10 @@ func printPairs(w io.Writer, mode string, r *pairsResult) {
 	if r.CPU != nil {
 		fmt.Fprintf(w, "%s: cpu: %s\n", mode, r.CPU.line("message"))
 	}
+	if r.Rate > 0 && r.MsgsPerSec < 0.95*r.Rate {
+		fmt.Fprintf(w, "%s: %.0f msgs/s is short of the %.0f asked for: the server throttled the senders (chatd allows a session xmpp.stanza_rate, 500 stanzas/s by default: use more pairs) or a machine is out of CPU\n",
+			mode, r.MsgsPerSec, r.Rate)
+	}
 	if r.SenderLag != nil {
 		fmt.Fprintf(w, "%s: sender lag behind schedule p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
 			mode, r.SenderLag.P50, r.SenderLag.P99, r.SenderLag.Max)

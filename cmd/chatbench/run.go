@@ -104,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.pairs, "pairs", 100, "pairs and rate: sender/receiver pairs")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "pairs, rate, login: measured duration")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "pairs, rate: sending before the measurement starts")
-	fs.Float64Var(&o.rate, "rate", 20000, "rate: total messages per second over all senders")
+	fs.Float64Var(&o.rate, "rate", 20000, "rate: total messages per second over all senders (chatd throttles a session above 500/s by default: keep rate/pairs below that)")
 	fs.IntVar(&o.window, "window", 0, "pairs, rate: most messages in flight per sender (default 32 for pairs, 1000 for rate)")
 	fs.IntVar(&o.size, "size", 0, "pairs, rate: pad message bodies to this many `bytes`")
 	fs.BoolVar(&o.history, "history", false, "pairs, rate: ask chatd to store each message (QuickBlox save_to_history)")
