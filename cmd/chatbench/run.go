@@ -65,7 +65,7 @@ Users:    -users FILE ("jid password" lines)
       or  -api https://host:port -app ID -key K -secret S [-users-out FILE]
 Examples:
   chatbench -mode idle  -n 19500 -pid $(pidof chatd) -sources 127.0.0.1,127.0.0.2 -api … -users-out users.txt
-  chatbench -mode pairs -pairs 200 -window 64 -duration 10s -users users.txt
+  chatbench -mode pairs -pairs 500 -window 64 -duration 10s -users users.txt
   chatbench -mode rate  -pairs 200 -rate 20000 -duration 10s -users users.txt
   chatbench -mode login -concurrency 64 -duration 10s -users users.txt
   chatbench -mode offline -n 1000 -users users.txt
