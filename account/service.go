@@ -44,7 +44,16 @@ type Service struct {
 
 	mu   sync.RWMutex
 	apps map[int64]*Application // applications never change once created
+
+	userDeleted []func(appID, userID int64)
+
+	touchMu sync.Mutex
+	touched map[[2]int64]time.Time // when Touch last wrote each user's last_request_at
 }
+
+// maxTouched bounds Service.touched; past it, entries older than
+// refreshEvery are dropped.
+const maxTouched = 100_000
 
 // NewService returns a Service over store.
 func NewService(store Store, cfg Config, log *slog.Logger) *Service {
@@ -60,7 +69,7 @@ func NewService(store Store, cfg Config, log *slog.Logger) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{store: store, cfg: cfg, log: log, apps: make(map[int64]*Application)}
+	return &Service{store: store, cfg: cfg, log: log, apps: make(map[int64]*Application), touched: make(map[[2]int64]time.Time)}
 }
 
 // SessionTTL returns the sliding lifetime of sessions.
@@ -263,9 +272,31 @@ func (s *Service) touch(ctx context.Context, appID, userID int64, at time.Time) 
 	}
 }
 
-// Touch records that a user was active now (XMPP presence does this).
+// Touch records that a user was active now (XMPP presence does this). Like
+// a REST session's, a user's last_request_at is written at most once per
+// refreshEvery (a minute) this way: a client that logs in again and again,
+// or changes its presence often, costs one write a minute.
 func (s *Service) Touch(ctx context.Context, appID, userID int64) {
-	s.touch(ctx, appID, userID, s.now())
+	now := s.now()
+	key := [2]int64{appID, userID}
+	s.touchMu.Lock()
+	if last, ok := s.touched[key]; ok && now.Sub(last) < refreshEvery {
+		s.touchMu.Unlock()
+		return
+	}
+	if len(s.touched) >= maxTouched {
+		for k, t := range s.touched {
+			if now.Sub(t) >= refreshEvery {
+				delete(s.touched, k)
+			}
+		}
+		if len(s.touched) >= maxTouched { // all recent: start afresh rather than scan on every call
+			clear(s.touched)
+		}
+	}
+	s.touched[key] = now
+	s.touchMu.Unlock()
+	s.touch(ctx, appID, userID, now)
 }
 
 // Login binds the principal's session to the user with these credentials

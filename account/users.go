@@ -112,7 +112,22 @@ func (s *Service) DeleteUser(ctx context.Context, p *Principal, id int64) error 
 	if err := s.store.DeleteUser(ctx, p.App.ID, id); err != nil {
 		return err
 	}
-	return s.store.DeleteUserSessions(ctx, p.App.ID, id)
+	err := s.store.DeleteUserSessions(ctx, p.App.ID, id)
+	s.mu.RLock()
+	hooks := s.userDeleted
+	s.mu.RUnlock()
+	for _, fn := range hooks {
+		fn(p.App.ID, id)
+	}
+	return err
+}
+
+// OnUserDeleted registers fn to run after a user is deleted (the XMPP
+// server ends the user's connections).
+func (s *Service) OnUserDeleted(fn func(appID, userID int64)) {
+	s.mu.Lock()
+	s.userDeleted = append(s.userDeleted, fn)
+	s.mu.Unlock()
 }
 
 // User returns a user of the application.

@@ -98,6 +98,9 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.XMPP.SetHistory(s.History)
+	s.Accounts.OnUserDeleted(func(app, user int64) {
+		s.XMPP.EndUserSessions(xmpp.UserRef{App: app, User: user}, "the account was deleted")
+	})
 	s.MUC = muc.New(cfg.MUCConfig(), s.XMPP, s.History, log.With("part", "muc"))
 	secret, err := s.turnSecret()
 	if err != nil {

@@ -269,3 +269,52 @@ func TestNodeShutdown(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // polling, bounded by the deadline
 	}
 }
+
+// A user who deletes its account over REST loses its XMPP connections with
+// a <not-authorized/> stream error, and cannot log in again.
+func TestDeletedUserDisconnected(t *testing.T) {
+	s := startNode(t)
+	ctx := context.Background()
+	app := firstApp(t, s)
+	api := newREST(t, s)
+	api.session(float64(app.ID), app.AuthKey, app.AuthSecret, "", "")
+	api.do(http.MethodPost, "/users.json", url.Values{"user[login]": {"carol"}, "user[password]": {"carolpass1"}}, 201)
+	carol := newREST(t, s)
+	carol.session(float64(app.ID), app.AuthKey, app.AuthSecret, "carol", "carolpass1")
+	carolID := int64(carol.do(http.MethodGet, "/session.json", nil, 200)["session"].(map[string]any)["user_id"].(float64))
+	carolJID := jid.MustParse(fmt.Sprintf("%d-%d@localhost", carolID, app.ID))
+
+	login := func() (*mxmpp.Session, error) {
+		conn, err := net.Dial("tcp", s.XMPP.TCPAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return mxmpp.NewClientSession(sctx, carolJID, conn,
+			mxmpp.StartTLS(&tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}),
+			mxmpp.SASL("", "carolpass1", sasl.ScramSha256),
+			mxmpp.BindResource())
+	}
+	sess, err := login()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	served := make(chan error, 1)
+	go func() { served <- sess.Serve(nil) }()
+
+	carol.do(http.MethodDelete, fmt.Sprintf("/users/%d.json", carolID), nil, 200)
+	select {
+	case err := <-served:
+		if err == nil || !strings.Contains(err.Error(), "not-authorized") {
+			t.Fatalf("the connection ended with %v, want a not-authorized stream error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the deleted user's XMPP connection is still open")
+	}
+	if again, err := login(); err == nil {
+		again.Close()
+		t.Fatal("the deleted user logged in again")
+	}
+}

@@ -29,6 +29,17 @@ func (s *Session) Available() bool { return s.available.Load() }
 // modified.
 func (srv *Server) Sessions(u UserRef) []*Session { return srv.router.sessions(u) }
 
+// EndUserSessions ends every session of a user, those waiting for stream
+// management resumption too, with a <not-authorized/> stream error carrying
+// text (chatd calls it when the user's account is deleted). What is queued
+// for the sessions is dropped.
+func (srv *Server) EndUserSessions(u UserRef, text string) {
+	for _, s := range slices.Clone(srv.router.sessions(u)) {
+		s.log.Info("ending the session", "reason", text)
+		s.closeWith(streamErr("not-authorized", text), true)
+	}
+}
+
 // OnSessionEnd registers fn to run when a bound session ends, on that
 // session's reader goroutine, after its presence was made unavailable. Call
 // before Start.

@@ -428,7 +428,7 @@ func (a accounts) DeleteUserSessions(ctx context.Context, appID, userID int64) e
 }
 
 func (a accounts) DeleteExpired(ctx context.Context, now time.Time) error {
-	return a.db.tx(ctx, func(tx *sql.Tx) error {
+	return a.db.tx(ctx, func(tx txn) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, unix(now)); err != nil {
 			return err
 		}

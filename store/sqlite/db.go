@@ -25,8 +25,8 @@ import (
 
 // DB is an open chatd database.
 type DB struct {
-	w *sql.DB // the one writer connection
-	r *sql.DB // readers
+	w *pool // the one writer connection
+	r *pool // readers
 }
 
 // Open opens (creating if needed) the database at path and brings its schema
@@ -65,7 +65,7 @@ func Open(path string) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(0)
-	return &DB{w: w, r: r}, nil
+	return &DB{w: newPool(w), r: newPool(r)}, nil
 }
 
 // Close closes the database.
@@ -290,12 +290,15 @@ func migrate(ctx context.Context, db *sql.DB) error {
 }
 
 // tx runs fn in a write transaction.
-func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+func (db *DB) tx(ctx context.Context, fn func(txn) error) error {
+	if err := db.w.preparePending(ctx); err != nil {
+		return err
+	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(txn{Tx: tx, p: db.w}); err != nil {
 		tx.Rollback()
 		return err
 	}

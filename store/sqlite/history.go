@@ -129,7 +129,7 @@ func dataText(m map[string]string) string {
 }
 
 func (h historyStore) CreateDialog(ctx context.Context, d *history.Dialog) error {
-	return h.db.tx(ctx, func(tx *sql.Tx) error {
+	return h.db.tx(ctx, func(tx txn) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO dialogs(id, app_id, type, name, photo, owner_id, occupants, admins,
 			room_name, pair_key, join_required, data, created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			d.ID, d.AppID, d.Type, d.Name, d.Photo, d.OwnerID, jsonText(ids64(d.Occupants)), jsonText(ids64(d.AdminIDs)),
@@ -165,7 +165,7 @@ func (h historyStore) RoomDialog(ctx context.Context, app int64, name string) (*
 }
 
 func (h historyStore) UpdateDialog(ctx context.Context, d *history.Dialog) error {
-	return h.db.tx(ctx, func(tx *sql.Tx) error {
+	return h.db.tx(ctx, func(tx txn) error {
 		var old string
 		if err := tx.QueryRowContext(ctx, `SELECT occupants FROM dialogs WHERE app_id = ? AND id = ?`, d.AppID, d.ID).Scan(&old); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
@@ -209,7 +209,7 @@ func (h historyStore) UpdateDialog(ctx context.Context, d *history.Dialog) error
 }
 
 func (h historyStore) DeleteDialog(ctx context.Context, app int64, id string) error {
-	return h.db.tx(ctx, func(tx *sql.Tx) error {
+	return h.db.tx(ctx, func(tx txn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM dialogs WHERE app_id = ? AND id = ?`, app, id)
 		if err != nil {
 			return err
@@ -443,7 +443,7 @@ func compareDialogs(a, b *history.Dialog, col string, desc bool) int {
 }
 
 func (h historyStore) HideDialog(ctx context.Context, app int64, id string, user int64) error {
-	return h.db.tx(ctx, func(tx *sql.Tx) error {
+	return h.db.tx(ctx, func(tx txn) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO dialog_members(dialog_id, user_id, app_id, hidden, last_ts)
 			VALUES(?,?,?,1, (SELECT last_message_date_sent FROM dialogs WHERE id = ?))
 			ON CONFLICT(dialog_id, user_id) DO UPDATE SET hidden = 1, unread = 0`, id, user, app, id); err != nil {
@@ -477,7 +477,7 @@ func (h historyStore) SetNotifications(ctx context.Context, app int64, id string
 func (h historyStore) SaveMessages(ctx context.Context, msgs []*history.Message) []error {
 	errs := make([]error, len(msgs))
 	failed := false
-	err := h.db.tx(ctx, func(tx *sql.Tx) error {
+	err := h.db.tx(ctx, func(tx txn) error {
 		stmts, err := prepareSave(ctx, tx)
 		if err != nil {
 			return err
@@ -516,7 +516,7 @@ type saveStmts struct {
 	dialog, insert, recipient, counters, unhide, last, lastTS *sql.Stmt
 }
 
-func prepareSave(ctx context.Context, tx *sql.Tx) (*saveStmts, error) {
+func prepareSave(ctx context.Context, tx txn) (*saveStmts, error) {
 	var s saveStmts
 	for _, p := range []struct {
 		dst *(*sql.Stmt)
@@ -835,7 +835,7 @@ func markColumn(mark history.Mark) string {
 
 // applyMark sets the mark on the selected rows and, for read marks, lowers
 // the unread counter by the rows that counted.
-func applyMark(ctx context.Context, tx *sql.Tx, dialog string, user int64, mark history.Mark, filter string, args ...any) (int, error) {
+func applyMark(ctx context.Context, tx txn, dialog string, user int64, mark history.Mark, filter string, args ...any) (int, error) {
 	col := markColumn(mark)
 	rows, err := tx.QueryContext(ctx, `UPDATE message_users SET `+col+` = 1 WHERE dialog_id = ? AND user_id = ?
 		AND recipient = 1 AND `+col+` = 0`+filter+` RETURNING hidden`, append([]any{dialog, user}, args...)...)
@@ -869,7 +869,7 @@ func applyMark(ctx context.Context, tx *sql.Tx, dialog string, user int64, mark 
 
 func (h historyStore) MarkMessages(ctx context.Context, app int64, dialog string, user int64, ids []string, mark history.Mark) (int, error) {
 	var n int
-	err := h.db.tx(ctx, func(tx *sql.Tx) error {
+	err := h.db.tx(ctx, func(tx txn) error {
 		filter := ""
 		var args []any
 		if ids != nil {
@@ -890,7 +890,7 @@ func (h historyStore) MarkMessages(ctx context.Context, app int64, dialog string
 
 func (h historyStore) MarkUpTo(ctx context.Context, app int64, dialog string, user int64, upTo string, mark history.Mark) (int, error) {
 	var n int
-	err := h.db.tx(ctx, func(tx *sql.Tx) error {
+	err := h.db.tx(ctx, func(tx txn) error {
 		var ds int64
 		if err := tx.QueryRowContext(ctx, `SELECT date_sent FROM messages WHERE app_id = ? AND dialog_id = ? AND id = ?`,
 			app, dialog, upTo).Scan(&ds); err != nil {
@@ -908,7 +908,7 @@ func (h historyStore) MarkUpTo(ctx context.Context, app int64, dialog string, us
 }
 
 func (h historyStore) EditMessage(ctx context.Context, app int64, id, text string, at time.Time) error {
-	return h.db.tx(ctx, func(tx *sql.Tx) error {
+	return h.db.tx(ctx, func(tx txn) error {
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET text = ?, updated_at = ? WHERE app_id = ? AND id = ?`,
 			text, unix(at), app, id)
 		if err != nil {
@@ -924,7 +924,7 @@ func (h historyStore) EditMessage(ctx context.Context, app int64, id, text strin
 
 func (h historyStore) HideMessages(ctx context.Context, app int64, user int64, ids []string) ([]string, error) {
 	var done []string
-	err := h.db.tx(ctx, func(tx *sql.Tx) error {
+	err := h.db.tx(ctx, func(tx txn) error {
 		done = nil
 		for _, id := range ids {
 			var dialog string
@@ -964,7 +964,7 @@ func (h historyStore) HideMessages(ctx context.Context, app int64, user int64, i
 
 func (h historyStore) DeleteMessages(ctx context.Context, app int64, ids []string) ([]string, error) {
 	var done []string
-	err := h.db.tx(ctx, func(tx *sql.Tx) error {
+	err := h.db.tx(ctx, func(tx txn) error {
 		done = nil
 		touched := map[string]bool{}
 		for _, id := range ids {

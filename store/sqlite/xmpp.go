@@ -70,7 +70,7 @@ func (x xmppStore) RosterItem(ctx context.Context, owner xmpp.UserRef, jid strin
 }
 
 // bumpVersion increments the owner's roster version within tx.
-func bumpVersion(ctx context.Context, tx *sql.Tx, owner xmpp.UserRef) (int64, error) {
+func bumpVersion(ctx context.Context, tx txn, owner xmpp.UserRef) (int64, error) {
 	var ver int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO roster_versions(app_id, user_id, ver) VALUES(?, ?, 1)
 		ON CONFLICT(app_id, user_id) DO UPDATE SET ver = ver + 1 RETURNING ver`, owner.App, owner.User).Scan(&ver)
@@ -86,7 +86,7 @@ func (x xmppStore) PutRosterItem(ctx context.Context, owner xmpp.UserRef, it xmp
 		groups = []byte("[]")
 	}
 	var ver int64
-	err = x.db.tx(ctx, func(tx *sql.Tx) error {
+	err = x.db.tx(ctx, func(tx txn) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO roster_items(app_id, user_id, `+rosterColumns+`)
 			VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT(app_id, user_id, jid) DO UPDATE SET name = excluded.name,
 			subscription = excluded.subscription, ask = excluded.ask, pending_in = excluded.pending_in,
@@ -103,7 +103,7 @@ func (x xmppStore) PutRosterItem(ctx context.Context, owner xmpp.UserRef, it xmp
 
 func (x xmppStore) DeleteRosterItem(ctx context.Context, owner xmpp.UserRef, jid string) (int64, error) {
 	var ver int64
-	err := x.db.tx(ctx, func(tx *sql.Tx) error {
+	err := x.db.tx(ctx, func(tx txn) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM roster_items WHERE app_id = ? AND user_id = ? AND jid = ?`,
 			owner.App, owner.User, jid); err != nil {
 			return err
@@ -136,7 +136,7 @@ func (x xmppStore) LastActivity(ctx context.Context, owner xmpp.UserRef) (time.T
 }
 
 func (x xmppStore) PushOffline(ctx context.Context, owner xmpp.UserRef, msg *xmpp.OfflineMessage, limit int) error {
-	return x.db.tx(ctx, func(tx *sql.Tx) error {
+	return x.db.tx(ctx, func(tx txn) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM offline_messages WHERE app_id = ? AND user_id = ?`,
 			owner.App, owner.User).Scan(&n); err != nil {
@@ -227,7 +227,7 @@ func (x xmppStore) PutPrivacyList(ctx context.Context, owner xmpp.UserRef, list 
 }
 
 func (x xmppStore) DeletePrivacyList(ctx context.Context, owner xmpp.UserRef, name string) error {
-	return x.db.tx(ctx, func(tx *sql.Tx) error {
+	return x.db.tx(ctx, func(tx txn) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM privacy_lists WHERE app_id = ? AND user_id = ? AND name = ?`,
 			owner.App, owner.User, name)
 		if err != nil {
@@ -243,7 +243,7 @@ func (x xmppStore) DeletePrivacyList(ctx context.Context, owner xmpp.UserRef, na
 }
 
 func (x xmppStore) SetDefaultPrivacyList(ctx context.Context, owner xmpp.UserRef, name string) error {
-	return x.db.tx(ctx, func(tx *sql.Tx) error {
+	return x.db.tx(ctx, func(tx txn) error {
 		if name == "" {
 			_, err := tx.ExecContext(ctx, `DELETE FROM privacy_defaults WHERE app_id = ? AND user_id = ?`, owner.App, owner.User)
 			return err
