@@ -139,6 +139,10 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is text or json.
 	Format string `yaml:"format"`
+	// PprofListen is the address of a plain-HTTP listener serving Go's
+	// profiles (/debug/pprof/); empty disables it. It has no authentication,
+	// so it must be a loopback address.
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // Storage chooses the backend.

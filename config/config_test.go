@@ -73,6 +73,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad enum", "log:\n  level: loud\n", nil, []string{"log.level", "loud"}},
 		{"bad uri", "", []string{"CHATD_STORAGE_MONGODB_URI=postgres://x"}, []string{"storage.mongodb_uri"}},
 		{"bad domain", "domain: 'a@b'\n", nil, []string{"domain"}},
+		{"profiler not on loopback", "", []string{"CHATD_LOG_PPROF_LISTEN=0.0.0.0:6060"}, []string{"log.pprof_listen", "loopback"}},
 		{"half tls", "tls:\n  cert_file: /x.pem\n", nil, []string{"tls.cert_file"}},
 		{"muc history", "muc:\n  history_default: 200\n", nil, []string{"muc.history_default", "muc.history_max"}},
 		{"several at once", "api:\n  session_ttl: x\n  signature_window: y\n", nil, []string{"api.session_ttl", "api.signature_window"}},

@@ -19,6 +19,12 @@ func (c *Config) Validate() error {
 	v.nonEmpty("data_dir", c.DataDir)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
+	v.addr("log.pprof_listen", c.Log.PprofListen, true)
+	if host, _, err := net.SplitHostPort(c.Log.PprofListen); err == nil {
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			v.bad("log.pprof_listen", "must be a loopback address (the profiler has no authentication), got %q", c.Log.PprofListen)
+		}
+	}
 	if c.Storage.MongoDBURI != "" {
 		if u, err := url.Parse(c.Storage.MongoDBURI); err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
 			v.bad("storage.mongodb_uri", "must be a mongodb:// or mongodb+srv:// URI")

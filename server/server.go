@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime"
 	"strings"
@@ -46,7 +47,7 @@ type Server struct {
 	// CertFile is the PEM certificate every TLS listener serves.
 	CertFile string
 
-	apiAddr, httpAddr net.Addr
+	apiAddr, httpAddr, pprofAddr net.Addr
 
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -152,6 +153,18 @@ func (s *Server) start(ctx context.Context) error {
 			return err
 		}
 		log.Info("REST API listening", "addr", s.httpAddr.String(), "tls", false)
+	}
+	if cfg.Log.PprofListen != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		if s.pprofAddr, err = s.serveHTTP(cfg.Log.PprofListen, mux, nil); err != nil {
+			return err
+		}
+		log.Info("profiler listening", "addr", s.pprofAddr.String())
 	}
 	return nil
 }
@@ -271,6 +284,9 @@ func (s *Server) Err() <-chan error { return s.errc }
 
 // APIAddr is the bound HTTPS address (nil when disabled).
 func (s *Server) APIAddr() net.Addr { return s.apiAddr }
+
+// PprofAddr is the bound profiler address (nil when disabled).
+func (s *Server) PprofAddr() net.Addr { return s.pprofAddr }
 
 // HTTPAddr is the bound plain-HTTP address (nil when disabled).
 func (s *Server) HTTPAddr() net.Addr { return s.httpAddr }

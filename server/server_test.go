@@ -246,11 +246,21 @@ func TestWholeNode(t *testing.T) {
 	}
 }
 
-// Shutdown leaves no goroutine behind.
+// Shutdown leaves no goroutine behind, the profiler's listener included.
 func TestNodeShutdown(t *testing.T) {
 	base := runtime.NumGoroutine()
 	func() {
-		s := startNode(t)
+		s := startNode(t, "CHATD_LOG_PPROF_LISTEN=127.0.0.1:0")
+		// The profiler answers (its listener is shut down with the rest).
+		resp, err := http.Get("http://" + s.PprofAddr().String() + "/debug/pprof/heap?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "heap profile") {
+			t.Fatalf("profiler: %d %.100s", resp.StatusCode, body)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if err := s.Shutdown(ctx); err != nil {
