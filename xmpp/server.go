@@ -267,7 +267,10 @@ func (srv *Server) newSession(tr transport, remote net.Addr) *Session {
 		ip, _, _ = net.SplitHostPort(remote.String())
 	}
 	s := &Session{srv: srv, tr: tr, id: newStreamID(), ip: ip, drained: make(chan struct{}, 1), writerExit: make(chan struct{}, 1)}
-	s.log = srv.log.With("session", s.id, "remote", remote.String())
+	s.log = sessionLog{s}
+	if remote != nil {
+		s.remote = remote.String()
+	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	if srv.stopping {

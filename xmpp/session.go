@@ -36,11 +36,12 @@ const (
 // it to close (closeWith). Its identity fields are set once at bind, before
 // the session becomes visible to the router, and never change afterwards.
 type Session struct {
-	srv *Server
-	tr  transport
-	log *slog.Logger
-	id  string
-	ip  string
+	srv    *Server
+	tr     transport
+	log    sessionLog
+	id     string
+	ip     string
+	remote string // address:port
 
 	// Reader-goroutine state.
 	secure        bool
@@ -86,6 +87,35 @@ type Session struct {
 	writerExit chan struct{} // a writer goroutine stopped
 	broken     bool          // the transport failed (guarded by qmu)
 	sm         *smState      // XEP-0198, nil until enabled (guarded by qmu)
+}
+
+// sessionLog logs through the server's logger with the session's identity:
+// its stream id and remote address, the user once authenticated, the full
+// JID once bound. The attributes are added per record, which is rare, rather
+// than kept in a derived logger per session, which would cost every idle
+// session a few hundred bytes.
+type sessionLog struct{ s *Session }
+
+func (l sessionLog) Debug(msg string, args ...any) { l.log(slog.LevelDebug, msg, args) }
+func (l sessionLog) Info(msg string, args ...any)  { l.log(slog.LevelInfo, msg, args) }
+func (l sessionLog) Warn(msg string, args ...any)  { l.log(slog.LevelWarn, msg, args) }
+func (l sessionLog) Error(msg string, args ...any) { l.log(slog.LevelError, msg, args) }
+
+func (l sessionLog) log(level slog.Level, msg string, args []any) {
+	s := l.s
+	ctx := context.Background()
+	if !s.srv.log.Enabled(ctx, level) {
+		return
+	}
+	all := make([]any, 0, 10+len(args))
+	all = append(all, "session", s.id, "remote", s.remote)
+	if s.user.User != 0 {
+		all = append(all, "user", s.user.User, "app", s.user.App)
+	}
+	if s.full != "" {
+		all = append(all, "jid", s.full)
+	}
+	s.srv.log.Log(ctx, level, msg, append(all, args...)...)
 }
 
 func newStreamID() string {
@@ -418,7 +448,6 @@ func (s *Session) saslElement(ctx context.Context, el *stanza.Element) error {
 	}
 	s.sasl = nil
 	s.authenticated = true
-	s.log = s.log.With("user", s.user.User, "app", s.user.App)
 	success := stanza.New("success", nsSASL)
 	if len(out) > 0 {
 		success.AppendText(base64.StdEncoding.EncodeToString(out))
@@ -491,7 +520,6 @@ func (s *Session) bindIQ(ctx context.Context, iq *stanza.Element) error {
 		}
 		return err
 	}
-	s.log = s.log.With("jid", s.full)
 	s.tr.SetReadTimeout(s.srv.cfg.PingInterval + s.srv.cfg.PingTimeout)
 	res := stanza.New("iq", stanza.NSClient, "type", "result", "id", iq.Attr("id"))
 	res.Append(stanza.New("bind", nsBind).Append(stanza.New("jid", nsBind).AppendText(s.full)))

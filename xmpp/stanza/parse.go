@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -60,7 +61,8 @@ type Parser struct {
 	r   io.Reader
 	max int
 
-	buf      []byte
+	buf      []byte // small[:], a pooled buffer, or a larger one of its own
+	small    [smallBuf]byte
 	pos, end int
 	base     int64 // stream offset of buf[0]
 	eof      error
@@ -83,10 +85,29 @@ type prefixDecl struct {
 	uri    string
 }
 
+// Buffers. Between elements a parser reads into its own small buffer, so
+// that an idle stream holds no more; input that does not fit moves to a
+// pooled buffer of poolBuf bytes, which grows by doubling for a large element
+// and is given back once the parser has consumed everything it read.
 const (
-	minBuf    = 2048
-	shrinkBuf = 16 << 10
+	smallBuf = 256
+	poolBuf  = 4096
 )
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, poolBuf); return &b }}
+
+// release goes back to the small buffer once everything read is consumed.
+func (p *Parser) release() {
+	if p.r == nil || len(p.buf) == smallBuf && &p.buf[0] == &p.small[0] {
+		return
+	}
+	if cap(p.buf) == poolBuf {
+		b := p.buf[:poolBuf]
+		bufPool.Put(&b)
+	}
+	p.base += int64(p.pos)
+	p.buf, p.pos, p.end = p.small[:], 0, 0
+}
 
 // NewParser returns a parser reading r that refuses top-level elements larger
 // than max bytes.
@@ -148,9 +169,17 @@ func (p *Parser) more() error {
 		p.pos, p.end = 0, n
 	}
 	if p.end == len(p.buf) {
-		size := max(minBuf, 2*len(p.buf))
-		nb := make([]byte, size)
+		var nb []byte
+		if len(p.buf) < poolBuf {
+			nb = *bufPool.Get().(*[]byte)
+		} else {
+			nb = make([]byte, 2*len(p.buf))
+		}
 		copy(nb, p.buf[:p.end])
+		if cap(p.buf) == poolBuf {
+			b := p.buf[:poolBuf]
+			bufPool.Put(&b)
+		}
 		p.buf = nb
 	}
 	n, err := p.r.Read(p.buf[p.end:])
@@ -184,9 +213,8 @@ func (p *Parser) more() error {
 func (p *Parser) Next() (Event, error) {
 	for {
 		if p.pos >= p.end {
-			if p.depth <= 1 && len(p.buf) > shrinkBuf && p.r != nil {
-				p.base += int64(p.pos)
-				p.buf, p.pos, p.end = nil, 0, 0
+			if p.depth <= 1 {
+				p.release()
 			}
 			if err := p.more(); err != nil {
 				return Event{}, err
@@ -534,7 +562,10 @@ func (p *Parser) startTag() (Event, bool, error) {
 			return Event{}, false, p.syntax("self-closing stream header")
 		}
 		p.depth = 1
-		p.stack = append(p.stack, el)
+		// Only the header's name is needed to match the end of the stream:
+		// the header itself (attributes and all) is not kept for the
+		// stream's life.
+		p.stack = append(p.stack, &Element{Name: el.Name, Space: el.Space})
 		p.defaults = append(p.defaults, defNS)
 		return Event{Kind: KindOpen, Element: el}, true, nil
 	}

@@ -237,3 +237,56 @@ func BenchmarkEncodeMessage(b *testing.B) {
 		buf = el.AppendXML(buf[:0], "")
 	}
 }
+
+// chunkReader returns one chunk per Read, as a network delivers one segment,
+// and records the size of each buffer it was given.
+type chunkReader struct {
+	chunks []string
+	sizes  []int
+}
+
+func (r *chunkReader) Read(b []byte) (int, error) {
+	r.sizes = append(r.sizes, len(b))
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, r.chunks[0])
+	if n == len(r.chunks[0]) {
+		r.chunks = r.chunks[1:]
+	} else {
+		r.chunks[0] = r.chunks[0][n:]
+	}
+	return n, nil
+}
+
+// Elements of every size go through the parser's small, pooled and grown
+// buffers intact, and a parser that has consumed all it read waits for the
+// next element with only its small buffer.
+func TestBuffersAcrossSizes(t *testing.T) {
+	sizes := []int{10, smallBuf - 40, smallBuf, poolBuf - 30, poolBuf + 100, 40_000, 5, 3 * poolBuf, 100}
+	chunks := []string{header}
+	var want []string
+	for i, n := range sizes {
+		el := `<message id="` + string(rune('a'+i)) + `"><body>` + strings.Repeat("x", n) + `</body></message>`
+		chunks = append(chunks, el)
+		want = append(want, `<message xmlns="jabber:client" id="`+string(rune('a'+i))+`"><body>`+strings.Repeat("x", n)+`</body></message>`)
+	}
+	r := &chunkReader{chunks: chunks}
+	p := NewParser(r, 1<<16)
+	if ev, err := p.Next(); err != nil || ev.Kind != KindOpen {
+		t.Fatalf("header: %v %v", ev, err)
+	}
+	for i, w := range want {
+		reads := len(r.sizes)
+		ev, err := p.Next()
+		if err != nil {
+			t.Fatalf("element %d: %v", i, err)
+		}
+		if got := ev.Element.String(); got != w {
+			t.Fatalf("element %d (%d bytes of text) changed: got %.80q…", i, sizes[i], got)
+		}
+		if r.sizes[reads] != smallBuf {
+			t.Errorf("element %d: the first read had a %d-byte buffer, want the small %d", i, r.sizes[reads], smallBuf)
+		}
+	}
+}
