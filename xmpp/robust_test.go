@@ -236,3 +236,27 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // polling, bounded by the deadline
 	}
 }
+
+// A session silent past the ping interval is pinged; one that answers stays
+// (its reader waits for data at the top of its stack, with the read timeout
+// still applied), one that does not is closed.
+func TestSilentClientsPinged(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) {
+		c.PingInterval = 200 * time.Millisecond
+		c.PingTimeout = 300 * time.Millisecond
+	})
+	answers := e.login(e.newUser("answers"), "r")
+	silent := e.login(e.newUser("silent"), "r")
+	isPing := func(el *stanza.Element) bool {
+		return el.Name == "iq" && el.Attr("type") == "get" && el.Child("ping", "urn:xmpp:ping") != nil
+	}
+	for range 3 {
+		ping := answers.expect(isPing)
+		answers.write(`<iq type='result' id='` + ping.Attr("id") + `' to='` + domain + `'/>`)
+	}
+	answers.roundTrip()
+	silent.expect(isPing)
+	if cond := silent.ended(); cond != "connection-timeout" {
+		t.Errorf("the silent session ended with %q, want connection-timeout", cond)
+	}
+}

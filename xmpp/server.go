@@ -239,10 +239,11 @@ func (srv *Server) serveListener(ln net.Listener, directTLS bool) {
 				tc.SetKeepAlive(true)
 				tc.SetKeepAlivePeriod(time.Minute)
 			}
+			var tlsConfig *tls.Config
 			if directTLS {
-				c = tls.Server(c, srv.tlsConfig)
+				tlsConfig = srv.tlsConfig
 			}
-			srv.serveConn(newTCPTransport(c, srv.cfg.MaxStanzaBytes), c.RemoteAddr())
+			srv.serveConn(newTCPTransport(c, srv.cfg.MaxStanzaBytes, tlsConfig), c.RemoteAddr())
 		}
 	}()
 }

@@ -46,13 +46,16 @@ type transport interface {
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+	full    bool // the last read filled its buffer: more may be waiting in Conn
 }
 
 func (c *deadlineConn) Read(b []byte) (int, error) {
 	if c.timeout > 0 {
 		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
 	}
-	return c.Conn.Read(b)
+	n, err := c.Conn.Read(b)
+	c.full = n == len(b)
+	return n, err
 }
 
 // tcpTransport is RFC 6120 framing over a TCP connection.
@@ -60,22 +63,43 @@ type tcpTransport struct {
 	raw    net.Conn     // the TCP connection
 	conn   net.Conn     // raw, or the TLS connection over it
 	tls    *tls.Conn    // set once TLS is up
+	rec    *recordConn  // under tls (see idle.go)
 	reader deadlineConn // reads from conn
 	parser *stanza.Parser
 	max    int
+	noWait bool // the platform cannot wait for readability (idle.go)
 }
 
-func newTCPTransport(c net.Conn, max int) *tcpTransport {
+// newTCPTransport serves a TCP connection; with tlsConfig set, TLS starts
+// with the first byte (XEP-0368 direct TLS).
+func newTCPTransport(c net.Conn, max int, tlsConfig *tls.Config) *tcpTransport {
 	t := &tcpTransport{raw: c, conn: c, max: max}
-	if tc, ok := c.(*tls.Conn); ok {
-		t.tls = tc
+	if tlsConfig != nil {
+		t.wrapTLS(tlsConfig)
 	}
 	t.reader.Conn = t.conn
 	t.parser = stanza.NewParser(&t.reader, max)
 	return t
 }
 
-func (t *tcpTransport) Next() (stanza.Event, error) { return t.parser.Next() }
+func (t *tcpTransport) wrapTLS(cfg *tls.Config) {
+	t.rec = &recordConn{Conn: t.raw}
+	t.tls = tls.Server(t.rec, cfg)
+	t.conn = t.tls
+}
+
+// Next waits for the socket to become readable near the top of the stack
+// when nothing is buffered (see idle.go), then parses.
+func (t *tcpTransport) Next() (stanza.Event, error) {
+	if t.rec != nil && !t.noWait && t.parser.Drained() && !t.reader.full && t.rec.drained() {
+		ok, err := readable(t.raw, t.reader.timeout)
+		if err != nil {
+			return stanza.Event{}, err
+		}
+		t.noWait = !ok
+	}
+	return t.parser.Next()
+}
 
 func (t *tcpTransport) Restart() {
 	t.reader.Conn = t.conn
@@ -132,14 +156,12 @@ func (t *tcpTransport) StartTLS(cfg *tls.Config, timeout time.Duration) error {
 		// (white space, which some clients send, is harmless).
 		return streamErr("policy-violation", "data after <starttls/>")
 	}
-	tc := tls.Server(t.raw, cfg)
+	t.wrapTLS(cfg)
 	t.raw.SetDeadline(time.Now().Add(timeout))
-	if err := tc.Handshake(); err != nil {
+	if err := t.tls.Handshake(); err != nil {
 		return err
 	}
 	t.raw.SetDeadline(time.Time{})
-	t.tls = tc
-	t.conn = tc
 	t.Restart()
 	return nil
 }

@@ -115,6 +115,10 @@ func NewParser(r io.Reader, max int) *Parser {
 	return &Parser{r: r, max: max}
 }
 
+// Drained reports whether the parser has parsed everything it read and is
+// between top-level elements: its next event needs more input.
+func (p *Parser) Drained() bool { return p.pos >= p.end && p.depth <= 1 && p.eof == nil }
+
 // Buffered returns the bytes read from the reader but not yet parsed; they
 // belong to the parser and stay valid until its next call.
 func (p *Parser) Buffered() []byte { return p.buf[p.pos:p.end] }
