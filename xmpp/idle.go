@@ -29,7 +29,8 @@ const tlsRecordMax = 5 + 1<<14 + 256
 
 var recordBufs = sync.Pool{New: func() any { b := make([]byte, tlsRecordMax); return &b }}
 
-// recordConn is the connection under crypto/tls: it reads the socket into a
+// recordConn is the connection under crypto/tls: it reads the socket (or
+// fillWhenReadable does) into a
 // pooled buffer, given back whenever it is empty, and hands over no more
 // than the current record.
 type recordConn struct {
@@ -37,6 +38,8 @@ type recordConn struct {
 	buf  *[]byte // nil when empty
 	r, w int
 	err  error // a read error that came with data, returned next
+
+	rc syscall.RawConn // for fillWhenReadable
 
 	hdr  [5]byte // the next record's header bytes handed over so far
 	hdrN int
@@ -123,29 +126,41 @@ func (c *recordConn) drained() bool {
 	return c.r == c.w && c.err == nil && c.left == 0 && c.hdrN == 0
 }
 
-// readable waits until the socket has data (or an end, or an error), with
-// timeout (0: none) as its read deadline. It returns false, nil where the
-// platform offers no such wait.
-func readable(conn net.Conn, timeout time.Duration) (bool, error) {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return false, nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false, nil
+// fillWhenReadable waits until the socket has data (or an end, or an
+// error) and reads it into the connection's buffer, with timeout (0: none)
+// as its read deadline. The read that tls.Conn would have made happens here,
+// near the top of the stack; nothing is read twice. It returns false, nil
+// where the platform offers no such wait.
+func (c *recordConn) fillWhenReadable(timeout time.Duration) (bool, error) {
+	if c.rc == nil {
+		sc, ok := c.Conn.(syscall.Conn)
+		if !ok || !canWaitReadable {
+			return false, nil
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return false, nil
+		}
+		c.rc = rc
 	}
 	if timeout > 0 {
-		conn.SetReadDeadline(time.Now().Add(timeout))
+		c.Conn.SetReadDeadline(time.Now().Add(timeout))
 	}
-	supported := true
-	err = rc.Read(func(fd uintptr) bool {
-		ready, ok := peek(fd)
-		supported = ok
-		return ready || !ok
+	return true, c.rc.Read(func(fd uintptr) bool {
+		if c.buf == nil {
+			c.buf = recordBufs.Get().(*[]byte)
+		}
+		n, wouldBlock, rerr := readNonblocking(fd, *c.buf)
+		switch {
+		case wouldBlock:
+			c.release() // not held while waiting
+			return false
+		case n > 0:
+			c.r, c.w = 0, n
+		default:
+			c.release()
+			c.err = rerr
+		}
+		return true
 	})
-	if !supported {
-		return false, nil
-	}
-	return true, err
 }

@@ -2,5 +2,7 @@
 
 package xmpp
 
-// peek is not available: idle readers wait inside crypto/tls.
-func peek(uintptr) (ready, supported bool) { return false, false }
+// canWaitReadable: idle readers wait inside crypto/tls on this platform.
+const canWaitReadable = false
+
+func readNonblocking(uintptr, []byte) (n int, wouldBlock bool, err error) { return 0, false, nil }

@@ -2,12 +2,31 @@
 
 package xmpp
 
-import "syscall"
+import (
+	"io"
+	"os"
+	"syscall"
+)
 
-// peek reports whether the socket has data (or an end, or an error) without
-// consuming it: false only when a read would block.
-func peek(fd uintptr) (ready, supported bool) {
-	var b [1]byte
-	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK, true
+// canWaitReadable: idle readers wait for readability (idle.go).
+const canWaitReadable = true
+
+// readNonblocking reads from a non-blocking socket: wouldBlock when it has
+// nothing yet; err is io.EOF at the end of the stream.
+func readNonblocking(fd uintptr, b []byte) (n int, wouldBlock bool, err error) {
+	for {
+		n, err = syscall.Read(int(fd), b)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+		return 0, true, nil
+	case err != nil:
+		return 0, false, os.NewSyscallError("read", err)
+	case n == 0:
+		return 0, false, io.EOF
+	}
+	return n, false, nil
 }

@@ -92,7 +92,7 @@ func (t *tcpTransport) wrapTLS(cfg *tls.Config) {
 // when nothing is buffered (see idle.go), then parses.
 func (t *tcpTransport) Next() (stanza.Event, error) {
 	if t.rec != nil && !t.noWait && t.parser.Drained() && !t.reader.full && t.rec.drained() {
-		ok, err := readable(t.raw, t.reader.timeout)
+		ok, err := t.rec.fillWhenReadable(t.reader.timeout)
 		if err != nil {
 			return stanza.Event{}, err
 		}
