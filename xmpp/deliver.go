@@ -13,11 +13,16 @@ import (
 // bind makes a session visible to the router under its resource, applying
 // the conflict policy.
 func (srv *Server) bind(ctx context.Context, s *Session) error {
-	if _, err := srv.accounts.User(ctx, s.user.App, s.user.User); err != nil {
-		if errors.Is(err, account.ErrNotFound) {
-			return streamErr("not-authorized", "the account no longer exists")
+	// SASL read the account moments ago; read it again only if some
+	// account was deleted since (EndUserSessions), which a session not yet
+	// bound would not otherwise hear of.
+	if s.authGen != srv.usersEnded.Load() {
+		if _, err := srv.accounts.User(ctx, s.user.App, s.user.User); err != nil {
+			if errors.Is(err, account.ErrNotFound) {
+				return streamErr("not-authorized", "the account no longer exists")
+			}
+			return err
 		}
-		return err
 	}
 	if err := srv.loadPrivacy(ctx, s); err != nil {
 		return err

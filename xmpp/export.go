@@ -34,6 +34,7 @@ func (srv *Server) Sessions(u UserRef) []*Session { return srv.router.sessions(u
 // text (chatd calls it when the user's account is deleted). What is queued
 // for the sessions is dropped.
 func (srv *Server) EndUserSessions(u UserRef, text string) {
+	srv.usersEnded.Add(1)
 	for _, s := range slices.Clone(srv.router.sessions(u)) {
 		s.log.Info("ending the session", "reason", text)
 		s.closeWith(streamErr("not-authorized", text), true)

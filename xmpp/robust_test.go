@@ -260,3 +260,42 @@ func TestSilentClientsPinged(t *testing.T) {
 		t.Errorf("the silent session ended with %q, want connection-timeout", cond)
 	}
 }
+
+// An account deleted between authentication and bind cannot bind; one
+// deleted after bind loses its session (chatd calls EndUserSessions when a
+// user is deleted).
+func TestDeletedAccountCannotBind(t *testing.T) {
+	e := startEnv(t, nil)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		u     user
+		bound bool
+	}{{e.newUser("gone"), false}, {e.newUser("gone-later"), true}} {
+		u, bound := tc.u, tc.bound
+		c := e.rawDial()
+		c.open()
+		c.startTLS()
+		c.open()
+		if r := c.auth(sasl.Plain, fmt.Sprintf("%d-%d", u.ref.User, u.ref.App), u.password); r.Name != "success" {
+			t.Fatalf("login failed: %s", r)
+		}
+		c.open()
+		if bound {
+			c.bind("r")
+		}
+		if err := e.db.Accounts().DeleteUser(ctx, u.ref.App, u.ref.User); err != nil {
+			t.Fatal(err)
+		}
+		e.srv.EndUserSessions(u.ref, "the account was deleted")
+		if bound {
+			if cond := c.ended(); cond != "not-authorized" {
+				t.Errorf("the bound session of a deleted account ended with %q, want not-authorized", cond)
+			}
+			continue
+		}
+		c.write(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>`)
+		if cond := c.streamErrorOf(); cond != "not-authorized" {
+			t.Errorf("bind after the account was deleted: stream error %q, want not-authorized", cond)
+		}
+	}
+}

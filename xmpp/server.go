@@ -58,6 +58,8 @@ type Server struct {
 	fakeSalt  func(string) []byte
 	started   time.Time
 	metrics   metrics
+	// usersEnded counts EndUserSessions calls (account deletions).
+	usersEnded atomic.Uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc

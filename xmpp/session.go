@@ -51,6 +51,7 @@ type Session struct {
 	sasl          saslExchange
 	saslMech      string
 	authFailures  int
+	authGen       uint64 // Server.usersEnded when the authentication began
 	bucket        tokenBucket
 	directed      map[JID]bool // full JIDs sent directed available presence
 	initialSent   bool         // initial presence was sent
@@ -257,7 +258,7 @@ func (s *Session) fail(err error) {
 	if !s.headerSent {
 		s.headerSent = true
 		s.tr.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
-		s.tr.Header(s.id, s.srv.cfg.Domain)
+		s.tr.Header(s.id, s.srv.cfg.Domain, nil)
 	}
 	s.closeWith(se, false)
 }
@@ -270,13 +271,10 @@ func (s *Session) writeNow(el *stanza.Element) error {
 }
 
 // open handles a stream header and answers with ours and the features.
+// open answers a stream header with the server's, and the features in the
+// same write; a header it refuses gets the server's header and a stream
+// error (fail).
 func (s *Session) open(h *stanza.Element) error {
-	s.headerSent = true
-	s.tr.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
-	// Each stream (after STARTTLS and SASL restarts too) gets its own id.
-	if err := s.tr.Header(newStreamID(), s.srv.cfg.Domain); err != nil {
-		return err
-	}
 	if s.tr.WebSocket() {
 		if h.Name != "open" || h.Space != stanza.NSFraming {
 			return streamErr("invalid-namespace", "")
@@ -295,7 +293,10 @@ func (s *Session) open(h *stanza.Element) error {
 	if s.bound {
 		return streamErr("policy-violation", "stream restart after bind")
 	}
-	return s.writeNow(s.features())
+	s.headerSent = true
+	s.tr.SetWriteDeadline(time.Now().Add(s.srv.cfg.WriteTimeout))
+	// Each stream (after STARTTLS and SASL restarts too) gets its own id.
+	return s.tr.Header(newStreamID(), s.srv.cfg.Domain, s.features().AppendXML(nil, ""))
 }
 
 func (s *Session) features() *stanza.Element {
@@ -411,6 +412,9 @@ func (s *Session) saslElement(ctx context.Context, el *stanza.Element) error {
 			return s.saslFail(&saslFailure{"malformed-request", "an authentication is already in progress"})
 		}
 		s.saslMech = el.Attr("mechanism")
+		// Before the exchange reads the account: a deletion from now on
+		// makes bind check the account again.
+		s.authGen = s.srv.usersEnded.Load()
 		ex, err := newExchange(s.saslMech, s.srv.accounts, s.srv.cfg.Domain, s.srv.fakeSalt)
 		if err != nil {
 			return s.saslFail(errBadMechanism)

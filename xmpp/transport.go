@@ -22,8 +22,9 @@ type transport interface {
 	Next() (stanza.Event, error)
 	// Restart expects a new stream header (after STARTTLS or SASL).
 	Restart()
-	// Header writes the server's stream header.
-	Header(id, domain string) error
+	// Header writes the server's stream header, and then (if any) the first
+	// elements of the stream in the same write.
+	Header(id, domain string, then []byte) error
 	// Write writes complete, encoded top-level elements.
 	Write(elems [][]byte) error
 	// Trailer writes the end of the stream.
@@ -108,13 +109,14 @@ func (t *tcpTransport) Restart() {
 
 const streamHeader = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='`
 
-func (t *tcpTransport) Header(id, domain string) error {
-	b := make([]byte, 0, len(streamHeader)+64)
+func (t *tcpTransport) Header(id, domain string, then []byte) error {
+	b := make([]byte, 0, len(streamHeader)+64+len(then))
 	b = append(b, streamHeader...)
 	b = append(b, id...)
 	b = append(b, "' from='"...)
 	b = append(b, domain...)
 	b = append(b, "'>"...)
+	b = append(b, then...)
 	_, err := t.conn.Write(b)
 	return err
 }
@@ -243,9 +245,12 @@ func (t *wsTransport) Next() (stanza.Event, error) {
 
 func (t *wsTransport) Restart() {}
 
-func (t *wsTransport) Header(id, domain string) error {
+func (t *wsTransport) Header(id, domain string, then []byte) error {
 	_, err := t.ws.Write([]byte(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" version="1.0" xml:lang="en" id="` +
 		id + `" from="` + domain + `"/>`))
+	if err == nil && len(then) > 0 {
+		_, err = t.ws.Write(then) // a message of its own (RFC 7395 §3.3.3)
+	}
 	return err
 }
 
