@@ -4,7 +4,6 @@ import (
 	"net"
 	"sync"
 	"syscall"
-	"time"
 )
 
 // An idle client stream costs the server what its reader goroutine keeps
@@ -127,11 +126,11 @@ func (c *recordConn) drained() bool {
 }
 
 // fillWhenReadable waits until the socket has data (or an end, or an
-// error) and reads it into the connection's buffer, with timeout (0: none)
-// as its read deadline. The read that tls.Conn would have made happens here,
+// error) and reads it into the connection's buffer, within the read
+// deadline set on the connection. The read that tls.Conn would have made happens here,
 // near the top of the stack; nothing is read twice. It returns false, nil
 // where the platform offers no such wait.
-func (c *recordConn) fillWhenReadable(timeout time.Duration) (bool, error) {
+func (c *recordConn) fillWhenReadable() (bool, error) {
 	if c.rc == nil {
 		sc, ok := c.Conn.(syscall.Conn)
 		if !ok || !canWaitReadable {
@@ -142,9 +141,6 @@ func (c *recordConn) fillWhenReadable(timeout time.Duration) (bool, error) {
 			return false, nil
 		}
 		c.rc = rc
-	}
-	if timeout > 0 {
-		c.Conn.SetReadDeadline(time.Now().Add(timeout))
 	}
 	return true, c.rc.Read(func(fd uintptr) bool {
 		if c.buf == nil {

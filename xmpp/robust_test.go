@@ -126,6 +126,32 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 	a.roundTrip()
 }
 
+// A client that stops reading, with room left in its queue, is closed by
+// the write timeout: the writer's deadline holds however often it is
+// refreshed while writes still go through.
+func TestStalledReaderTimesOut(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) { c.MaxQueueBytes = 64 << 20; c.WriteTimeout = 500 * time.Millisecond })
+	alice, bob := e.newUser("alice"), e.newUser("bob")
+	stalled := e.loginNoRead(bob, "stalled")
+	stalled.write(`<presence/>`)
+	a := e.online(alice, "a")
+	big := strings.Repeat("z", 32<<10)
+	for i := range 300 { // ~10 MB: more than loopback socket buffers hold
+		a.write(fmt.Sprintf(`<message to='%s' type='chat'><body>%d %s</body></message>`, bob.jid, i, big))
+	}
+	a.roundTrip()
+	deadline := time.Now().Add(wait)
+	for len(e.srv.Sessions(bob.ref)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled session is still bound")
+		}
+		time.Sleep(10 * time.Millisecond) // polling, bounded by the deadline
+	}
+	if got := e.srv.Stats().QueueOverflows; got != 0 {
+		t.Errorf("%d queue overflows: the session should have ended on the write timeout", got)
+	}
+}
+
 // Repeated wrong passwords are answered ever more slowly.
 func TestAuthFailuresSlowDown(t *testing.T) {
 	const base = 40 * time.Millisecond

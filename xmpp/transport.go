@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/websocket"
@@ -43,17 +44,37 @@ type transport interface {
 }
 
 // deadlineConn sets a read deadline before each read, so a stream with no
-// data for the read timeout ends with a timeout error.
+// data for the read timeout ends with a timeout error. A deadline set less
+// than slack(timeout) ago is kept (the timeout is that much shorter at
+// worst): setting one costs a timer update, which a read per message would
+// otherwise pay.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
-	full    bool // the last read filled its buffer: more may be waiting in Conn
+	setAt   time.Time // when the current deadline was set; zero: none
+	full    bool      // the last read filled its buffer: more may be waiting in Conn
+}
+
+// slack is how much earlier than asked a deadline may stay: an eighth of
+// the timeout, at most a second.
+func slack(timeout time.Duration) time.Duration { return min(time.Second, timeout/8) }
+
+func (c *deadlineConn) refresh() {
+	if c.timeout <= 0 {
+		if !c.setAt.IsZero() {
+			c.Conn.SetReadDeadline(time.Time{})
+			c.setAt = time.Time{}
+		}
+		return
+	}
+	if now := time.Now(); c.setAt.IsZero() || now.Sub(c.setAt) >= slack(c.timeout) {
+		c.Conn.SetReadDeadline(now.Add(c.timeout))
+		c.setAt = now
+	}
 }
 
 func (c *deadlineConn) Read(b []byte) (int, error) {
-	if c.timeout > 0 {
-		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
-	}
+	c.refresh()
 	n, err := c.Conn.Read(b)
 	c.full = n == len(b)
 	return n, err
@@ -69,6 +90,8 @@ type tcpTransport struct {
 	parser *stanza.Parser
 	max    int
 	noWait bool // the platform cannot wait for readability (idle.go)
+
+	writeDeadline atomic.Int64 // unix nanoseconds; 0: none
 }
 
 // newTCPTransport serves a TCP connection; with tlsConfig set, TLS starts
@@ -93,7 +116,8 @@ func (t *tcpTransport) wrapTLS(cfg *tls.Config) {
 // when nothing is buffered (see idle.go), then parses.
 func (t *tcpTransport) Next() (stanza.Event, error) {
 	if t.rec != nil && !t.noWait && t.parser.Drained() && !t.reader.full && t.rec.drained() {
-		ok, err := t.rec.fillWhenReadable(t.reader.timeout)
+		t.reader.refresh()
+		ok, err := t.rec.fillWhenReadable()
 		if err != nil {
 			return stanza.Event{}, err
 		}
@@ -164,6 +188,8 @@ func (t *tcpTransport) StartTLS(cfg *tls.Config, timeout time.Duration) error {
 		return err
 	}
 	t.raw.SetDeadline(time.Time{})
+	t.writeDeadline.Store(0)
+	t.reader.setAt = time.Time{}
 	t.Restart()
 	return nil
 }
@@ -176,9 +202,27 @@ func (t *tcpTransport) TLS() *tls.ConnectionState {
 	return &st
 }
 
-func (t *tcpTransport) SetReadTimeout(d time.Duration) { t.reader.timeout = d }
+func (t *tcpTransport) SetReadTimeout(d time.Duration) {
+	t.reader.timeout = d
+	t.reader.setAt = time.Time{} // applies from the next read
+}
 
-func (t *tcpTransport) SetWriteDeadline(tm time.Time) error { return t.conn.SetWriteDeadline(tm) }
+// SetWriteDeadline keeps the deadline set if tm is later by less than the
+// slack of the timeout it stands for (one writer per session at a time
+// calls it, and negotiation before there is one).
+func (t *tcpTransport) SetWriteDeadline(tm time.Time) error {
+	cur := t.writeDeadline.Load()
+	if cur != 0 && !tm.IsZero() && tm.UnixNano() >= cur &&
+		tm.UnixNano()-cur < int64(slack(time.Until(tm))) {
+		return nil
+	}
+	if tm.IsZero() {
+		t.writeDeadline.Store(0)
+	} else {
+		t.writeDeadline.Store(tm.UnixNano())
+	}
+	return t.conn.SetWriteDeadline(tm)
+}
 
 func (t *tcpTransport) RemoteAddr() net.Addr { return t.raw.RemoteAddr() }
 
