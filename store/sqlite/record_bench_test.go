@@ -1,0 +1,57 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"chatd/history"
+	"chatd/internal/oid"
+	"chatd/store/sqlite"
+)
+
+// The store's share of recording (issue 4's throughput figure): group
+// commits of 200 messages, one per private dialog, as 200 senders that each
+// wait for their message to be stored produce them. The figure is the
+// writer's time per message, which bounds recording throughput on SQLite's
+// one writer.
+//
+//	go test -run '^$' -bench SaveMessages -benchtime 100x ./store/sqlite
+func BenchmarkSaveMessages(b *testing.B) {
+	db, err := sqlite.Open(filepath.Join(b.TempDir(), "chatd.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	h := db.History()
+	ctx := context.Background()
+	const senders = 200
+	start := time.Unix(1700000000, 0).UTC()
+	dialogs := make([]*history.Dialog, senders)
+	for i := range dialogs {
+		a, c := int64(1+2*i), int64(2+2*i)
+		d := &history.Dialog{ID: oid.New(start), AppID: 1, Type: history.Private, OwnerID: a,
+			Occupants: []int64{a, c}, CreatedAt: start, UpdatedAt: start}
+		if err := h.CreateDialog(ctx, d); err != nil {
+			b.Fatal(err)
+		}
+		dialogs[i] = d
+	}
+	batch := make([]*history.Message, senders)
+	b.ResetTimer()
+	for n := range b.N {
+		at := start.Add(time.Duration(n) * time.Second / 10)
+		for i, d := range dialogs {
+			sender, recipient := d.Occupants[n%2], d.Occupants[1-n%2]
+			batch[i] = &history.Message{ID: oid.New(at), AppID: 1, DialogID: d.ID, Text: "a message of a usual length, with a few words",
+				DateSent: at.Unix(), SenderID: sender, RecipientID: recipient, Recipients: []int64{recipient},
+				ReadIDs: []int64{sender}, DeliveredIDs: []int64{sender}, CreatedAt: at, UpdatedAt: at}
+		}
+		if errs := h.SaveMessages(ctx, batch); errs != nil {
+			b.Fatal(errs)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*senders), "µs/msg")
+	b.ReportMetric(0, "ns/op")
+}
