@@ -259,6 +259,10 @@ var migrations = []string{
 	`ALTER TABLE dialog_members ADD COLUMN hid INTEGER NOT NULL DEFAULT 0;
 	UPDATE dialog_members SET hid = 1 WHERE EXISTS (SELECT 1 FROM message_users h
 		WHERE h.dialog_id = dialog_members.dialog_id AND h.user_id = dialog_members.user_id AND h.hidden = 1);`,
+	// 7: only public groups are listed by dialogs_public, so that a message
+	// to any other dialog does not rewrite its entry there.
+	`DROP INDEX dialogs_public;
+	CREATE INDEX dialogs_public ON dialogs(app_id, last_message_date_sent, id) WHERE type = 1;`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
