@@ -430,6 +430,9 @@ func (p *Parser) matches(open *Element, qname []byte) bool {
 
 func (p *Parser) pop() {
 	p.depth--
+	// The slot is cleared so that the stack's array does not keep the last
+	// stanza's elements alive until a deeper one overwrites them.
+	p.stack[len(p.stack)-1] = nil
 	p.stack = p.stack[:len(p.stack)-1]
 	p.defaults = p.defaults[:len(p.defaults)-1]
 	for len(p.prefixes) > 0 && p.prefixes[len(p.prefixes)-1].depth > p.depth {

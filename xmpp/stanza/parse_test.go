@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 const header = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`
@@ -289,4 +291,39 @@ func TestBuffersAcrossSizes(t *testing.T) {
 			t.Errorf("element %d: the first read had a %d-byte buffer, want the small %d", i, r.sizes[reads], smallBuf)
 		}
 	}
+}
+
+// A parser between stanzas keeps none of the last one's elements alive: an
+// idle stream's memory does not depend on what it last carried.
+func TestParsedStanzaNotRetained(t *testing.T) {
+	r := &chunkReader{chunks: []string{header,
+		`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>`}}
+	p := NewParser(r, 1<<16)
+	if ev, err := p.Next(); err != nil || ev.Kind != KindOpen {
+		t.Fatalf("header: %v %v", ev, err)
+	}
+	ev, err := p.Next()
+	if err != nil || ev.Kind != KindElement {
+		t.Fatalf("iq: %v %v", ev, err)
+	}
+	collected := make(chan string, 3)
+	resource := ev.Element.Children[0].Children[0]
+	for _, el := range []*Element{ev.Element, ev.Element.Children[0], resource} {
+		runtime.AddCleanup(el, func(name string) { collected <- name }, el.Name)
+	}
+	ev = Event{}
+	resource = nil
+	got := map[string]bool{}
+	for i := 0; i < 100 && len(got) < 3; i++ {
+		runtime.GC()
+		select {
+		case name := <-collected:
+			got[name] = true
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("after the stanza was handed out, the parser still keeps alive all but %v of iq, bind, resource", got)
+	}
+	runtime.KeepAlive(p)
 }
