@@ -144,26 +144,8 @@ const (
 
 // run reads the stream until it ends and returns the session to continue
 // with after a resumption, or nil.
-func (s *Session) run(ctx context.Context) (next *Session) {
-	how := endClean
-	defer func() {
-		if r := recover(); r != nil {
-			s.srv.metrics.panics.Add(1)
-			s.log.Error("panic while serving a session", "panic", r, "stack", string(debug.Stack()))
-			s.closeWith(streamErr("internal-server-error", ""), true)
-			how, next = endClean, nil
-		}
-		if next != nil {
-			return
-		}
-		if how == endBroken && s.resumable() {
-			s.detach()
-			return
-		}
-		s.cleanup()
-	}()
+func (s *Session) run(ctx context.Context) *Session {
 	s.markRead()
-	deadline := time.Now().Add(s.srv.cfg.NegotiationTimeout)
 	if s.bound {
 		s.tr.SetReadTimeout(s.srv.cfg.PingInterval + s.srv.cfg.PingTimeout)
 	} else {
@@ -172,9 +154,53 @@ func (s *Session) run(ctx context.Context) (next *Session) {
 	if s.tr.TLS() != nil {
 		s.secure = true
 	}
+	return s.read(ctx, time.Now().Add(s.srv.cfg.NegotiationTimeout))
+}
+
+// awaitInput is a bound session's reader while the stream is idle: a fresh
+// goroutine that waits for input with nothing else on its stack, then reads
+// on (idle.go). The goroutine that handed over has ended, and the collector
+// freed the stack it had grown.
+func (s *Session) awaitInput(ctx context.Context, w idleWaiter) {
+	defer s.srv.wg.Done()
+	w.Wait()
+	for cur := s.read(ctx, time.Time{}); cur != nil; {
+		cur = cur.run(ctx)
+	}
+}
+
+// read handles the stream's input until it ends, returning the session to
+// continue with after a resumption, or until it is idle and awaitInput has
+// taken over, returning nil. deadline bounds the negotiation.
+func (s *Session) read(ctx context.Context, deadline time.Time) (next *Session) {
+	how := endClean
+	handedOver := false
+	defer func() {
+		if r := recover(); r != nil {
+			s.srv.metrics.panics.Add(1)
+			s.log.Error("panic while serving a session", "panic", r, "stack", string(debug.Stack()))
+			s.closeWith(streamErr("internal-server-error", ""), true)
+			how, next, handedOver = endClean, nil, false
+		}
+		if next != nil || handedOver {
+			return
+		}
+		if how == endBroken && s.resumable() {
+			s.detach()
+			return
+		}
+		s.cleanup()
+	}()
+	w, canHandOver := s.tr.(idleWaiter)
 	for {
 		if !s.bound && time.Now().After(deadline) {
 			s.fail(streamErr("connection-timeout", "negotiation took too long"))
+			return nil
+		}
+		if canHandOver && s.bound && w.Idle() {
+			handedOver = true
+			s.srv.wg.Add(1)
+			go s.awaitInput(ctx, w)
 			return nil
 		}
 		ev, err := s.tr.Next()

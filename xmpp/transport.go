@@ -43,6 +43,15 @@ type transport interface {
 	DefaultNS() string
 }
 
+// idleWaiter is a transport whose wait for input can happen on a goroutine
+// of its own, with a stack that holds nothing else (idle.go).
+type idleWaiter interface {
+	// Idle reports whether the next element needs the network.
+	Idle() bool
+	// Wait waits for input and buffers it; Next reports a failure.
+	Wait()
+}
+
 // deadlineConn sets a read deadline before each read, so a stream with no
 // data for the read timeout ends with a timeout error. A deadline set less
 // than slack(timeout) ago is kept (the timeout is that much shorter at
@@ -82,14 +91,15 @@ func (c *deadlineConn) Read(b []byte) (int, error) {
 
 // tcpTransport is RFC 6120 framing over a TCP connection.
 type tcpTransport struct {
-	raw    net.Conn     // the TCP connection
-	conn   net.Conn     // raw, or the TLS connection over it
-	tls    *tls.Conn    // set once TLS is up
-	rec    *recordConn  // under tls (see idle.go)
-	reader deadlineConn // reads from conn
-	parser *stanza.Parser
-	max    int
-	noWait bool // the platform cannot wait for readability (idle.go)
+	raw     net.Conn     // the TCP connection
+	conn    net.Conn     // raw, or the TLS connection over it
+	tls     *tls.Conn    // set once TLS is up
+	rec     *recordConn  // under tls (see idle.go)
+	reader  deadlineConn // reads from conn
+	parser  *stanza.Parser
+	max     int
+	noWait  bool  // the platform cannot wait for readability (idle.go)
+	waitErr error // what Wait met, returned by the next Next
 
 	writeDeadline atomic.Int64 // unix nanoseconds; 0: none
 }
@@ -115,15 +125,34 @@ func (t *tcpTransport) wrapTLS(cfg *tls.Config) {
 // Next waits for the socket to become readable near the top of the stack
 // when nothing is buffered (see idle.go), then parses.
 func (t *tcpTransport) Next() (stanza.Event, error) {
-	if t.rec != nil && !t.noWait && t.parser.Drained() && !t.reader.full && t.rec.drained() {
-		t.reader.refresh()
-		ok, err := t.rec.fillWhenReadable()
-		if err != nil {
+	if err := t.waitErr; err != nil {
+		t.waitErr = nil
+		return stanza.Event{}, err
+	}
+	if t.Idle() {
+		t.Wait()
+		if err := t.waitErr; err != nil {
+			t.waitErr = nil
 			return stanza.Event{}, err
 		}
-		t.noWait = !ok
 	}
 	return t.parser.Next()
+}
+
+// Idle reports whether nothing is buffered anywhere — not in the parser,
+// not as plaintext in tls.Conn, not as ciphertext under it — so that the
+// next element needs the network, and Wait can wait for it (idle.go).
+func (t *tcpTransport) Idle() bool {
+	return t.rec != nil && !t.noWait && t.waitErr == nil && t.parser.Drained() && !t.reader.full && t.rec.drained()
+}
+
+// Wait waits until the socket is readable and reads what arrived into the
+// buffer under tls.Conn, within the read timeout. Next returns a failure.
+func (t *tcpTransport) Wait() {
+	t.reader.refresh()
+	ok, err := t.rec.fillWhenReadable()
+	t.noWait = !ok
+	t.waitErr = err
 }
 
 func (t *tcpTransport) Restart() {
