@@ -42,6 +42,21 @@ type Config struct {
 	Chat    Chat    `yaml:"chat"`
 	MUC     MUC     `yaml:"muc"`
 	TURN    TURN    `yaml:"turn"`
+	Runtime Runtime `yaml:"runtime"`
+}
+
+// Runtime tunes Go's garbage collector for a server whose memory is mostly
+// its connections' long-lived state (see internal/gcpolicy).
+type Runtime struct {
+	// GCPercent is how far, in percent of the live heap, the heap may grow
+	// before the next collection once the live heap is large (Go's GOGC,
+	// which is 100 by default). Lower holds less memory per connection and
+	// collects more often.
+	GCPercent int `yaml:"gc_percent"`
+	// GCHeadroomMB is the least the heap may grow, in MiB, however small the
+	// live heap: a small server under message load does not collect
+	// constantly.
+	GCHeadroomMB int `yaml:"gc_headroom_mb"`
 }
 
 // XMPP configures the client-to-server listeners and sessions.
@@ -194,6 +209,7 @@ func Default() Config {
 		Domain:  "localhost",
 		DataDir: "./data",
 		Log:     Log{Level: "info", Format: "text"},
+		Runtime: Runtime{GCPercent: 50, GCHeadroomMB: 64},
 		Storage: Storage{MongoDBDatabase: "chatd"},
 		TLS:     TLS{Hosts: []string{"localhost", "127.0.0.1", "::1"}},
 		API: API{

@@ -20,6 +20,8 @@ func (c *Config) Validate() error {
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.addr("log.pprof_listen", c.Log.PprofListen, true)
+	v.atLeast("runtime.gc_percent", c.Runtime.GCPercent, 10)
+	v.atLeast("runtime.gc_headroom_mb", c.Runtime.GCHeadroomMB, 0)
 	if host, _, err := net.SplitHostPort(c.Log.PprofListen); err == nil {
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			v.bad("log.pprof_listen", "must be a loopback address (the profiler has no authentication), got %q", c.Log.PprofListen)

@@ -128,19 +128,22 @@ func closeAll(conns []*conn, wait time.Duration) {
 
 // idleResult is the idle sessions figure.
 type idleResult struct {
-	Requested        int        `json:"requested"`
-	Sessions         int        `json:"sessions"`
-	Failed           int        `json:"failed"`
-	Presence         bool       `json:"presence"`
-	OpenSeconds      float64    `json:"open_seconds"`
-	OpenPerSec       float64    `json:"open_per_second"`
-	LoginTime        latency    `json:"login_time"`
-	Lost             int        `json:"lost_before_close"` // sessions the server ended while they were held
-	RSSBeforeKiB     int64      `json:"server_rss_before_kib,omitempty"`
-	RSSAfterKiB      int64      `json:"server_rss_after_kib,omitempty"`
-	RSSDeltaKiB      int64      `json:"server_rss_delta_kib,omitempty"`
-	RSSPerSessionKiB float64    `json:"server_rss_per_session_kib,omitempty"`
-	CPU              *cpuReport `json:"cpu,omitempty"` // while opening, per session
+	Requested        int     `json:"requested"`
+	Sessions         int     `json:"sessions"`
+	Failed           int     `json:"failed"`
+	Presence         bool    `json:"presence"`
+	OpenSeconds      float64 `json:"open_seconds"`
+	OpenPerSec       float64 `json:"open_per_second"`
+	LoginTime        latency `json:"login_time"`
+	Lost             int     `json:"lost_before_close"` // sessions the server ended while they were held
+	RSSBeforeKiB     int64   `json:"server_rss_before_kib,omitempty"`
+	RSSAfterKiB      int64   `json:"server_rss_after_kib,omitempty"`
+	RSSDeltaKiB      int64   `json:"server_rss_delta_kib,omitempty"`
+	RSSPerSessionKiB float64 `json:"server_rss_per_session_kib,omitempty"`
+	// The whole process's RSS over the sessions: an upper bound that does
+	// not depend on what the server held before the first login.
+	RSSWholePerSessionKiB float64    `json:"server_rss_whole_per_session_kib,omitempty"`
+	CPU                   *cpuReport `json:"cpu,omitempty"` // while opening, per session
 }
 
 // idle opens n authenticated sessions and holds them, reading the server's
@@ -179,6 +182,7 @@ func (b *bench) idle(ctx context.Context, before procSample) (*idleResult, error
 		res.RSSDeltaKiB = after.rssKiB - before.rssKiB
 		if res.Sessions > 0 {
 			res.RSSPerSessionKiB = float64(res.RSSDeltaKiB) / float64(res.Sessions)
+			res.RSSWholePerSessionKiB = float64(res.RSSAfterKiB) / float64(res.Sessions)
 		}
 	}
 	if o.hold > 0 {
@@ -223,7 +227,7 @@ func printIdle(w io.Writer, r *idleResult) {
 		fmt.Fprintf(w, "idle: cpu while opening: %s\n", r.CPU.line("session"))
 	}
 	if r.RSSAfterKiB > 0 {
-		fmt.Fprintf(w, "idle: server RSS %s → %s: %+.1f MiB, %.1f KiB per idle session\n",
-			kib(r.RSSBeforeKiB), kib(r.RSSAfterKiB), float64(r.RSSDeltaKiB)/1024, r.RSSPerSessionKiB)
+		fmt.Fprintf(w, "idle: server RSS %s → %s: %+.1f MiB, %.1f KiB per idle session (the whole RSS over the sessions: %.1f KiB)\n",
+			kib(r.RSSBeforeKiB), kib(r.RSSAfterKiB), float64(r.RSSDeltaKiB)/1024, r.RSSPerSessionKiB, r.RSSWholePerSessionKiB)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"chatd/account"
 	"chatd/config"
+	"chatd/internal/gcpolicy"
 	"chatd/server"
 )
 
@@ -45,6 +46,11 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	stopGC, tuned := gcpolicy.Start(cfg.Runtime.GCPercent, uint64(cfg.Runtime.GCHeadroomMB)<<20)
+	defer stopGC()
+	if !tuned {
+		log.Info("GOGC is set: runtime.gc_percent and runtime.gc_headroom_mb are not used")
+	}
 	srv, err := server.Start(ctx, cfg, log)
 	if err != nil {
 		return err
