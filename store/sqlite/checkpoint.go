@@ -29,6 +29,7 @@ type checkpointer struct {
 	db   *sql.DB
 	kick chan struct{}
 	stop chan struct{}
+	once sync.Once
 	wg   sync.WaitGroup
 }
 
@@ -70,8 +71,10 @@ func (c *checkpointer) run() {
 	}
 }
 
+// close stops the checkpointer; a second call does nothing more, as for
+// sql.DB.
 func (c *checkpointer) close() error {
-	close(c.stop)
+	c.once.Do(func() { close(c.stop) })
 	c.wg.Wait()
 	return c.db.Close()
 }

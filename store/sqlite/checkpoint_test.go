@@ -71,3 +71,13 @@ func TestCheckpointAfterWrites(t *testing.T) {
 	}
 	waitFor("dialogs", 1)
 }
+
+// Closing a database twice is harmless, as for database/sql.
+func TestCloseTwice(t *testing.T) {
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "chatd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db.Close()
+}
