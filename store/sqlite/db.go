@@ -23,6 +23,12 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
+// writerCacheKiB is the writer's page cache. SQLite's default (2 MiB) is
+// less than a group commit of messages touches in a store of some size:
+// the writer then wrote pages to the WAL before the commit and read them
+// back.
+const writerCacheKiB = 32 << 10
+
 // DB is an open chatd database.
 type DB struct {
 	w    *pool // the one writer connection
@@ -45,7 +51,8 @@ func Open(path string) (*DB, error) {
 		}
 		return "file:" + path + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite", dsn("")+"&_pragma="+url.QueryEscape(fmt.Sprintf("wal_autocheckpoint(%d)", walBackstop)))
+	w, err := sql.Open("sqlite", dsn("")+"&_pragma="+url.QueryEscape(fmt.Sprintf("wal_autocheckpoint(%d)", walBackstop))+
+		"&_pragma="+url.QueryEscape(fmt.Sprintf("cache_size(%d)", -writerCacheKiB)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
