@@ -34,12 +34,29 @@ type NewMessage struct {
 // again from the same sender into the same dialog returns the stored
 // message (client retries and stream resumption stay idempotent).
 func (s *Service) Record(ctx context.Context, in NewMessage) (*Message, *Dialog, error) {
-	d, err := s.dialogFor(ctx, in)
+	m, d, cached, err := s.record(ctx, in, true)
+	if staleDialog(cached, err) {
+		// The pair's dialog was deleted since it was cached (by another
+		// chatd sharing the store, say): look again, creating it if needed.
+		s.pairs.forget(d)
+		m, d, _, err = s.record(ctx, in, false)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
+	return m, d, nil
+}
+
+// record is Record with the pair's dialog taken from the cache when useCache
+// allows; cached tells whether it was. On an error d is the dialog tried,
+// if any.
+func (s *Service) record(ctx context.Context, in NewMessage, useCache bool) (m *Message, d *Dialog, cached bool, err error) {
+	d, cached, err = s.dialogFor(ctx, in, useCache)
+	if err != nil {
+		return nil, nil, false, err
+	}
 	now := s.now()
-	m := &Message{
+	m = &Message{
 		AppID:        in.App,
 		DialogID:     d.ID,
 		Text:         in.Text,
@@ -77,38 +94,47 @@ func (s *Service) Record(ctx context.Context, in NewMessage) (*Message, *Dialog,
 		if errors.Is(err, ErrDuplicate) {
 			old, err2 := s.store.Message(ctx, in.App, m.ID, 0)
 			if err2 == nil && old.DialogID == m.DialogID && old.SenderID == m.SenderID {
-				return old, d, nil
+				return old, d, cached, nil
 			}
 		}
-		return nil, nil, err
+		return nil, d, cached, err
 	}
-	return m, d, nil
+	return m, d, cached, nil
 }
 
 // dialogFor finds the dialog a new message goes to and checks the sender may
-// post there.
-func (s *Service) dialogFor(ctx context.Context, in NewMessage) (*Dialog, error) {
+// post there; cached tells whether the pair's dialog came from the cache.
+func (s *Service) dialogFor(ctx context.Context, in NewMessage, useCache bool) (d *Dialog, cached bool, err error) {
 	if in.DialogID == "" {
 		if in.RecipientID == 0 {
-			return nil, invalid("chat_dialog_id", "or recipient_id is required")
+			return nil, false, invalid("chat_dialog_id", "or recipient_id is required")
 		}
 		if in.RecipientID == in.SenderID {
-			return nil, invalid("recipient_id", "cannot be the sender")
+			return nil, false, invalid("recipient_id", "cannot be the sender")
+		}
+		if useCache {
+			if d := s.pairs.get(in.App, in.SenderID, in.RecipientID); d != nil {
+				return d, true, nil
+			}
 		}
 		d, err := s.store.PrivateDialog(ctx, in.App, in.SenderID, in.RecipientID)
 		if errors.Is(err, ErrNotFound) {
 			d, _, err = s.CreateDialog(ctx, in.App, in.SenderID, DialogInput{Type: Private, Occupants: []int64{in.RecipientID}})
 		}
-		return d, err
+		if err != nil {
+			return nil, false, err
+		}
+		s.pairs.put(d)
+		return d, false, nil
 	}
-	d, err := s.visible(ctx, in.App, in.SenderID, in.DialogID)
+	d, err = s.visible(ctx, in.App, in.SenderID, in.DialogID)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if d.Type == Private && in.RecipientID != 0 && !d.HasOccupant(in.RecipientID) {
-		return nil, invalid("recipient_id", "is not in the dialog")
+		return nil, false, invalid("recipient_id", "is not in the dialog")
 	}
-	return d, nil
+	return d, false, nil
 }
 
 // Messages lists messages of a dialog the user may read. With markRead the
@@ -335,7 +361,11 @@ type pendingSave struct {
 	done chan error
 }
 
-const maxBatch = 256
+// maxBatch bounds a group commit. The store's cost per message falls with
+// the batch (a commit writes each page it touched once, and a dialog's
+// counters and last message are written once per batch), and a batch of
+// 1,024 messages takes SQLite's writer some 50 ms on a small machine.
+const maxBatch = 1024
 
 func newCommitter(store Store, log *slog.Logger) *committer {
 	c := &committer{store: store, log: log, in: make(chan *pendingSave, 4*maxBatch), stop: make(chan struct{})}

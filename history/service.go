@@ -64,6 +64,7 @@ type Service struct {
 	cfg    Config
 	log    *slog.Logger
 	commit *committer
+	pairs  pairCache
 
 	mu        sync.RWMutex
 	observers []func(context.Context, Event)
@@ -354,6 +355,7 @@ func (s *Service) UpdateDialog(ctx context.Context, app, user int64, id string, 
 		if err := s.store.DeleteDialog(ctx, app, d.ID); err != nil {
 			return nil, err
 		}
+		s.pairs.forget(d)
 		s.emit(ctx, Event{Kind: DialogDeleted, Dialog: d, Actor: user, Removed: removed})
 		return nil, nil
 	}
@@ -414,6 +416,7 @@ func (s *Service) DeleteDialogs(ctx context.Context, app, user int64, ids []stri
 			if err := s.store.DeleteDialog(ctx, app, d.ID); err != nil {
 				return res, err
 			}
+			s.pairs.forget(d)
 			s.emit(ctx, Event{Kind: DialogDeleted, Dialog: d, Actor: user, Removed: d.Occupants})
 		case d.Type == Group:
 			if _, err := s.UpdateDialog(ctx, app, user, d.ID, DialogUpdate{PullAll: []int64{user}}); err != nil {

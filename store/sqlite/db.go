@@ -23,10 +23,17 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
+// writerCacheKiB is the writer's page cache. SQLite's default (2 MiB) is
+// less than a group commit of messages touches in a store of some size:
+// the writer then wrote pages to the WAL before the commit and read them
+// back.
+const writerCacheKiB = 32 << 10
+
 // DB is an open chatd database.
 type DB struct {
-	w *pool // the one writer connection
-	r *pool // readers
+	w    *pool // the one writer connection
+	r    *pool // readers
+	ckpt *checkpointer
 }
 
 // Open opens (creating if needed) the database at path and brings its schema
@@ -50,7 +57,8 @@ func Open(path string) (*DB, error) {
 		}
 		return "file:" + path + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite", dsn(""))
+	w, err := sql.Open("sqlite", dsn("")+"&_pragma="+url.QueryEscape(fmt.Sprintf("wal_autocheckpoint(%d)", walBackstop))+
+		"&_pragma="+url.QueryEscape(fmt.Sprintf("cache_size(%d)", -writerCacheKiB)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -71,12 +79,23 @@ func Open(path string) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(0)
-	return &DB{w: newPool(w), r: newPool(r)}, nil
+	c, err := sql.Open("sqlite", dsn(""))
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	c.SetMaxOpenConns(1)
+	c.SetMaxIdleConns(1)
+	c.SetConnMaxIdleTime(0)
+	db := &DB{w: newPool(w), r: newPool(r), ckpt: newCheckpointer(c)}
+	db.w.wrote = db.ckpt.wrote
+	return db, nil
 }
 
 // Close closes the database.
 func (db *DB) Close() error {
-	return errors.Join(db.r.Close(), db.w.Close())
+	return errors.Join(db.ckpt.close(), db.r.Close(), db.w.Close())
 }
 
 // migrations are applied in order; PRAGMA user_version records how many ran.
@@ -312,7 +331,11 @@ func (db *DB) tx(ctx context.Context, fn func(txn) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	db.ckpt.wrote()
+	return nil
 }
 
 // uniqueViolation returns the column of a UNIQUE constraint failure, or "".

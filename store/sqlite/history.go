@@ -473,31 +473,27 @@ func (h historyStore) SetNotifications(ctx context.Context, app int64, id string
 }
 
 // SaveMessages stores a batch in one transaction (the group commit); each
-// message's statements succeed or fail on their own. The batch is first
-// tried without a savepoint per message (a savepoint journals every page it
-// touches, a third of the cost); if any message fails, that transaction is
-// rolled back and the batch is stored again with one savepoint per message,
-// so that only the failing messages are left out.
+// message succeeds or fails on its own. The batch is first stored a few
+// statements for all its messages (saveBatch), which leaves out duplicates
+// and messages to missing dialogs; should anything else fail, that
+// transaction is rolled back and the batch is stored again message by
+// message, with one savepoint each, so that only the failing messages are
+// left out.
 func (h historyStore) SaveMessages(ctx context.Context, msgs []*history.Message) []error {
-	errSlow := errors.New("a message failed")
-	err := h.db.tx(ctx, func(tx txn) error {
-		stmts, err := prepareSave(ctx, tx)
-		if err != nil {
-			return err
-		}
-		defer stmts.close()
-		for _, m := range msgs {
-			if err := stmts.save(ctx, m); err != nil {
-				return errSlow
+	errs := make([]error, len(msgs))
+	// The statements run without the deadline: the driver would watch it
+	// with a goroutine per statement. The transaction still ends with it.
+	err := h.db.tx(ctx, func(tx txn) error { return saveBatch(context.WithoutCancel(ctx), tx, msgs, errs) })
+	if err == nil {
+		for _, err := range errs {
+			if err != nil {
+				return errs
 			}
 		}
 		return nil
-	})
-	if err == nil {
-		return nil
 	}
-	errs := make([]error, len(msgs))
-	if !errors.Is(err, errSlow) {
+	clear(errs)
+	if ctx.Err() != nil {
 		for i := range errs {
 			errs[i] = err
 		}

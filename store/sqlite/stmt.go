@@ -26,6 +26,10 @@ const maxCachedStmts = 512
 type pool struct {
 	*sql.DB
 
+	// wrote, when set, is called after a statement run outside a
+	// transaction (the writer's: see checkpointer).
+	wrote func()
+
 	mu      sync.RWMutex
 	stmts   map[string]*sql.Stmt
 	pending map[string]bool // met inside a transaction; prepared by the next db.tx
@@ -94,7 +98,14 @@ func (p *pool) preparePending(ctx context.Context) error {
 	return nil
 }
 
-func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
+	if p.wrote != nil {
+		defer func() {
+			if err == nil {
+				p.wrote()
+			}
+		}()
+	}
 	st, err := p.stmt(ctx, query)
 	if err != nil || st == nil {
 		return p.DB.ExecContext(ctx, query, args...)

@@ -23,6 +23,7 @@ func runHistory(t *testing.T, open Open) {
 		{"Dialogs", testDialogs},
 		{"FindDialogs", testFindDialogs},
 		{"SaveMessages", testSaveMessages},
+		{"SaveMessagesBatch", testSaveMessagesBatch},
 		{"FindMessages", testFindMessages},
 		{"Marks", testMarks},
 		{"HideAndDelete", testHideAndDelete},
@@ -356,6 +357,95 @@ func testSaveMessages(t *testing.T, s history.Store) {
 	checkUnread(t, s, d, 11, 3)
 	if _, err := s.Message(ctx, 2, good.ID, 0); !errors.Is(err, history.ErrNotFound) {
 		t.Errorf("message through another application: %v", err)
+	}
+}
+
+// A batch mixing dialogs, applications, duplicates and a missing dialog
+// stores each message or fails it on its own, with exact counters and last
+// messages, as if its messages had been saved one by one.
+func testSaveMessagesBatch(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	p := mkDialog(t, s, 1, history.Private, 10, 11)
+	g := mkDialog(t, s, 1, history.Group, 10, 11, 12)
+	x := mkDialog(t, s, 2, history.Private, 20, 21)
+	m0 := mkMessage(p, 10, 100, "stored before")
+	save(t, s, m0)
+	if err := s.HideDialog(ctx, 1, g.ID, 11); err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := newID(), newID()
+	batch := []*history.Message{
+		mkMessage(p, 10, 120, "p new"),      // 0: stored, then replaced as last by 10
+		mkMessage(g, 10, 110, "g tie high"), // 1: last of g (same date_sent as 7, greater id)
+		mkMessage(g, 11, 150, "dup"),        // 2: the id of m0
+		mkMessage(p, 11, 90, "p older"),     // 3: stored, not last
+		mkMessage(g, 10, 160, "lost"),       // 4: no such dialog
+		mkMessage(g, 10, 170, "other app"),  // 5: g seen from application 2
+		mkMessage(g, 12, 180, "dup in batch"),
+		mkMessage(g, 12, 110, "g tie low"), // 7: stored, not last
+		mkMessage(x, 20, 50, "x"),          // 8: application 2
+		mkMessage(p, 10, 130, "p newest"),  // 9: the id of 4, which was not stored
+	}
+	batch[1].ID, batch[7].ID = hi, lo
+	batch[2].ID = m0.ID
+	batch[4].DialogID = newID()
+	batch[5].AppID = 2
+	batch[6].ID = batch[1].ID
+	batch[9].ID = batch[4].ID
+	errs := s.SaveMessages(ctx, batch)
+	want := []error{nil, nil, history.ErrDuplicate, nil, history.ErrNotFound, history.ErrNotFound,
+		history.ErrDuplicate, nil, nil, nil}
+	if len(errs) != len(want) {
+		t.Fatalf("errors = %v", errs)
+	}
+	for i, err := range errs {
+		if !errors.Is(err, want[i]) || (want[i] == nil) != (err == nil) {
+			t.Errorf("message %d (%q): error %v, want %v", i, batch[i].Text, err, want[i])
+		}
+	}
+	for i, m := range batch {
+		got, err := s.Message(ctx, m.AppID, m.ID, 0)
+		switch {
+		case want[i] == nil && (err != nil || got.Text != m.Text || got.DialogID != m.DialogID):
+			t.Errorf("message %d: stored %+v, %v", i, got, err)
+		case i == 2 && (err != nil || got.Text != m0.Text):
+			t.Errorf("the duplicate of a stored message: %+v, %v", got, err)
+		}
+	}
+	checkUnread(t, s, p, 11, 3)
+	checkUnread(t, s, p, 10, 1)
+	checkUnread(t, s, g, 10, 1)
+	checkUnread(t, s, g, 11, 2)
+	checkUnread(t, s, g, 12, 1)
+	checkUnread(t, s, x, 21, 1)
+	checkUnread(t, s, x, 20, 0)
+	for _, c := range []struct {
+		d    *history.Dialog
+		last *history.Message
+	}{{p, batch[9]}, {g, batch[1]}, {x, batch[8]}} {
+		d, err := s.Dialog(ctx, c.d.AppID, c.d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.LastMessageID != c.last.ID || d.LastMessage != c.last.Text || d.LastMessageDateSent != c.last.DateSent ||
+			d.LastMessageUserID != c.last.SenderID {
+			t.Errorf("dialog %s: last message %q %s at %d by %d, want %q", d.ID, d.LastMessage, d.LastMessageID,
+				d.LastMessageDateSent, d.LastMessageUserID, c.last.Text)
+		}
+	}
+	// The group is shown again to the user who hid it, and the lists
+	// follow the last messages.
+	ds, _, err := s.FindDialogs(ctx, 1, 11, history.DialogQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dialogIDs(ds); !slices.Equal(got, []string{p.ID, g.ID}) {
+		t.Errorf("dialogs of 11 = %v, want %v", got, []string{p.ID, g.ID})
+	}
+	g2 := mkMessage(g, 11, 200, "g newest")
+	save(t, s, g2)
+	if ds, _, _ := s.FindDialogs(ctx, 1, 10, history.DialogQuery{}); !slices.Equal(dialogIDs(ds), []string{g.ID, p.ID}) {
+		t.Errorf("dialogs of 10 after a newer message in g = %v", dialogIDs(ds))
 	}
 }
 
