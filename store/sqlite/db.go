@@ -29,6 +29,10 @@ import (
 // back.
 const writerCacheKiB = 32 << 10
 
+// readerCacheKiB is each reader's page cache (and the checkpointer's):
+// with the database memory-mapped it holds little more than page headers.
+const readerCacheKiB = 8 << 10
+
 // DB is an open chatd database.
 type DB struct {
 	w    *pool // the one writer connection
@@ -39,7 +43,9 @@ type DB struct {
 // Open opens (creating if needed) the database at path and brings its schema
 // up to date.
 func Open(path string) (*DB, error) {
-	dsn := func(mode string) string {
+	// dsn is the connection string: mode "ro" for readers, a page cache of
+	// cacheKiB, extra pragmas (the writer's).
+	dsn := func(mode string, cacheKiB int, extra ...string) string {
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "journal_mode(WAL)")
@@ -50,15 +56,17 @@ func Open(path string) (*DB, error) {
 		// through a memory map rather than a read call each cut a page of
 		// 100 messages from 2.4 to 1.5 ms of CPU (BENCHMARKS.md).
 		q.Add("_pragma", "mmap_size(1073741824)")
-		q.Add("_pragma", "cache_size(-8192)")
+		q.Add("_pragma", fmt.Sprintf("cache_size(%d)", -cacheKiB))
+		for _, p := range extra {
+			q.Add("_pragma", p)
+		}
 		q.Set("_txlock", "immediate")
 		if mode != "" {
 			q.Set("mode", mode)
 		}
 		return "file:" + path + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite", dsn("")+"&_pragma="+url.QueryEscape(fmt.Sprintf("wal_autocheckpoint(%d)", walBackstop))+
-		"&_pragma="+url.QueryEscape(fmt.Sprintf("cache_size(%d)", -writerCacheKiB)))
+	w, err := sql.Open("sqlite", dsn("", writerCacheKiB, fmt.Sprintf("wal_autocheckpoint(%d)", walBackstop)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -70,7 +78,7 @@ func Open(path string) (*DB, error) {
 		w.Close()
 		return nil, err
 	}
-	r, err := sql.Open("sqlite", dsn("ro"))
+	r, err := sql.Open("sqlite", dsn("ro", readerCacheKiB))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -79,7 +87,7 @@ func Open(path string) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(0)
-	c, err := sql.Open("sqlite", dsn(""))
+	c, err := sql.Open("sqlite", dsn("", readerCacheKiB))
 	if err != nil {
 		r.Close()
 		w.Close()
