@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +51,8 @@ type idleWaiter interface {
 	Idle() bool
 	// Wait waits for input and buffers it; Next reports a failure.
 	Wait()
+	// WaitBriefly is Wait for at most d: false when no input came.
+	WaitBriefly(d time.Duration) bool
 }
 
 // deadlineConn sets a read deadline before each read, so a stream with no
@@ -153,6 +156,28 @@ func (t *tcpTransport) Wait() {
 	ok, err := t.rec.fillWhenReadable()
 	t.noWait = !ok
 	t.waitErr = err
+}
+
+// WaitBriefly is Wait with a read deadline d away (a quarter of the read
+// timeout if that is sooner); the next read, or Wait, sets the timeout's
+// deadline again.
+func (t *tcpTransport) WaitBriefly(d time.Duration) bool {
+	if t.reader.timeout > 0 {
+		d = min(d, t.reader.timeout/4)
+	}
+	t.conn.SetReadDeadline(time.Now().Add(d))
+	// Make the next refresh set (or clear) the deadline.
+	t.reader.setAt = time.Time{}
+	if t.reader.timeout <= 0 {
+		t.reader.setAt = time.Now()
+	}
+	ok, err := t.rec.fillWhenReadable()
+	t.noWait = !ok
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	t.waitErr = err
+	return true
 }
 
 func (t *tcpTransport) Restart() {
