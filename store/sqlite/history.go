@@ -343,7 +343,16 @@ func (h historyStore) FindDialogs(ctx context.Context, app, user int64, q histor
 		WHERE d.app_id = ? AND d.type = 1 AND coalesce(m.hidden, 0) = 0` + extra
 	publicArgs := append([]any{user, app}, conds.args...)
 	var nm, np int
-	if err := h.db.r.QueryRowContext(ctx, `SELECT count(*) `+members, membersArgs...).Scan(&nm); err != nil {
+	countMembers := `SELECT count(*) ` + members
+	if extra == "" {
+		// Without conditions on the dialogs the count needs only the
+		// index of the user's memberships (a dialog's members are deleted
+		// with it), not a lookup of each dialog: a user of 1,000 dialogs
+		// costs 1,000 fewer.
+		countMembers = `SELECT count(*) FROM dialog_members m
+			WHERE m.app_id = ? AND m.user_id = ? AND m.occupant = 1 AND m.hidden = 0`
+	}
+	if err := h.db.r.QueryRowContext(ctx, countMembers, membersArgs...).Scan(&nm); err != nil {
 		return nil, 0, err
 	}
 	if err := h.db.r.QueryRowContext(ctx, `SELECT count(*) `+public, publicArgs...).Scan(&np); err != nil {
