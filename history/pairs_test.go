@@ -2,42 +2,19 @@ package history_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"slices"
 	"testing"
 
-	"chatd/account"
 	"chatd/history"
-	"chatd/store/sqlite"
 )
 
 // Two services on one store, as two chatd processes sharing a database.
 func setupShared(t *testing.T) (a, b *history.Service, app int64, users []int64) {
 	t.Helper()
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "chatd.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	accounts := account.NewService(db.Accounts(), account.Config{Iterations: 16}, log)
-	ctx := context.Background()
-	ap, err := accounts.CreateApp(ctx, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, login := range []string{"alice", "bob"} {
-		u, err := accounts.CreateUserAdmin(ctx, ap.ID, login, "password-"+login)
-		if err != nil {
-			t.Fatal(err)
-		}
-		users = append(users, u.ID)
-	}
-	a = history.NewService(db.History(), accounts, history.Config{}, log)
-	b = history.NewService(db.History(), accounts, history.Config{}, log)
-	t.Cleanup(func() { a.Close(); b.Close(); db.Close() })
-	return a, b, ap.ID, users
+	f := setup(t, history.Config{})
+	b = history.NewService(f.db.History(), f.accounts, history.Config{}, f.log)
+	t.Cleanup(b.Close) // before setup's cleanup closes the database
+	return f.svc, b, f.app, f.users[:2]
 }
 
 func recordPair(t *testing.T, svc *history.Service, app, from, to int64, text string) (*history.Message, *history.Dialog) {

@@ -22,6 +22,10 @@ type fixture struct {
 	svc   *history.Service
 	app   int64
 	users []int64 // alice, bob, carol, dave
+
+	db       *sqlite.DB
+	accounts *account.Service
+	log      *slog.Logger
 }
 
 func setup(t *testing.T, cfg history.Config) *fixture {
@@ -37,7 +41,7 @@ func setup(t *testing.T, cfg history.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{app: app.ID}
+	f := &fixture{app: app.ID, db: db, accounts: accounts, log: log}
 	for _, login := range []string{"alice", "bob", "carol", "dave"} {
 		u, err := accounts.CreateUserAdmin(ctx, app.ID, login, "password-"+login)
 		if err != nil {

@@ -92,18 +92,9 @@ func (svc *Service) iq(ctx context.Context, from xmpp.Sender, el *stanza.Element
 		svc.reply(from, el, errBadRequest)
 		return
 	}
-	r := svc.room(k, false)
-	var d *history.Dialog
-	joined := false
-	if r != nil {
-		d, joined = r.state(from.Session)
-	}
-	if d == nil {
-		var err error
-		if d, err = svc.hist.RoomDialog(ctx, k.app, k.name); err != nil {
-			svc.reply(from, el, stanzaError(err))
-			return
-		}
+	r, d, joined, ok := svc.target(ctx, from, el, k)
+	if !ok {
+		return
 	}
 	user := from.User.User
 	roomJID := svc.roomJID(k)
@@ -177,14 +168,7 @@ func (svc *Service) roomItems(r *room, roomJID string) *stanza.Element {
 	if r == nil {
 		return q
 	}
-	r.mu.Lock()
-	users := make([]int64, 0, len(r.occupants))
-	for u := range r.occupants {
-		users = append(users, u)
-	}
-	r.mu.Unlock()
-	slices.Sort(users)
-	for _, u := range users {
+	for _, u := range r.occupantIDs() {
 		q.Append(stanza.New("item", nsDiscoItems, "jid", roomJID+"/"+nick(u), "name", nick(u)))
 	}
 	return q
@@ -460,14 +444,7 @@ func (svc *Service) adminList(r *room, d *history.Dialog, req *stanza.Element) (
 	if r == nil {
 		return q, nil
 	}
-	r.mu.Lock()
-	users := make([]int64, 0, len(r.occupants))
-	for u := range r.occupants {
-		users = append(users, u)
-	}
-	r.mu.Unlock()
-	slices.Sort(users)
-	for _, u := range users {
+	for _, u := range r.occupantIDs() {
 		aff := affiliation(d, u)
 		if role(aff) == rl {
 			add(u, aff, rl)

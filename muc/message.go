@@ -12,24 +12,32 @@ import (
 	"chatd/xmpp/stanza"
 )
 
-// message handles a message to a room (groupchat, subject changes,
-// mediated invitations) or to an occupant (a private message).
-func (svc *Service) message(ctx context.Context, from xmpp.Sender, el *stanza.Element, k roomKey, toNick string) {
-	if el.Attr("type") == "error" {
-		return
-	}
-	r := svc.room(k, false)
-	var d *history.Dialog
-	joined := false
-	if r != nil {
+// target finds the room a stanza is addressed to (nil when nobody is in it)
+// and its dialog, and whether the sender has joined; when there is no such
+// dialog it answers the stanza with the error and reports false.
+func (svc *Service) target(ctx context.Context, from xmpp.Sender, el *stanza.Element, k roomKey) (r *room, d *history.Dialog, joined, ok bool) {
+	if r = svc.room(k, false); r != nil {
 		d, joined = r.state(from.Session)
 	}
 	if d == nil {
 		var err error
 		if d, err = svc.hist.RoomDialog(ctx, k.app, k.name); err != nil {
 			svc.reply(from, el, stanzaError(err))
-			return
+			return nil, nil, false, false
 		}
+	}
+	return r, d, joined, true
+}
+
+// message handles a message to a room (groupchat, subject changes,
+// mediated invitations) or to an occupant (a private message).
+func (svc *Service) message(ctx context.Context, from xmpp.Sender, el *stanza.Element, k roomKey, toNick string) {
+	if el.Attr("type") == "error" {
+		return
+	}
+	r, d, joined, ok := svc.target(ctx, from, el, k)
+	if !ok {
+		return
 	}
 	if toNick != "" {
 		svc.private(from, el, r, joined, toNick)

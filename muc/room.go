@@ -91,6 +91,18 @@ func (r *room) state(s *xmpp.Session) (*history.Dialog, bool) {
 	return r.dialog, joined
 }
 
+// occupantIDs returns the users in the room, in order.
+func (r *room) occupantIDs() []int64 {
+	r.mu.Lock()
+	users := make([]int64, 0, len(r.occupants))
+	for u := range r.occupants {
+		users = append(users, u)
+	}
+	r.mu.Unlock()
+	slices.Sort(users)
+	return users
+}
+
 // closeIfEmpty closes a room nobody is in; it reports whether it did.
 func (r *room) closeIfEmpty() bool {
 	r.mu.Lock()

@@ -128,16 +128,12 @@ func (t *tcpTransport) wrapTLS(cfg *tls.Config) {
 // Next waits for the socket to become readable near the top of the stack
 // when nothing is buffered (see idle.go), then parses.
 func (t *tcpTransport) Next() (stanza.Event, error) {
+	if t.Idle() {
+		t.Wait()
+	}
 	if err := t.waitErr; err != nil {
 		t.waitErr = nil
 		return stanza.Event{}, err
-	}
-	if t.Idle() {
-		t.Wait()
-		if err := t.waitErr; err != nil {
-			t.waitErr = nil
-			return stanza.Event{}, err
-		}
 	}
 	return t.parser.Next()
 }
@@ -153,9 +149,14 @@ func (t *tcpTransport) Idle() bool {
 // buffer under tls.Conn, within the read timeout. Next returns a failure.
 func (t *tcpTransport) Wait() {
 	t.reader.refresh()
+	t.waitErr = t.fill()
+}
+
+// fill reads what arrives into the buffer under tls.Conn (idle.go).
+func (t *tcpTransport) fill() error {
 	ok, err := t.rec.fillWhenReadable()
 	t.noWait = !ok
-	t.waitErr = err
+	return err
 }
 
 // WaitBriefly is Wait with a read deadline d away (a quarter of the read
@@ -171,8 +172,7 @@ func (t *tcpTransport) WaitBriefly(d time.Duration) bool {
 	if t.reader.timeout <= 0 {
 		t.reader.setAt = time.Now()
 	}
-	ok, err := t.rec.fillWhenReadable()
-	t.noWait = !ok
+	err := t.fill()
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return false
 	}

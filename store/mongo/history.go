@@ -373,23 +373,12 @@ func (h historyStore) FindDialogs(ctx context.Context, app, user int64, q histor
 	if q.Count {
 		return nil, int(total), nil
 	}
-	sort := bson.D{{Key: "last_message_date_sent", Value: -1}, {Key: "_id", Value: -1}}
-	if q.Sort != "" {
-		path, ok := dialogField[q.Sort]
-		if !ok {
-			return nil, 0, fmt.Errorf("mongo: cannot sort dialogs by %s", q.Sort)
-		}
-		sort = bson.D{{Key: path, Value: sortDir(q.Desc)}}
-		if path != "_id" {
-			sort = append(sort, bson.E{Key: "_id", Value: sortDir(q.Desc)})
-		}
-	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = history.DefaultLimit
+	opts, err := findPage(bson.D{{Key: "last_message_date_sent", Value: -1}, {Key: "_id", Value: -1}},
+		dialogField, "dialogs", q.Sort, q.Desc, q.Limit, q.Skip)
+	if err != nil {
+		return nil, 0, err
 	}
 	var docs []dialogDoc
-	opts := options.Find().SetSort(sort).SetLimit(int64(limit)).SetSkip(int64(max(q.Skip, 0)))
 	if err := findAll(ctx, h.db.dialogs, filter, opts, &docs); err != nil {
 		return nil, 0, err
 	}
@@ -839,23 +828,12 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$nin", Value: hidden}}})
 	}
 	filter = and(filter, conds)
-	sort := bson.D{{Key: "date_sent", Value: 1}, {Key: "_id", Value: 1}}
-	if q.Sort != "" {
-		path, ok := messageField[q.Sort]
-		if !ok {
-			return nil, fmt.Errorf("mongo: cannot sort messages by %s", q.Sort)
-		}
-		sort = bson.D{{Key: path, Value: sortDir(q.Desc)}}
-		if path != "_id" {
-			sort = append(sort, bson.E{Key: "_id", Value: sortDir(q.Desc)})
-		}
-	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = history.DefaultLimit
+	opts, err := findPage(bson.D{{Key: "date_sent", Value: 1}, {Key: "_id", Value: 1}},
+		messageField, "messages", q.Sort, q.Desc, q.Limit, q.Skip)
+	if err != nil {
+		return nil, err
 	}
 	var docs []messageDoc
-	opts := options.Find().SetSort(sort).SetLimit(int64(limit)).SetSkip(int64(max(q.Skip, 0)))
 	if err := findAll(ctx, h.db.messages, filter, opts, &docs); err != nil {
 		return nil, err
 	}

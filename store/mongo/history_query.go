@@ -8,6 +8,7 @@ import (
 	"chatd/history"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // The typed queries of package history, compiled to filters that select
@@ -199,6 +200,27 @@ func and(filter bson.D, conds bson.A) bson.D {
 		return filter
 	}
 	return append(filter, bson.E{Key: "$and", Value: conds})
+}
+
+// findPage is the options of a page of a listing: sorted by the named field
+// of fields (then _id, in the same direction) or by byDefault, limit (the
+// history's default when not positive) and skip.
+func findPage(byDefault bson.D, fields map[string]string, what, sortBy string, desc bool, limit, skip int) (*options.FindOptionsBuilder, error) {
+	sort := byDefault
+	if sortBy != "" {
+		path, ok := fields[sortBy]
+		if !ok {
+			return nil, fmt.Errorf("mongo: cannot sort %s by %s", what, sortBy)
+		}
+		sort = bson.D{{Key: path, Value: sortDir(desc)}}
+		if path != "_id" {
+			sort = append(sort, bson.E{Key: "_id", Value: sortDir(desc)})
+		}
+	}
+	if limit <= 0 {
+		limit = history.DefaultLimit
+	}
+	return options.Find().SetSort(sort).SetLimit(int64(limit)).SetSkip(int64(max(skip, 0))), nil
 }
 
 func sortDir(desc bool) int {
