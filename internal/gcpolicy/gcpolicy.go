@@ -40,8 +40,8 @@ func Start(percent int, headroom uint64) (stop func(), active bool) {
 		return func() {}, false
 	}
 	p := &policy{percent: percent, headroom: headroom, sample: []metrics.Sample{{Name: liveMetric}}}
-	p.previous = debug.SetGCPercent(p.goal())
 	p.current = p.goal()
+	p.previous = debug.SetGCPercent(p.current)
 	p.arm()
 	return p.stop, true
 }
