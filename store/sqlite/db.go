@@ -74,7 +74,7 @@ func Open(path string) (*DB, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	if err := migrate(context.Background(), w); err != nil {
+	if err := migrate(context.Background(), w, migrations); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -296,22 +296,63 @@ var migrations = []string{
 	// to any other dialog does not rewrite its entry there.
 	`DROP INDEX dialogs_public;
 	CREATE INDEX dialogs_public ON dialogs(app_id, last_message_date_sent, id) WHERE type = 1;`,
+	// 8: messages, and each recipient's marks of them, are stored in the
+	// order a dialog's history is read, so that a page of one dialog is a
+	// few neighbouring pages of the file rather than one page per message
+	// found through an index, and one more per message for its marks
+	// (BENCHMARKS.md).
+	`CREATE TABLE messages_by_dialog (
+		id TEXT NOT NULL,
+		app_id INTEGER NOT NULL,
+		dialog_id TEXT NOT NULL,
+		text TEXT NOT NULL DEFAULT '',
+		date_sent INTEGER NOT NULL,
+		sender_id INTEGER NOT NULL,
+		recipient_id INTEGER NOT NULL DEFAULT 0,
+		attachments TEXT NOT NULL DEFAULT '[]',
+		custom TEXT NOT NULL DEFAULT '{}',
+		markable INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (dialog_id, date_sent, id)
+	) WITHOUT ROWID;
+	INSERT INTO messages_by_dialog SELECT id, app_id, dialog_id, text, date_sent, sender_id, recipient_id, attachments,
+		custom, markable, created_at, updated_at FROM messages;
+	DROP TABLE messages;
+	ALTER TABLE messages_by_dialog RENAME TO messages;
+	CREATE UNIQUE INDEX messages_id ON messages(id);
+	CREATE TABLE message_users_by_dialog (
+		message_id TEXT NOT NULL,
+		user_id INTEGER NOT NULL,
+		dialog_id TEXT NOT NULL,
+		recipient INTEGER NOT NULL DEFAULT 0,
+		read INTEGER NOT NULL DEFAULT 0,
+		delivered INTEGER NOT NULL DEFAULT 0,
+		hidden INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (dialog_id, message_id, user_id)
+	) WITHOUT ROWID;
+	INSERT INTO message_users_by_dialog SELECT message_id, user_id, dialog_id, recipient, read, delivered, hidden
+		FROM message_users;
+	DROP TABLE message_users;
+	ALTER TABLE message_users_by_dialog RENAME TO message_users;
+	CREATE INDEX message_users_unread ON message_users(dialog_id, user_id, read);`,
 }
 
-func migrate(ctx context.Context, db *sql.DB) error {
+// migrate brings db up to the last of steps.
+func migrate(ctx context.Context, db *sql.DB, steps []string) error {
 	var version int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return fmt.Errorf("sqlite: reading schema version: %w", err)
 	}
-	if version > len(migrations) {
-		return fmt.Errorf("sqlite: database schema version %d is newer than this chatd (%d)", version, len(migrations))
+	if version > len(steps) {
+		return fmt.Errorf("sqlite: database schema version %d is newer than this chatd (%d)", version, len(steps))
 	}
-	for i := version; i < len(migrations); i++ {
+	for i := version; i < len(steps); i++ {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
 		}

@@ -673,35 +673,58 @@ func scanMessage(row interface{ Scan(...any) error }, extra ...any) (*history.Me
 	return &m, nil
 }
 
-// loadMarks fills recipients and read/delivered marks of messages.
+// loadMarks fills recipients and read/delivered marks of messages of one
+// dialog. A recipient's marks are stored in the order of (dialog, message
+// id), and ids grow with time: when the messages' ids run in the same
+// direction as the messages (as a page by date does, unless a client chose
+// its ids out of order), their marks are one range of rows, read in one
+// pass; otherwise each message's are looked up.
 func (h historyStore) loadMarks(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, msgs []*history.Message) error {
+}, dialog string, msgs []*history.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	byID := make(map[string]*history.Message, len(msgs))
-	args := make([]any, len(msgs))
-	for i, m := range msgs {
+	for _, m := range msgs {
 		byID[m.ID] = m
-		args[i] = m.ID
 	}
-	rows, err := q.QueryContext(ctx, `SELECT message_id, user_id, recipient, read, delivered FROM message_users
-		WHERE message_id IN (`+placeholders(len(args))+`) AND recipient = 1 ORDER BY user_id`, args...)
+	lo, hi := msgs[0].ID, msgs[len(msgs)-1].ID
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	const marks = `SELECT message_id, user_id, read, delivered FROM message_users WHERE dialog_id = ? AND recipient = 1`
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if inOrder(msgs) {
+		rows, err = q.QueryContext(ctx, marks+` AND message_id BETWEEN ? AND ?`, dialog, lo, hi)
+	} else {
+		args := make([]any, 0, len(msgs)+1)
+		args = append(args, dialog)
+		for _, m := range msgs {
+			args = append(args, m.ID)
+		}
+		rows, err = q.QueryContext(ctx, marks+` AND message_id IN (`+placeholders(len(msgs))+`)`, args...)
+	}
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			id                         string
-			user                       int64
-			recipient, read, delivered bool
+			id              string
+			user            int64
+			read, delivered bool
 		)
-		if err := rows.Scan(&id, &user, &recipient, &read, &delivered); err != nil {
+		if err := rows.Scan(&id, &user, &read, &delivered); err != nil {
 			return err
 		}
 		m := byID[id]
+		if m == nil {
+			continue // in the range, not on the page
+		}
 		m.Recipients = append(m.Recipients, user)
 		if read {
 			m.ReadIDs = append(m.ReadIDs, user)
@@ -713,7 +736,22 @@ func (h historyStore) loadMarks(ctx context.Context, q interface {
 	return rows.Err()
 }
 
-const notHidden = ` AND NOT EXISTS (SELECT 1 FROM message_users h WHERE h.message_id = m.id AND h.user_id = ? AND h.hidden = 1)`
+// inOrder reports whether the messages' ids all rise or all fall.
+func inOrder(msgs []*history.Message) bool {
+	up, down := true, true
+	for i := 1; i < len(msgs); i++ {
+		switch cmp.Compare(msgs[i-1].ID, msgs[i].ID) {
+		case -1:
+			down = false
+		case 1:
+			up = false
+		}
+	}
+	return up || down
+}
+
+const notHidden = ` AND NOT EXISTS (SELECT 1 FROM message_users h WHERE h.dialog_id = m.dialog_id AND h.message_id = m.id
+	AND h.user_id = ? AND h.hidden = 1)`
 
 func (h historyStore) Message(ctx context.Context, app int64, id string, viewer int64) (*history.Message, error) {
 	q := `SELECT ` + messageColumns + ` FROM messages m WHERE m.app_id = ? AND m.id = ?`
@@ -726,7 +764,7 @@ func (h historyStore) Message(ctx context.Context, app int64, id string, viewer 
 	if err != nil {
 		return nil, err
 	}
-	return m, h.loadMarks(ctx, h.db.r, []*history.Message{m})
+	return m, h.loadMarks(ctx, h.db.r, m.DialogID, []*history.Message{m})
 }
 
 var messageColumn = map[string]string{
@@ -792,63 +830,24 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 	if limit <= 0 {
 		limit = history.DefaultLimit
 	}
-	// The recipients' marks come with each message, as "user:read:delivered"
-	// items.
-	rows, err := h.db.r.QueryContext(ctx, `SELECT `+messageColumns+`, (SELECT group_concat(u.user_id || ':' || u.read ||
-		':' || u.delivered) FROM message_users u WHERE u.message_id = m.id AND u.recipient = 1)
-		FROM messages m WHERE `+where+` ORDER BY `+order+` LIMIT ? OFFSET ?`, append(args, limit, q.Skip)...)
+	rows, err := h.db.r.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m WHERE `+where+` ORDER BY `+order+
+		` LIMIT ? OFFSET ?`, append(args, limit, q.Skip)...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []*history.Message
 	for rows.Next() {
-		var marks sql.NullString
-		m, err := scanMessage(rows, &marks)
+		m, err := scanMessage(rows)
 		if err != nil {
-			return nil, err
-		}
-		if err := parseMarks(m, marks.String); err != nil {
 			return nil, err
 		}
 		out = append(out, m)
 	}
-	return out, rows.Err()
-}
-
-// parseMarks fills a message's recipients and marks from "user:read:delivered"
-// items, in user order.
-func parseMarks(m *history.Message, s string) error {
-	if s == "" {
-		return nil
+	if err := rows.Err(); err != nil {
+		return nil, err
 	}
-	type mark struct {
-		user            int64
-		read, delivered bool
-	}
-	var marks []mark
-	for item := range strings.SplitSeq(s, ",") {
-		parts := strings.Split(item, ":")
-		if len(parts) != 3 {
-			return fmt.Errorf("sqlite: bad marks %q", s)
-		}
-		u, err := strconv.ParseInt(parts[0], 10, 64)
-		if err != nil {
-			return fmt.Errorf("sqlite: bad marks %q", s)
-		}
-		marks = append(marks, mark{u, parts[1] == "1", parts[2] == "1"})
-	}
-	slices.SortFunc(marks, func(a, b mark) int { return cmp.Compare(a.user, b.user) })
-	for _, k := range marks {
-		m.Recipients = append(m.Recipients, k.user)
-		if k.read {
-			m.ReadIDs = append(m.ReadIDs, k.user)
-		}
-		if k.delivered {
-			m.DeliveredIDs = append(m.DeliveredIDs, k.user)
-		}
-	}
-	return nil
+	return out, h.loadMarks(ctx, h.db.r, dialog, out)
 }
 
 // markSQL returns the column a mark sets.
@@ -961,8 +960,8 @@ func (h historyStore) HideMessages(ctx context.Context, app int64, user int64, i
 				return err
 			}
 			var recipient, read, hidden bool
-			err := tx.QueryRowContext(ctx, `SELECT recipient, read, hidden FROM message_users WHERE message_id = ? AND user_id = ?`,
-				id, user).Scan(&recipient, &read, &hidden)
+			err := tx.QueryRowContext(ctx, `SELECT recipient, read, hidden FROM message_users
+				WHERE dialog_id = ? AND message_id = ? AND user_id = ?`, dialog, id, user).Scan(&recipient, &read, &hidden)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
@@ -972,7 +971,7 @@ func (h historyStore) HideMessages(ctx context.Context, app int64, user int64, i
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO message_users(message_id, user_id, dialog_id, hidden) VALUES(?,?,?,1)
-				ON CONFLICT(message_id, user_id) DO UPDATE SET hidden = 1`, id, user, dialog); err != nil {
+				ON CONFLICT(dialog_id, message_id, user_id) DO UPDATE SET hidden = 1`, id, user, dialog); err != nil {
 				return err
 			}
 			if recipient && !read && !hidden {
@@ -1003,10 +1002,12 @@ func (h historyStore) DeleteMessages(ctx context.Context, app int64, ids []strin
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE dialog_members SET unread = max(0, unread - 1)
 				WHERE dialog_id = ? AND occupant = 1 AND user_id IN (SELECT user_id FROM message_users
-					WHERE message_id = ? AND recipient = 1 AND read = 0 AND hidden = 0)`, dialog, id); err != nil {
+					WHERE dialog_id = ? AND message_id = ? AND recipient = 1 AND read = 0 AND hidden = 0)`,
+				dialog, dialog, id); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM message_users WHERE message_id = ?`, id); err != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM message_users WHERE dialog_id = ? AND message_id = ?`,
+				dialog, id); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE id = ?`, id); err != nil {

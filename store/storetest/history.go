@@ -26,6 +26,7 @@ func runHistory(t *testing.T, open Open) {
 		{"SaveMessagesBatch", testSaveMessagesBatch},
 		{"FindMessages", testFindMessages},
 		{"Marks", testMarks},
+		{"PageMarks", testPageMarks},
 		{"HideAndDelete", testHideAndDelete},
 		{"DialogMembership", testDialogMembership},
 		{"ConcurrentCounters", testConcurrentCounters},
@@ -566,6 +567,69 @@ func testMarks(t *testing.T, s history.Store) {
 	}
 	if err := s.EditMessage(ctx, 1, newID(), "x", t0); !errors.Is(err, history.ErrNotFound) {
 		t.Errorf("editing an unknown message: %v", err)
+	}
+}
+
+// testPageMarks: every message of a page carries its own marks, whether
+// the messages' ids run in the order of their dates or a client chose them
+// out of order, and a message outside the page lends it none of its own.
+func testPageMarks(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	d := mkDialog(t, s, 1, history.Group, 10, 11, 12)
+	ids := make([]string, 6)
+	for i := range ids {
+		ids[i] = newID()
+	}
+	// By date: a, b, c, e, f; x is the newest by date but its id falls
+	// between a's and b's; f's id is the oldest of all.
+	order := []struct {
+		name string
+		id   string
+		date int64
+	}{{"a", ids[1], 100}, {"b", ids[3], 101}, {"c", ids[4], 102}, {"e", ids[5], 103}, {"f", ids[0], 104}, {"x", ids[2], 500}}
+	byName := map[string]*history.Message{}
+	var ms []*history.Message
+	for _, o := range order {
+		m := mkMessage(d, 10, o.date, o.name)
+		m.ID = o.id
+		byName[o.name] = m
+		ms = append(ms, m)
+	}
+	save(t, s, ms...)
+	for _, mark := range []struct {
+		user  int64
+		names []string
+		mark  history.Mark
+	}{{11, []string{"x", "b", "f"}, history.Read}, {12, []string{"x", "c"}, history.Delivered}} {
+		var marked []string
+		for _, n := range mark.names {
+			marked = append(marked, byName[n].ID)
+		}
+		if _, err := s.MarkMessages(ctx, 1, d.ID, mark.user, marked, mark.mark); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string][2][]int64{ // read, delivered
+		"a": {{10}, {10}}, "b": {{10, 11}, {10}}, "c": {{10}, {10, 12}}, "e": {{10}, {10}},
+		"f": {{10, 11}, {10}}, "x": {{10, 11}, {10, 12}},
+	}
+	for _, q := range []history.MessageQuery{
+		{Sort: "date_sent", Limit: 3},                      // a b c: ids rise, x's lies in their range
+		{Sort: "date_sent", Desc: true, Limit: 2, Skip: 2}, // e c: ids fall
+		{Sort: "date_sent", Desc: true, Limit: 3},          // x f e: out of order
+		{}, // all
+	} {
+		got, err := s.FindMessages(ctx, 1, d.ID, 10, q)
+		if err != nil {
+			t.Fatalf("FindMessages(%+v): %v", q, err)
+		}
+		for _, m := range got {
+			w := want[m.Text]
+			if !slices.Equal(m.ReadIDs, w[0]) || !slices.Equal(m.DeliveredIDs, w[1]) || !slices.Equal(m.Recipients, []int64{11, 12}) {
+				t.Errorf("%+v: message %s read %v delivered %v recipients %v, want read %v delivered %v recipients [11 12]",
+					q, m.Text, m.ReadIDs, m.DeliveredIDs, m.Recipients, w[0], w[1])
+			}
+		}
 	}
 }
 
