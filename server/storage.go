@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"chatd/account"
 	"chatd/config"
@@ -38,9 +39,13 @@ func OpenStorage(ctx context.Context, cfg *config.Config, log *slog.Logger) (*St
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	t0 := time.Now()
 	db, err := sqlite.Open(path)
 	if err != nil {
 		return nil, err
+	}
+	if found, now := db.Schema(); found != 0 && found != now {
+		log.Info("storage: SQLite schema upgraded", "from", found, "to", now, "took", time.Since(t0).Round(time.Millisecond))
 	}
 	log.Info("storage: SQLite", "file", path)
 	return &Stores{

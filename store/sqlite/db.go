@@ -38,6 +38,7 @@ type DB struct {
 	w    *pool // the one writer connection
 	r    *pool // readers
 	ckpt *checkpointer
+	from int // the schema version found on opening
 }
 
 // Open opens (creating if needed) the database at path and brings its schema
@@ -74,7 +75,8 @@ func Open(path string) (*DB, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	if err := migrate(context.Background(), w, migrations); err != nil {
+	from, err := migrate(context.Background(), w, migrations)
+	if err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -96,7 +98,7 @@ func Open(path string) (*DB, error) {
 	c.SetMaxOpenConns(1)
 	c.SetMaxIdleConns(1)
 	c.SetConnMaxIdleTime(0)
-	db := &DB{w: newPool(w), r: newPool(r), ckpt: newCheckpointer(c)}
+	db := &DB{w: newPool(w), r: newPool(r), ckpt: newCheckpointer(c), from: from}
 	db.w.wrote = db.ckpt.wrote
 	return db, nil
 }
@@ -338,33 +340,39 @@ var migrations = []string{
 	CREATE INDEX message_users_unread ON message_users(dialog_id, user_id, read);`,
 }
 
-// migrate brings db up to the last of steps.
-func migrate(ctx context.Context, db *sql.DB, steps []string) error {
+// Schema reports the schema version the database had when it was opened and
+// the one it has now; they differ when Open upgraded it. Some upgrades
+// rewrite large tables (BENCHMARKS.md gives how long one took).
+func (db *DB) Schema() (found, now int) { return db.from, len(migrations) }
+
+// migrate brings db up to the last of steps and returns the version it
+// found.
+func migrate(ctx context.Context, db *sql.DB, steps []string) (int, error) {
 	var version int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return fmt.Errorf("sqlite: reading schema version: %w", err)
+		return 0, fmt.Errorf("sqlite: reading schema version: %w", err)
 	}
 	if version > len(steps) {
-		return fmt.Errorf("sqlite: database schema version %d is newer than this chatd (%d)", version, len(steps))
+		return 0, fmt.Errorf("sqlite: database schema version %d is newer than this chatd (%d)", version, len(steps))
 	}
 	for i := version; i < len(steps); i++ {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+			return 0, fmt.Errorf("sqlite: migration %d: %w", i+1, err)
 		}
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
 			tx.Rollback()
-			return err
+			return 0, err
 		}
 		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+			return 0, fmt.Errorf("sqlite: migration %d: %w", i+1, err)
 		}
 	}
-	return nil
+	return version, nil
 }
 
 // tx runs fn in a write transaction.

@@ -20,7 +20,7 @@ func TestMigration8KeepsHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := migrate(ctx, old, migrations[:7]); err != nil {
+	if _, err := migrate(ctx, old, migrations[:7]); err != nil {
 		t.Fatal(err)
 	}
 	const dialog = "5f0000000000000000000001"
@@ -53,6 +53,9 @@ func TestMigration8KeepsHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	if found, now := db.Schema(); found != 7 || now != len(migrations) {
+		t.Errorf("Schema() = %d, %d; want 7, %d", found, now, len(migrations))
+	}
 	h := db.History()
 	msgs, err := h.FindMessages(ctx, 1, dialog, 11, history.MessageQuery{Sort: "date_sent", Desc: true})
 	if err != nil {
