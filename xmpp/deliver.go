@@ -191,8 +191,7 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 		srv.replyFromServer(sender, el, errServiceUnavailable)
 		return
 	}
-	unlock := srv.deliveryLocks.lock(u)
-	defer unlock()
+	defer srv.deliveryLocks.lock(u).Unlock()
 	var (
 		it     *Item
 		got    []*Session

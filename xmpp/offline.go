@@ -30,10 +30,13 @@ type userLocks struct {
 	stripes [256]sync.Mutex
 }
 
-func (l *userLocks) lock(u UserRef) func() {
+// lock locks u's stripe and returns it, for the caller to unlock (a mutex
+// rather than its Unlock method value, which would allocate on every
+// delivery).
+func (l *userLocks) lock(u UserRef) *sync.Mutex {
 	m := &l.stripes[u.hash()%uint64(len(l.stripes))]
 	m.Lock()
-	return m.Unlock
+	return m
 }
 
 // offlineEligible reports whether a message may be stored for later: chat or
@@ -94,8 +97,7 @@ func (srv *Server) flushOffline(ctx context.Context, s *Session) {
 	}
 	// Then whatever arrived meanwhile, and become available, atomically
 	// with respect to deliveries.
-	unlock := srv.deliveryLocks.lock(s.user)
-	defer unlock()
+	defer srv.deliveryLocks.lock(s.user).Unlock()
 	for {
 		n, err := srv.flushBatch(ctx, s)
 		if err != nil {

@@ -583,12 +583,12 @@ func (s *Session) cleanup() {
 	if s.bound {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		unlock := s.srv.deliveryLocks.lock(s.user)
+		mu := s.srv.deliveryLocks.lock(s.user)
 		removed := s.srv.router.unbind(s)
 		if removed {
 			s.srv.rescue(ctx, s, s.pendingMessages())
 		}
-		unlock()
+		mu.Unlock()
 		if removed {
 			s.srv.ended(s)
 		}
