@@ -74,7 +74,7 @@ func TestDisco(t *testing.T) {
 	for _, it := range iqItems(res, nsItems) {
 		got = append(got, it.Attr("jid")+" "+it.Attr("name"))
 	}
-	want := []string{room + "/" + r.U("alice").id + " " + r.U("alice").id, room + "/" + r.U("bob").id + " " + r.U("bob").id}
+	want := []string{room + "/" + r.U("alice").ID + " " + r.U("alice").ID, room + "/" + r.U("bob").ID + " " + r.U("bob").ID}
 	if !slices.Equal(got, want) {
 		t.Fatalf("online occupants %v, want %v", got, want)
 	}
@@ -111,17 +111,17 @@ func formValue(x *stanza.Element, v string) (string, bool) {
 func TestCreateByJoinAndConfigure(t *testing.T) {
 	e := startEnv(t, envOptions{})
 	r := newRunner(t, e, "alice", "bob")
-	room := strconv.FormatInt(e.app.ID, 10) + "_team@muc.localhost"
+	room := strconv.FormatInt(e.App.ID, 10) + "_team@muc.localhost"
 	a := r.As("alice")
-	a.Send(plainJoin(room, "c1", r.U("alice").id))
-	self := a.Next(append(presence(room+"/"+r.U("alice").id), attr("id", "c1"), codes("110", "100", "201"))...)
+	a.Send(plainJoin(room, "c1", r.U("alice").ID))
+	self := a.Next(append(presence(room+"/"+r.U("alice").ID), attr("id", "c1"), codes("110", "100", "201"))...)
 	if itemOf(self).Attr("affiliation") != "owner" {
 		t.Fatalf("creator %s", self)
 	}
 	a.Next(name("message"), hasChild("subject", ""))
 	ctx := context.Background()
-	d, err := e.history.RoomDialog(ctx, e.app.ID, "team")
-	if err != nil || d.Type != history.Group || d.OwnerID != r.U("alice").ref.User || d.Name != "team" ||
+	d, err := e.History.RoomDialog(ctx, e.App.ID, "team")
+	if err != nil || d.Type != history.Group || d.OwnerID != r.U("alice").Ref.User || d.Name != "team" ||
 		e.roomJID(d) != room {
 		t.Fatalf("dialog %+v %v", d, err)
 	}
@@ -148,20 +148,20 @@ func TestCreateByJoinAndConfigure(t *testing.T) {
 		t.Fatalf("subject %s", s)
 	}
 	a.Next(attr("id", "f2"), attr("type", "result"))
-	d, _ = e.history.RoomDialog(ctx, e.app.ID, "team")
+	d, _ = e.History.RoomDialog(ctx, e.App.ID, "team")
 	if d.Name != "The Team" || !d.JoinRequired {
 		t.Fatalf("dialog after config %+v", d)
 	}
 	// Bob is not the owner (and not a member yet).
-	r.As("bob").Send(plainJoin(room, "b1", r.U("bob").id))
+	r.As("bob").Send(plainJoin(room, "b1", r.U("bob").ID))
 	r.As("bob").Expect(attr("id", "b1"), errCond("registration-required"))
-	if _, err := e.history.UpdateDialog(ctx, e.app.ID, r.U("alice").ref.User, d.ID, history.DialogUpdate{PushAll: []int64{r.U("bob").ref.User}}); err != nil {
+	if _, err := e.History.UpdateDialog(ctx, e.App.ID, r.U("alice").Ref.User, d.ID, history.DialogUpdate{PushAll: []int64{r.U("bob").Ref.User}}); err != nil {
 		t.Fatal(err)
 	}
 	r.As("bob").Send(`<iq type='get' id='b2' to='` + room + `'><query xmlns='` + nsOwner + `'/></iq>`)
 	r.As("bob").Expect(attr("id", "b2"), errCond("forbidden"))
 	// The same room over the history side: one dialog, one history.
-	r.As("bob").Send(plainJoin(room, "b3", r.U("bob").id))
+	r.As("bob").Send(plainJoin(room, "b3", r.U("bob").ID))
 	r.As("bob").Expect(attr("id", "b3"), codes("110", "100"))
 	r.As("bob").Send(`<message type='groupchat' to='` + room + `'><body>same room</body><extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
 	got := a.Expect(body("same room"))
@@ -171,8 +171,8 @@ func TestCreateByJoinAndConfigure(t *testing.T) {
 	// The owner destroys the room: the dialog is gone.
 	a.Send(`<iq type='set' id='x1' to='` + room + `'><query xmlns='` + nsOwner + `'><destroy><reason>done</reason></destroy></query></iq>`)
 	a.Expect(attr("id", "x1"), attr("type", "result"))
-	r.As("bob").Expect(append(presence(room+"/"+r.U("bob").id), attr("type", "unavailable"))...)
-	if _, err := e.history.RoomDialog(ctx, e.app.ID, "team"); err == nil {
+	r.As("bob").Expect(append(presence(room+"/"+r.U("bob").ID), attr("type", "unavailable"))...)
+	if _, err := e.History.RoomDialog(ctx, e.App.ID, "team"); err == nil {
 		t.Fatal("dialog survived its room's destruction")
 	}
 }
@@ -196,25 +196,25 @@ func TestAdminAffiliations(t *testing.T) {
 		}
 		return out
 	}
-	if got := list("member"); !slices.Equal(got, []string{r.U("bob").jid, r.U("carol").jid}) {
+	if got := list("member"); !slices.Equal(got, []string{r.U("bob").JID, r.U("carol").JID}) {
 		t.Fatalf("members %v", got)
 	}
-	if got := list("owner"); !slices.Equal(got, []string{r.U("alice").jid}) {
+	if got := list("owner"); !slices.Equal(got, []string{r.U("alice").JID}) {
 		t.Fatalf("owners %v", got)
 	}
 	// Add dave, remove carol in one request.
 	a.Send(`<iq type='set' id='s1' to='` + room + `'><query xmlns='` + nsAdmin + `'>` +
 		`<item affiliation='member' jid='{dave}'/><item affiliation='none' nick='{carol.id}'/></query></iq>`)
 	a.Expect(attr("id", "s1"), attr("type", "result"))
-	k := r.As("carol").Expect(append(presence(room+"/"+r.U("carol").id), attr("type", "unavailable"))...)
+	k := r.As("carol").Expect(append(presence(room+"/"+r.U("carol").ID), attr("type", "unavailable"))...)
 	if codes("301").fn(k) == false {
 		t.Fatalf("carol removed with %s", k)
 	}
-	if got := list("member"); !slices.Equal(got, []string{r.U("bob").jid, r.U("dave").jid}) {
+	if got := list("member"); !slices.Equal(got, []string{r.U("bob").JID, r.U("dave").JID}) {
 		t.Fatalf("members after change %v", got)
 	}
-	dd, _ := e.history.DialogAny(context.Background(), e.app.ID, d.ID)
-	if !slices.Equal(dd.Occupants, []int64{r.U("alice").ref.User, r.U("bob").ref.User, r.U("dave").ref.User}) {
+	dd, _ := e.History.DialogAny(context.Background(), e.App.ID, d.ID)
+	if !slices.Equal(dd.Occupants, []int64{r.U("alice").Ref.User, r.U("bob").Ref.User, r.U("dave").Ref.User}) {
 		t.Fatalf("occupants %v", dd.Occupants)
 	}
 	// Bob is no owner: he cannot remove others (the dialog's rule).
@@ -223,11 +223,11 @@ func TestAdminAffiliations(t *testing.T) {
 	// Kick: bob leaves the room with 307 but stays a member.
 	a.Send(`<iq type='set' id='s3' to='` + room + `'><query xmlns='` + nsAdmin + `'><item role='none' nick='{bob.id}'><reason>out</reason></item></query></iq>`)
 	a.Expect(attr("id", "s3"), attr("type", "result"))
-	k = r.As("bob").Expect(append(presence(room+"/"+r.U("bob").id), attr("type", "unavailable"))...)
-	if !codes("307").fn(k) || itemOf(k).Child("actor", nsMUCUser).Attr("nick") != r.U("alice").id {
+	k = r.As("bob").Expect(append(presence(room+"/"+r.U("bob").ID), attr("type", "unavailable"))...)
+	if !codes("307").fn(k) || itemOf(k).Child("actor", nsMUCUser).Attr("nick") != r.U("alice").ID {
 		t.Fatalf("kick %s", k)
 	}
-	r.As("bob").Send(sdkJoin(room, "back", r.U("bob").id))
+	r.As("bob").Send(sdkJoin(room, "back", r.U("bob").ID))
 	r.As("bob").Expect(attr("id", "back:join"), codes("110", "100"))
 	// Moderators only kick; owner and admin affiliations are not given.
 	r.As("bob").Send(`<iq type='set' id='s4' to='` + room + `'><query xmlns='` + nsAdmin + `'><item role='none' nick='{alice.id}'/></query></iq>`)
@@ -237,7 +237,7 @@ func TestAdminAffiliations(t *testing.T) {
 	// Role list: online moderators and participants.
 	a.Send(`<iq type='get' id='l2' to='` + room + `'><query xmlns='` + nsAdmin + `'><item role='participant'/></query></iq>`)
 	res := a.Expect(attr("id", "l2"), attr("type", "result"))
-	if items := iqItems(res, nsAdmin); len(items) != 1 || items[0].Attr("nick") != r.U("bob").id {
+	if items := iqItems(res, nsAdmin); len(items) != 1 || items[0].Attr("nick") != r.U("bob").ID {
 		t.Fatalf("participants %s", res)
 	}
 }
@@ -249,16 +249,16 @@ func TestSubjectChange(t *testing.T) {
 	r := newRunner(t, e, "alice", "bob")
 	d := e.group(r.U("alice"), "old", false, r.U("bob"))
 	room := e.roomJID(d)
-	r.As("alice").Send(plainJoin(room, "a", r.U("alice").id))
+	r.As("alice").Send(plainJoin(room, "a", r.U("alice").ID))
 	r.As("alice").Expect(hasChild("subject", ""))
 	joinAll(r, room, "bob")
 	r.As("bob").Send(`<message type='groupchat' to='` + room + `'><subject>new name</subject></message>`)
 	s := r.As("alice").Expect(name("message"), hasChild("subject", ""))
-	if s.ChildText("subject", "") != "new name" || s.Attr("from") != room+"/"+r.U("bob").id {
+	if s.ChildText("subject", "") != "new name" || s.Attr("from") != room+"/"+r.U("bob").ID {
 		t.Fatalf("subject %s", s)
 	}
 	r.As("bob").None(hasChild("subject", ""))
-	dd, _ := e.history.DialogAny(context.Background(), e.app.ID, d.ID)
+	dd, _ := e.History.DialogAny(context.Background(), e.App.ID, d.ID)
 	if dd.Name != "new name" {
 		t.Fatalf("name %q", dd.Name)
 	}

@@ -34,6 +34,7 @@ import (
 	"mellium.im/sasl"
 
 	"chatd/history"
+	"chatd/internal/xmpptest"
 	"chatd/xmpp/stanza"
 )
 
@@ -58,12 +59,12 @@ type fleet struct {
 // benchLogin logs a user in over plain TCP and binds a resource. It returns
 // errors instead of failing, as it runs on worker goroutines.
 func benchLogin(addr string, u user) (*fleetClient, error) {
-	conn, err := net.DialTimeout("tcp", addr, wait)
+	conn, err := net.DialTimeout("tcp", addr, xmpptest.Wait)
 	if err != nil {
 		return nil, err
 	}
 	conn.SetDeadline(time.Now().Add(time.Minute))
-	header := `<?xml version='1.0'?><stream:stream to='` + domain + `' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
+	header := `<?xml version='1.0'?><stream:stream to='` + xmpptest.Domain + `' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
 	var p *stanza.Parser
 	next := func() (*stanza.Element, error) {
 		ev, err := p.Next()
@@ -90,10 +91,10 @@ func benchLogin(addr string, u user) (*fleetClient, error) {
 		return nil, err
 	}
 	neg := sasl.NewClient(sasl.Plain, sasl.Credentials(func() ([]byte, []byte, []byte) {
-		return []byte(fmt.Sprintf("%d-%d", u.ref.User, u.ref.App)), []byte(u.password), nil
+		return []byte(fmt.Sprintf("%d-%d", u.Ref.User, u.Ref.App)), []byte(u.Password), nil
 	}))
 	_, resp, _ := neg.Step(nil)
-	conn.Write([]byte(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` + b64(resp) + `</auth>`))
+	conn.Write([]byte(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` + xmpptest.B64(resp) + `</auth>`))
 	if el, err := next(); err != nil || el.Name != "success" {
 		return nil, fmt.Errorf("auth: %v %v", el, err)
 	}
@@ -114,7 +115,7 @@ func benchLogin(addr string, u user) (*fleetClient, error) {
 // initial presence.
 func (f *fleet) connect(b testing.TB, e *env, users []user) {
 	b.Helper()
-	addr := e.srv.TCPAddr().String()
+	addr := e.Server.TCPAddr().String()
 	f.clients = make([]*fleetClient, len(users))
 	f.wake = make(chan struct{}, 1)
 	f.base = time.Now()
@@ -154,7 +155,7 @@ func (f *fleet) connect(b testing.TB, e *env, users []user) {
 func (f *fleet) join(b testing.TB, e *env, room string) {
 	b.Helper()
 	for _, c := range f.clients {
-		c.conn.Write([]byte(sdkJoin(room, "bench", c.u.id)))
+		c.conn.Write([]byte(sdkJoin(room, "bench", c.u.ID)))
 	}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
@@ -264,7 +265,7 @@ func makeUsers(b testing.TB, e *env, n int) []user {
 	b.Helper()
 	users := make([]user, n)
 	for i := range users {
-		users[i] = e.newUser("u" + strconv.Itoa(i))
+		users[i] = e.NewUser("u" + strconv.Itoa(i))
 	}
 	return users
 }
@@ -282,7 +283,7 @@ func BenchmarkFanout(b *testing.B) {
 	const occupants = 5000
 	e := startEnv(b, envOptions{plain: true})
 	users := makeUsers(b, e, occupants)
-	d, _, err := e.history.CreateDialog(context.Background(), e.app.ID, users[0].ref.User,
+	d, _, err := e.History.CreateDialog(context.Background(), e.App.ID, users[0].Ref.User,
 		history.DialogInput{Type: history.PublicGroup, Name: "channel"})
 	if err != nil {
 		b.Fatal(err)

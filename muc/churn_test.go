@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"chatd/history"
+	"chatd/internal/xmpptest"
 	"chatd/muc"
 )
 
@@ -28,13 +29,13 @@ func TestConcurrentChurn(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			occ := room + "/" + c.u.id
+			occ := room + "/" + c.u.ID
 			for j := range 6 {
 				extra := "" // storage has tests of its own: store a few
 				if j == 0 {
 					extra = `<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams>`
 				}
-				c.conn.Write([]byte(sdkJoin(room, "j"+strconv.Itoa(j), c.u.id) +
+				c.conn.Write([]byte(sdkJoin(room, "j"+strconv.Itoa(j), c.u.ID) +
 					`<message type='groupchat' to='` + room + `'><body>` + strconv.Itoa(i*100+j) + `</body>` + extra + `</message>` +
 					`<iq type='get' id='i` + strconv.Itoa(j) + `' to='` + room + `'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`))
 				if j%3 == 2 {
@@ -49,18 +50,18 @@ func TestConcurrentChurn(t *testing.T) {
 		defer wg.Done()
 		ctx := context.Background()
 		for j := range 8 {
-			u := users[1+j%(n-1)].ref.User
-			e.history.UpdateDialog(ctx, e.app.ID, users[0].ref.User, d.ID, history.DialogUpdate{PullAll: []int64{u}})
-			e.history.UpdateDialog(ctx, e.app.ID, users[0].ref.User, d.ID, history.DialogUpdate{PushAll: []int64{u}})
+			u := users[1+j%(n-1)].Ref.User
+			e.History.UpdateDialog(ctx, e.App.ID, users[0].Ref.User, d.ID, history.DialogUpdate{PullAll: []int64{u}})
+			e.History.UpdateDialog(ctx, e.App.ID, users[0].Ref.User, d.ID, history.DialogUpdate{PushAll: []int64{u}})
 		}
 	}()
 	wg.Wait()
 	for _, c := range f.clients {
-		c.conn.Write([]byte(`<presence type='unavailable' to='` + room + `/` + c.u.id + `'/>`))
+		c.conn.Write([]byte(`<presence type='unavailable' to='` + room + `/` + c.u.ID + `'/>`))
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(xmpptest.Wait)
 	for e.muc.Stats() != (muc.Stats{}) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after everyone left: %+v", e.muc.Stats())

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"chatd/internal/xmpptest"
 	"chatd/xmpp/stanza"
 )
 
@@ -36,32 +37,32 @@ func TestJoinOrderIdsAndStatusCodes(t *testing.T) {
 	room := e.roomJID(d)
 
 	alice := r.As("alice")
-	alice.Send(sdkJoin(room, "a1", r.U("alice").id))
-	self := alice.Next(append(presence(room+"/"+r.U("alice").id), attr("id", "a1:join"), codes("110", "100"))...)
+	alice.Send(sdkJoin(room, "a1", r.U("alice").ID))
+	self := alice.Next(append(presence(room+"/"+r.U("alice").ID), attr("id", "a1:join"), codes("110", "100"))...)
 	if it := itemOf(self); it == nil || it.Attr("affiliation") != "owner" || it.Attr("role") != "moderator" {
 		t.Fatalf("owner's self-presence %s", self)
 	}
 	alice.None(hasChild("subject", ""))
 
 	bob := r.As("bob")
-	bob.Send(sdkJoin(room, "b1", r.U("bob").id))
-	other := bob.Next(append(presence(room+"/"+r.U("alice").id), codes())...)
+	bob.Send(sdkJoin(room, "b1", r.U("bob").ID))
+	other := bob.Next(append(presence(room+"/"+r.U("alice").ID), codes())...)
 	if other.Attr("id") == "" || other.HasAttr("type") {
 		t.Fatalf("occupant presence without id or with a type: %s", other)
 	}
-	self = bob.Next(append(presence(room+"/"+r.U("bob").id), attr("id", "b1:join"), codes("110", "100"))...)
-	if it := itemOf(self); it.Attr("affiliation") != "member" || it.Attr("role") != "participant" || it.Attr("jid") != r.U("bob").jid {
+	self = bob.Next(append(presence(room+"/"+r.U("bob").ID), attr("id", "b1:join"), codes("110", "100"))...)
+	if it := itemOf(self); it.Attr("affiliation") != "member" || it.Attr("role") != "participant" || it.Attr("jid") != r.U("bob").JID {
 		t.Fatalf("member's self-presence %s", self)
 	}
 	bob.None(hasChild("subject", ""))
-	joined := alice.Next(append(presence(room+"/"+r.U("bob").id), codes())...)
+	joined := alice.Next(append(presence(room+"/"+r.U("bob").ID), codes())...)
 	if joined.Attr("id") == "" {
 		t.Fatalf("broadcast presence without id: %s", joined)
 	}
 
 	// A standard client: no <history/>, an id of its own.
 	carol := r.As("carol")
-	carol.Send(plainJoin(room, "c1", r.U("carol").id))
+	carol.Send(plainJoin(room, "c1", r.U("carol").ID))
 	seen := map[string]bool{}
 	for range 2 {
 		p := carol.Next(name("presence"), codes())
@@ -70,16 +71,16 @@ func TestJoinOrderIdsAndStatusCodes(t *testing.T) {
 		}
 		seen[p.Attr("from")] = true
 	}
-	if !seen[room+"/"+r.U("alice").id] || !seen[room+"/"+r.U("bob").id] {
+	if !seen[room+"/"+r.U("alice").ID] || !seen[room+"/"+r.U("bob").ID] {
 		t.Fatalf("carol saw %v", seen)
 	}
-	carol.Next(append(presence(room+"/"+r.U("carol").id), attr("id", "c1"), codes("110", "100"))...)
+	carol.Next(append(presence(room+"/"+r.U("carol").ID), attr("id", "c1"), codes("110", "100"))...)
 	subj := carol.Next(name("message"), attr("from", room), attr("type", "groupchat"), hasChild("subject", ""))
 	if subj.ChildText("subject", "") != "Party" || subj.Attr("id") == "" || subj.Child("body", "") != nil {
 		t.Fatalf("subject %s", subj)
 	}
-	alice.Expect(append(presence(room+"/"+r.U("carol").id), codes())...)
-	bob.Expect(append(presence(room+"/"+r.U("carol").id), codes())...)
+	alice.Expect(append(presence(room+"/"+r.U("carol").ID), codes())...)
+	bob.Expect(append(presence(room+"/"+r.U("carol").ID), codes())...)
 }
 
 // A join with another nick is accepted under the user id, with 210.
@@ -90,7 +91,7 @@ func TestNickIsTheUserID(t *testing.T) {
 	room := e.roomJID(d)
 	a := r.As("alice")
 	a.Send(sdkJoin(room, "x", "Alice Cooper"))
-	a.Next(append(presence(room+"/"+r.U("alice").id), attr("id", "x:join"), codes("110", "100", "210"))...)
+	a.Next(append(presence(room+"/"+r.U("alice").ID), attr("id", "x:join"), codes("110", "100", "210"))...)
 }
 
 // Join errors echo the id and the <x/> child, come from the occupant JID
@@ -100,29 +101,29 @@ func TestJoinErrors(t *testing.T) {
 	r := newRunner(t, e, "alice", "dave")
 	d := e.group(r.U("alice"), "members", false)
 	room := e.roomJID(d)
-	other := e.newUserIn(mustApp(t, e), "eve")
+	other := e.NewUserIn(mustApp(t, e), "eve")
 	r.users["eve"] = other
 
 	check := func(el *stanza.Element, id, from, condition, code string) {
 		t.Helper()
 		if el.Attr("id") != id || el.Attr("from") != from || el.Attr("type") != "error" ||
-			el.Child("x", nsMUC) == nil || errorCondition(el) != condition || el.Child("error", "").Attr("code") != code {
+			el.Child("x", nsMUC) == nil || xmpptest.ErrorCondition(el) != condition || el.Child("error", "").Attr("code") != code {
 			t.Fatalf("join error %s, want %s %s from %s", el, condition, code, from)
 		}
 	}
 	dave := r.As("dave")
-	dave.Send(sdkJoin(room, "d1", r.U("dave").id))
-	check(dave.Next(name("presence")), "d1:join", room+"/"+r.U("dave").id, "registration-required", "407")
+	dave.Send(sdkJoin(room, "d1", r.U("dave").ID))
+	check(dave.Next(name("presence")), "d1:join", room+"/"+r.U("dave").ID, "registration-required", "407")
 
 	// A room of another application does not exist for eve.
 	eve := r.As("eve")
-	eve.Send(sdkJoin(room, "e1", r.U("eve").id))
-	check(eve.Next(name("presence")), "e1:join", room+"/"+r.U("eve").id, "item-not-found", "404")
+	eve.Send(sdkJoin(room, "e1", r.U("eve").ID))
+	check(eve.Next(name("presence")), "e1:join", room+"/"+r.U("eve").ID, "item-not-found", "404")
 
 	// A dialog id that names no dialog is not created by joining.
 	missing := strings.Replace(room, d.ID, "0123456789abcdef01234567", 1)
-	dave.Send(sdkJoin(missing, "d2", r.U("dave").id))
-	check(dave.Next(name("presence")), "d2:join", missing+"/"+r.U("dave").id, "item-not-found", "404")
+	dave.Send(sdkJoin(missing, "d2", r.U("dave").ID))
+	check(dave.Next(name("presence")), "d2:join", missing+"/"+r.U("dave").ID, "item-not-found", "404")
 
 	// Without a nick.
 	dave.Send(`<presence id='d3' to='` + room + `'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
@@ -132,7 +133,7 @@ func TestJoinErrors(t *testing.T) {
 // mustApp creates a second application.
 func mustApp(t *testing.T, e *env) int64 {
 	t.Helper()
-	app, err := e.accounts.CreateApp(t.Context(), "other")
+	app, err := e.Accounts.CreateApp(t.Context(), "other")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,24 +148,24 @@ func TestLeaveAndSessionEnd(t *testing.T) {
 	d := e.group(r.U("alice"), "g", false, r.U("bob"), r.U("carol"))
 	room := e.roomJID(d)
 	for _, n := range []string{"alice", "bob", "carol"} {
-		r.As(n).Send(sdkJoin(room, n, r.U(n).id))
-		r.As(n).Expect(append(presence(room+"/"+r.U(n).id), codes("110", "100"))...)
+		r.As(n).Send(sdkJoin(room, n, r.U(n).ID))
+		r.As(n).Expect(append(presence(room+"/"+r.U(n).ID), codes("110", "100"))...)
 	}
 	bob := r.As("bob")
-	bob.Send(`<presence type='unavailable' id='bye' to='` + room + `/` + r.U("bob").id + `'/>`)
-	self := bob.Expect(append(presence(room+"/"+r.U("bob").id), attr("type", "unavailable"))...)
+	bob.Send(`<presence type='unavailable' id='bye' to='` + room + `/` + r.U("bob").ID + `'/>`)
+	self := bob.Expect(append(presence(room+"/"+r.U("bob").ID), attr("type", "unavailable"))...)
 	if self.Attr("id") != "bye" || strings.Join(statusCodes(self), ",") != "110" {
 		t.Fatalf("leave answer %s", self)
 	}
 	for _, n := range []string{"alice", "carol"} {
-		p := r.As(n).Expect(append(presence(room+"/"+r.U("bob").id), attr("type", "unavailable"))...)
+		p := r.As(n).Expect(append(presence(room+"/"+r.U("bob").ID), attr("type", "unavailable"))...)
 		if len(statusCodes(p)) != 0 || p.Attr("id") == "" {
 			t.Fatalf("%s saw bob leave as %s", n, p)
 		}
 	}
 	// Carol's connection ends without a word.
-	r.As("carol").c.conn.Close()
-	p := r.As("alice").Expect(append(presence(room+"/"+r.U("carol").id), attr("type", "unavailable"))...)
+	r.As("carol").c.Conn.Close()
+	p := r.As("alice").Expect(append(presence(room+"/"+r.U("carol").ID), attr("type", "unavailable"))...)
 	if len(statusCodes(p)) != 0 {
 		t.Fatalf("session end seen as %s", p)
 	}
@@ -181,13 +182,13 @@ func TestSeveralResourcesShareTheNick(t *testing.T) {
 	d := e.group(r.U("alice"), "g", false, r.U("bob"))
 	room := e.roomJID(d)
 	alice := r.As("alice")
-	alice.Send(sdkJoin(room, "a", r.U("alice").id))
+	alice.Send(sdkJoin(room, "a", r.U("alice").ID))
 	alice.Expect(codes("110", "100"))
-	bob := room + "/" + r.U("bob").id
-	r.As("bob/phone").Send(sdkJoin(room, "p", r.U("bob").id))
+	bob := room + "/" + r.U("bob").ID
+	r.As("bob/phone").Send(sdkJoin(room, "p", r.U("bob").ID))
 	r.As("bob/phone").Expect(attr("id", "p:join"), codes("110", "100"))
 	alice.Expect(presence(bob)...)
-	r.As("bob/web").Send(sdkJoin(room, "w", r.U("bob").id))
+	r.As("bob/web").Send(sdkJoin(room, "w", r.U("bob").ID))
 	r.As("bob/web").Expect(attr("id", "w:join"), codes("110", "100"))
 	r.As("bob/web").Sync() // its join was processed to the end
 	alice.None(presence(bob)...)
@@ -210,25 +211,25 @@ func TestPresenceFloodBound(t *testing.T) {
 	r := newRunner(t, e, "a", "b", "c", "d")
 	d := e.group(r.U("a"), "big", false, r.U("b"), r.U("c"), r.U("d"))
 	room := e.roomJID(d)
-	r.As("a").Send(sdkJoin(room, "1", r.U("a").id))
+	r.As("a").Send(sdkJoin(room, "1", r.U("a").ID))
 	r.As("a").Next(codes("110", "100"))
-	r.As("b").Send(sdkJoin(room, "2", r.U("b").id))
-	r.As("b").Next(presence(room + "/" + r.U("a").id)...)
+	r.As("b").Send(sdkJoin(room, "2", r.U("b").ID))
+	r.As("b").Next(presence(room + "/" + r.U("a").ID)...)
 	r.As("b").Next(codes("110", "100"))
-	r.As("a").Expect(presence(room + "/" + r.U("b").id)...)
+	r.As("a").Expect(presence(room + "/" + r.U("b").ID)...)
 	// The third occupant takes the room above 2.
-	r.As("c").Send(sdkJoin(room, "3", r.U("c").id))
-	r.As("c").Next(append(presence(room+"/"+r.U("c").id), codes("110", "100"))...)
+	r.As("c").Send(sdkJoin(room, "3", r.U("c").ID))
+	r.As("c").Next(append(presence(room+"/"+r.U("c").ID), codes("110", "100"))...)
 	r.As("c").Sync()
 	r.As("a").None(name("presence"))
 	r.As("b").None(name("presence"))
 	// Leaves are quiet too while the room is above the bound.
-	r.As("c").Send(`<presence type='unavailable' to='` + room + `/` + r.U("c").id + `'/>`)
+	r.As("c").Send(`<presence type='unavailable' to='` + room + `/` + r.U("c").ID + `'/>`)
 	r.As("c").Expect(codes("110"))
 	r.As("c").Sync()
 	r.As("a").None(name("presence"))
 	// Messages are not bounded.
-	r.As("c").Send(sdkJoin(room, "4", r.U("c").id))
+	r.As("c").Send(sdkJoin(room, "4", r.U("c").ID))
 	r.As("c").Expect(codes("110", "100"))
 	r.As("a").Send(`<message type='groupchat' to='` + room + `'><body>all</body></message>`)
 	for _, n := range []string{"a", "b", "c"} {
@@ -246,7 +247,7 @@ func TestAvailabilityChangeAndSelfPing(t *testing.T) {
 	d := e.group(r.U("alice"), "g", false, r.U("bob"))
 	room := e.roomJID(d)
 	joinAll(r, room, "alice", "bob")
-	bob := room + "/" + r.U("bob").id
+	bob := room + "/" + r.U("bob").ID
 	r.As("bob").Send(`<presence id='away1' to='` + bob + `'><show>away</show><status>lunch</status></presence>`)
 	self := r.As("bob").Next(append(presence(bob), attr("id", "away1"), codes("110", "100"))...)
 	if self.ChildText("show", "") != "away" {

@@ -9,6 +9,7 @@ import (
 
 	"chatd/history"
 	"chatd/internal/oid"
+	"chatd/internal/xmpptest"
 )
 
 // joinAll joins users to a room SDK-style and waits for their
@@ -16,7 +17,7 @@ import (
 func joinAll(r *runner, room string, names ...string) {
 	for _, n := range names {
 		a := r.As(n)
-		a.Send(sdkJoin(room, "j-"+strings.ReplaceAll(n, "/", "-"), r.U(strings.Split(n, "/")[0]).id))
+		a.Send(sdkJoin(room, "j-"+strings.ReplaceAll(n, "/", "-"), r.U(strings.Split(n, "/")[0]).ID))
 		a.Expect(codes("110", "100"))
 	}
 	// Twice: a joiner's sync proves its join was processed to the end
@@ -50,8 +51,8 @@ func TestGroupMessageStoredAndFannedOut(t *testing.T) {
 			a = carol
 		}
 		m := a.Expect(name("message"), body("hello room"))
-		if m.Attr("from") != room+"/"+r.U("alice").id || m.Attr("type") != "groupchat" || m.Attr("id") != id ||
-			m.Attr("to") != a.c.jid {
+		if m.Attr("from") != room+"/"+r.U("alice").ID || m.Attr("type") != "groupchat" || m.Attr("id") != id ||
+			m.Attr("to") != a.c.JID {
 			t.Fatalf("%s got %s", n, m)
 		}
 		if extra(m, "message_id") != id || extra(m, "dialog_id") != d.ID || extra(m, "color") != "red" ||
@@ -76,12 +77,12 @@ func TestGroupMessageStoredAndFannedOut(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	msgs, err := e.history.Messages(ctx, e.app.ID, r.U("bob").ref.User, d.ID, history.MessageQuery{}, false)
-	if err != nil || len(msgs) != 1 || msgs[0].ID != id || msgs[0].SenderID != r.U("alice").ref.User || msgs[0].Custom["color"] != "red" {
+	msgs, err := e.History.Messages(ctx, e.App.ID, r.U("bob").Ref.User, d.ID, history.MessageQuery{}, false)
+	if err != nil || len(msgs) != 1 || msgs[0].ID != id || msgs[0].SenderID != r.U("alice").Ref.User || msgs[0].Custom["color"] != "red" {
 		t.Fatalf("stored %v %v", msgs, err)
 	}
 	for _, n := range []string{"bob", "carol"} {
-		counts, _, err := e.history.UnreadCounts(ctx, e.app.ID, r.U(n).ref.User, []string{d.ID})
+		counts, _, err := e.History.UnreadCounts(ctx, e.App.ID, r.U(n).Ref.User, []string{d.ID})
 		if err != nil || counts[d.ID] != 1 {
 			t.Fatalf("%s unread %v %v", n, counts, err)
 		}
@@ -89,10 +90,10 @@ func TestGroupMessageStoredAndFannedOut(t *testing.T) {
 	// Carol may send without joining; she gets her message back.
 	carol.Send(`<message type='groupchat' to='` + room + `' id='c1'><body>from outside</body></message>`)
 	for _, n := range []string{"alice", "bob", "carol"} {
-		r.As(n).Expect(body("from outside"), attr("from", room+"/"+r.U("carol").id))
+		r.As(n).Expect(body("from outside"), attr("from", room+"/"+r.U("carol").ID))
 	}
 	// Without save_to_history nothing more is stored.
-	if msgs, _ := e.history.Messages(ctx, e.app.ID, r.U("bob").ref.User, d.ID, history.MessageQuery{}, false); len(msgs) != 1 {
+	if msgs, _ := e.History.Messages(ctx, e.App.ID, r.U("bob").Ref.User, d.ID, history.MessageQuery{}, false); len(msgs) != 1 {
 		t.Fatalf("stored %d messages", len(msgs))
 	}
 }
@@ -109,21 +110,21 @@ func TestJoinRequired(t *testing.T) {
 	carol.Send(`<message type='groupchat' to='` + room + `' id='x1'><body>let me in</body>` +
 		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
 	el := carol.Expect(name("message"), attr("id", "x1"))
-	if errorCondition(el) != "not-acceptable" || el.Attr("from") != room || el.Child("error", "").Attr("code") != "406" {
+	if xmpptest.ErrorCondition(el) != "not-acceptable" || el.Attr("from") != room || el.Child("error", "").Attr("code") != "406" {
 		t.Fatalf("carol got %s", el)
 	}
 	r.As("alice").Send(`<message type='groupchat' to='` + room + `'><body>members only</body></message>`)
 	r.As("bob").Expect(body("members only"))
 	r.As("alice").Sync()
 	carol.None(name("message"))
-	if msgs, _ := e.history.Messages(context.Background(), e.app.ID, r.U("bob").ref.User, d.ID, history.MessageQuery{}, false); len(msgs) != 0 {
+	if msgs, _ := e.History.Messages(context.Background(), e.App.ID, r.U("bob").Ref.User, d.ID, history.MessageQuery{}, false); len(msgs) != 0 {
 		t.Fatalf("refused message stored: %v", msgs)
 	}
 	// Dave is not an occupant at all: the room stays closed to him, and
 	// an unknown room answers item-not-found.
 	r.As("dave").Send(`<message type='groupchat' to='` + room + `' id='d1'><body>x</body></message>`)
 	r.As("dave").Expect(attr("id", "d1"), errCond("not-acceptable"))
-	r.As("dave").Send(`<message type='groupchat' to='` + strconv.FormatInt(e.app.ID, 10) + `_nosuchroom@muc.localhost' id='d2'><body>x</body></message>`)
+	r.As("dave").Send(`<message type='groupchat' to='` + strconv.FormatInt(e.App.ID, 10) + `_nosuchroom@muc.localhost' id='d2'><body>x</body></message>`)
 	r.As("dave").Expect(attr("id", "d2"), errCond("item-not-found"))
 }
 
@@ -144,11 +145,11 @@ func TestHistoryOnJoin(t *testing.T) {
 	r.As("alice").Expect(body("m25"))
 
 	bob := r.As("bob")
-	bob.Send(`<presence id='h1' to='` + room + `/` + r.U("bob").id + `'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='3'/></x></presence>`)
-	bob.Next(presence(room + "/" + r.U("alice").id)...)
+	bob.Send(`<presence id='h1' to='` + room + `/` + r.U("bob").ID + `'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='3'/></x></presence>`)
+	bob.Next(presence(room + "/" + r.U("alice").ID)...)
 	bob.Next(attr("id", "h1"), codes("110", "100"))
 	for _, want := range []string{"m23", "m24", "m25"} {
-		m := bob.Next(name("message"), body(want), attr("from", room+"/"+r.U("alice").id), attr("type", "groupchat"))
+		m := bob.Next(name("message"), body(want), attr("from", room+"/"+r.U("alice").ID), attr("type", "groupchat"))
 		dl := m.Child("delay", "urn:xmpp:delay")
 		if dl == nil || dl.Attr("from") != room || dl.Attr("stamp") == "" || extra(m, "message_id") != m.Attr("id") ||
 			extra(m, "dialog_id") != d.ID {
@@ -156,11 +157,11 @@ func TestHistoryOnJoin(t *testing.T) {
 		}
 	}
 	bob.Next(name("message"), hasChild("subject", ""))
-	bob.Send(`<presence type='unavailable' to='` + room + `/` + r.U("bob").id + `'/>`)
+	bob.Send(`<presence type='unavailable' to='` + room + `/` + r.U("bob").ID + `'/>`)
 	bob.Expect(codes("110"))
 
 	// No <history/>: the default 20.
-	bob.Send(plainJoin(room, "h2", r.U("bob").id))
+	bob.Send(plainJoin(room, "h2", r.U("bob").ID))
 	bob.Expect(attr("id", "h2"), codes("110", "100"))
 	var got []string
 	for {
@@ -173,11 +174,11 @@ func TestHistoryOnJoin(t *testing.T) {
 	if len(got) != 20 || got[0] != "m6" || got[19] != "m25" {
 		t.Fatalf("default history %v", got)
 	}
-	bob.Send(`<presence type='unavailable' to='` + room + `/` + r.U("bob").id + `'/>`)
+	bob.Send(`<presence type='unavailable' to='` + room + `/` + r.U("bob").ID + `'/>`)
 	bob.Expect(codes("110"))
 
 	// maxchars lets whole stanzas in, newest first, up to the bound.
-	bob.Send(`<presence id='h3' to='` + room + `/` + r.U("bob").id + `'><x xmlns='http://jabber.org/protocol/muc'><history maxchars='1000'/></x></presence>`)
+	bob.Send(`<presence id='h3' to='` + room + `/` + r.U("bob").ID + `'><x xmlns='http://jabber.org/protocol/muc'><history maxchars='1000'/></x></presence>`)
 	bob.Expect(attr("id", "h3"), codes("110", "100"))
 	got = got[:0]
 	for {
@@ -190,19 +191,19 @@ func TestHistoryOnJoin(t *testing.T) {
 	if len(got) == 0 || len(got) >= 20 || got[len(got)-1] != "m25" {
 		t.Fatalf("maxchars history %v", got)
 	}
-	bob.Send(`<presence type='unavailable' to='` + room + `/` + r.U("bob").id + `'/>`)
+	bob.Send(`<presence type='unavailable' to='` + room + `/` + r.U("bob").ID + `'/>`)
 	bob.Expect(codes("110"))
 
 	// The SDK's join: nothing.
-	bob.Send(sdkJoin(room, "h4", r.U("bob").id))
+	bob.Send(sdkJoin(room, "h4", r.U("bob").ID))
 	bob.Expect(attr("id", "h4:join"), codes("110", "100"))
 	bob.None(name("message"))
 
 	// since in the future leaves out everything.
-	bob.Send(`<presence type='unavailable' to='` + room + `/` + r.U("bob").id + `'/>`)
+	bob.Send(`<presence type='unavailable' to='` + room + `/` + r.U("bob").ID + `'/>`)
 	bob.Expect(codes("110"))
 	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
-	bob.Send(`<presence id='h5' to='` + room + `/` + r.U("bob").id + `'><x xmlns='http://jabber.org/protocol/muc'><history since='` + future + `'/></x></presence>`)
+	bob.Send(`<presence id='h5' to='` + room + `/` + r.U("bob").ID + `'><x xmlns='http://jabber.org/protocol/muc'><history since='` + future + `'/></x></presence>`)
 	bob.Expect(attr("id", "h5"), codes("110", "100"))
 	bob.Next(name("message"), hasChild("subject", ""))
 }
@@ -217,10 +218,10 @@ func TestChatStatesRouted(t *testing.T) {
 	r.As("alice").Send(`<message type='groupchat' to='` + room + `'><composing xmlns='http://jabber.org/protocol/chatstates'/>` +
 		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
 	m := r.As("bob").Expect(name("message"), hasChild("composing", "http://jabber.org/protocol/chatstates"))
-	if m.Child("delay", "") != nil || m.Attr("from") != room+"/"+r.U("alice").id {
+	if m.Child("delay", "") != nil || m.Attr("from") != room+"/"+r.U("alice").ID {
 		t.Fatalf("chat state %s", m)
 	}
-	if msgs, _ := e.history.Messages(context.Background(), e.app.ID, r.U("bob").ref.User, d.ID, history.MessageQuery{}, false); len(msgs) != 0 {
+	if msgs, _ := e.History.Messages(context.Background(), e.App.ID, r.U("bob").Ref.User, d.ID, history.MessageQuery{}, false); len(msgs) != 0 {
 		t.Fatalf("chat state stored: %v", msgs)
 	}
 }
@@ -234,19 +235,19 @@ func TestRESTSendToChat(t *testing.T) {
 	room := e.roomJID(d)
 	joinAll(r, room, "bob")
 	ctx := context.Background()
-	m, dd, err := e.history.Record(ctx, history.NewMessage{App: e.app.ID, SenderID: r.U("alice").ref.User, DialogID: d.ID, Text: "via rest"})
+	m, dd, err := e.History.Record(ctx, history.NewMessage{App: e.App.ID, SenderID: r.U("alice").Ref.User, DialogID: d.ID, Text: "via rest"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.srv.DeliverStored(ctx, m, dd); err != nil {
+	if err := e.Server.DeliverStored(ctx, m, dd); err != nil {
 		t.Fatal(err)
 	}
 	got := r.As("bob").Expect(body("via rest"))
-	if got.Attr("from") != room+"/"+r.U("alice").id || got.Attr("id") != m.ID || extra(got, "message_id") != m.ID ||
+	if got.Attr("from") != room+"/"+r.U("alice").ID || got.Attr("id") != m.ID || extra(got, "message_id") != m.ID ||
 		got.Child("delay", "").Attr("stamp") != time.Unix(m.DateSent, 0).UTC().Format(time.RFC3339) {
 		t.Fatalf("bob got %s", got)
 	}
-	if msgs, _ := e.history.Messages(ctx, e.app.ID, r.U("bob").ref.User, d.ID, history.MessageQuery{}, false); len(msgs) != 1 {
+	if msgs, _ := e.History.Messages(ctx, e.App.ID, r.U("bob").Ref.User, d.ID, history.MessageQuery{}, false); len(msgs) != 1 {
 		t.Fatalf("%d stored", len(msgs))
 	}
 }
@@ -260,42 +261,42 @@ func TestPrivateMessagesAndInvitations(t *testing.T) {
 	d := e.group(r.U("alice"), "g", false, r.U("bob"))
 	room := e.roomJID(d)
 	joinAll(r, room, "alice", "bob")
-	r.As("alice").Send(`<message type='chat' to='` + room + `/` + r.U("bob").id + `' id='pm1'><body>psst</body></message>`)
+	r.As("alice").Send(`<message type='chat' to='` + room + `/` + r.U("bob").ID + `' id='pm1'><body>psst</body></message>`)
 	pm := r.As("bob").Expect(body("psst"))
-	if pm.Attr("from") != room+"/"+r.U("alice").id || pm.Attr("type") != "chat" || pm.Child("x", nsMUCUser) == nil {
+	if pm.Attr("from") != room+"/"+r.U("alice").ID || pm.Attr("type") != "chat" || pm.Child("x", nsMUCUser) == nil {
 		t.Fatalf("pm %s", pm)
 	}
 	r.As("alice").Send(`<message type='chat' to='` + room + `/999999' id='pm2'><body>?</body></message>`)
 	r.As("alice").Expect(attr("id", "pm2"), errCond("item-not-found"))
-	r.As("dave").Send(`<message type='chat' to='` + room + `/` + r.U("bob").id + `' id='pm3'><body>?</body></message>`)
+	r.As("dave").Send(`<message type='chat' to='` + room + `/` + r.U("bob").ID + `' id='pm3'><body>?</body></message>`)
 	r.As("dave").Expect(attr("id", "pm3"), errCond("not-acceptable"))
 
 	// XEP-0249: a direct invitation goes straight to the invitee.
 	r.As("alice").Send(`<message to='{dave}' id='inv1'><x xmlns='jabber:x:conference' jid='` + room + `' reason='join us'/></message>`)
 	inv := r.As("dave").Expect(attr("id", "inv1"))
-	if x := inv.Child("x", "jabber:x:conference"); x == nil || x.Attr("jid") != room || inv.Attr("from") != r.As("alice").c.jid {
+	if x := inv.Child("x", "jabber:x:conference"); x == nil || x.Attr("jid") != room || inv.Attr("from") != r.As("alice").c.JID {
 		t.Fatalf("direct invitation %s", inv)
 	}
-	r.As("dave").Send(sdkJoin(room, "d", r.U("dave").id))
+	r.As("dave").Send(sdkJoin(room, "d", r.U("dave").ID))
 	r.As("dave").Expect(errCond("registration-required"))
 
 	// A mediated invitation makes dave an occupant of the dialog.
 	r.As("bob").Send(`<message to='` + room + `' id='inv2'><x xmlns='http://jabber.org/protocol/muc#user'><invite to='{dave}'><reason>come</reason></invite></x></message>`)
 	inv = r.As("dave").Expect(name("message"), attr("from", room))
 	i := inv.Child("x", nsMUCUser).Child("invite", nsMUCUser)
-	if i == nil || i.Attr("from") != r.U("bob").jid || i.ChildText("reason", "") != "come" {
+	if i == nil || i.Attr("from") != r.U("bob").JID || i.ChildText("reason", "") != "come" {
 		t.Fatalf("mediated invitation %s", inv)
 	}
-	dd, err := e.history.DialogAny(context.Background(), e.app.ID, d.ID)
-	if err != nil || !dd.HasOccupant(r.U("dave").ref.User) {
+	dd, err := e.History.DialogAny(context.Background(), e.App.ID, d.ID)
+	if err != nil || !dd.HasOccupant(r.U("dave").Ref.User) {
 		t.Fatalf("dave not added: %+v %v", dd, err)
 	}
-	r.As("dave").Send(sdkJoin(room, "d2", r.U("dave").id))
+	r.As("dave").Send(sdkJoin(room, "d2", r.U("dave").ID))
 	r.As("dave").Expect(attr("id", "d2:join"), codes("110", "100"))
 	// Dave declines anyway.
 	r.As("dave").Send(`<message to='` + room + `'><x xmlns='http://jabber.org/protocol/muc#user'><decline to='{bob}'/></x></message>`)
 	dec := r.As("bob").Expect(name("message"), attr("from", room), hasChild("x", nsMUCUser))
-	if dec.Child("x", nsMUCUser).Child("decline", nsMUCUser).Attr("from") != r.U("dave").jid {
+	if dec.Child("x", nsMUCUser).Child("decline", nsMUCUser).Attr("from") != r.U("dave").JID {
 		t.Fatalf("decline %s", dec)
 	}
 }

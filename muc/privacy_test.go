@@ -51,7 +51,7 @@ func TestUnavailableLeavesRooms(t *testing.T) {
 	joinAll(r, room, "alice", "bob")
 	r.As("bob").Send(`<presence type='unavailable'/>`)
 	left := r.As("alice").Expect(name("presence"), attr("type", "unavailable"))
-	if left.Attr("from") != room+"/"+r.U("bob").id {
+	if left.Attr("from") != room+"/"+r.U("bob").ID {
 		t.Errorf("alice saw %s", left)
 	}
 	// Bob is no longer an occupant: a message to the room that requires

@@ -19,18 +19,18 @@ func TestRESTInterplay(t *testing.T) {
 	joinAll(r, room, "alice", "bob", "carol")
 	ctx := context.Background()
 
-	if _, err := e.history.UpdateDialog(ctx, e.app.ID, r.U("alice").ref.User, d.ID, history.DialogUpdate{
-		PullAll: []int64{r.U("bob").ref.User}}); err != nil {
+	if _, err := e.History.UpdateDialog(ctx, e.App.ID, r.U("alice").Ref.User, d.ID, history.DialogUpdate{
+		PullAll: []int64{r.U("bob").Ref.User}}); err != nil {
 		t.Fatal(err)
 	}
-	kick := r.As("bob").Expect(append(presence(room+"/"+r.U("bob").id), attr("type", "unavailable"))...)
+	kick := r.As("bob").Expect(append(presence(room+"/"+r.U("bob").ID), attr("type", "unavailable"))...)
 	it := itemOf(kick)
 	if strings.Join(statusCodes(kick), ",") != "301" || it == nil || it.Child("actor", nsMUCUser) == nil ||
-		it.Child("actor", nsMUCUser).Attr("jid") != r.U("alice").jid || kick.Attr("id") == "" {
+		it.Child("actor", nsMUCUser).Attr("jid") != r.U("alice").JID || kick.Attr("id") == "" {
 		t.Fatalf("kick %s", kick)
 	}
 	for _, n := range []string{"alice", "carol"} {
-		p := r.As(n).Expect(append(presence(room+"/"+r.U("bob").id), attr("type", "unavailable"))...)
+		p := r.As(n).Expect(append(presence(room+"/"+r.U("bob").ID), attr("type", "unavailable"))...)
 		if len(statusCodes(p)) != 0 {
 			t.Fatalf("%s saw the kick as %s", n, p)
 		}
@@ -40,42 +40,42 @@ func TestRESTInterplay(t *testing.T) {
 	r.As("carol").Expect(body("after"))
 	r.As("alice").Sync()
 	r.As("bob").None(body("after"))
-	r.As("bob").Send(sdkJoin(room, "again", r.U("bob").id))
+	r.As("bob").Send(sdkJoin(room, "again", r.U("bob").ID))
 	r.As("bob").Expect(attr("id", "again:join"), errCond("registration-required"))
 
 	// push_all: dave may now join.
-	r.As("dave").Send(sdkJoin(room, "d0", r.U("dave").id))
+	r.As("dave").Send(sdkJoin(room, "d0", r.U("dave").ID))
 	r.As("dave").Expect(errCond("registration-required"))
-	if _, err := e.history.UpdateDialog(ctx, e.app.ID, r.U("carol").ref.User, d.ID, history.DialogUpdate{
-		PushAll: []int64{r.U("dave").ref.User}}); err != nil {
+	if _, err := e.History.UpdateDialog(ctx, e.App.ID, r.U("carol").Ref.User, d.ID, history.DialogUpdate{
+		PushAll: []int64{r.U("dave").Ref.User}}); err != nil {
 		t.Fatal(err)
 	}
-	r.As("dave").Send(sdkJoin(room, "d1", r.U("dave").id))
+	r.As("dave").Send(sdkJoin(room, "d1", r.U("dave").ID))
 	r.As("dave").Expect(attr("id", "d1:join"), codes("110", "100"))
-	r.As("alice").Expect(append(presence(room+"/"+r.U("dave").id), codes())...)
+	r.As("alice").Expect(append(presence(room+"/"+r.U("dave").ID), codes())...)
 
 	// A rename reaches standard clients as the subject, never the SDK's.
-	r.As("carol").Send(`<presence type='unavailable' to='` + room + `/` + r.U("carol").id + `'/>`)
+	r.As("carol").Send(`<presence type='unavailable' to='` + room + `/` + r.U("carol").ID + `'/>`)
 	r.As("carol").Expect(codes("110"))
-	r.As("carol").Send(plainJoin(room, "c2", r.U("carol").id))
+	r.As("carol").Send(plainJoin(room, "c2", r.U("carol").ID))
 	r.As("carol").Expect(name("message"), hasChild("subject", ""))
 	name2 := "renamed"
-	if _, err := e.history.UpdateDialog(ctx, e.app.ID, r.U("alice").ref.User, d.ID, history.DialogUpdate{Name: &name2}); err != nil {
+	if _, err := e.History.UpdateDialog(ctx, e.App.ID, r.U("alice").Ref.User, d.ID, history.DialogUpdate{Name: &name2}); err != nil {
 		t.Fatal(err)
 	}
 	s := r.As("carol").Expect(name("message"), hasChild("subject", ""))
-	if s.ChildText("subject", "") != "renamed" || s.Attr("from") != room+"/"+r.U("alice").id {
+	if s.ChildText("subject", "") != "renamed" || s.Attr("from") != room+"/"+r.U("alice").ID {
 		t.Fatalf("subject change %s", s)
 	}
 	r.As("alice").None(hasChild("subject", ""))
 
 	// Delete with force: everyone in the room gets <destroy/>.
-	res, err := e.history.DeleteDialogs(ctx, e.app.ID, r.U("alice").ref.User, []string{d.ID}, true)
+	res, err := e.History.DeleteDialogs(ctx, e.App.ID, r.U("alice").Ref.User, []string{d.ID}, true)
 	if err != nil || len(res.Deleted) != 1 {
 		t.Fatalf("delete %+v %v", res, err)
 	}
 	for _, n := range []string{"alice", "carol", "dave"} {
-		p := r.As(n).Expect(append(presence(room+"/"+r.U(n).id), attr("type", "unavailable"))...)
+		p := r.As(n).Expect(append(presence(room+"/"+r.U(n).ID), attr("type", "unavailable"))...)
 		if p.Child("x", nsMUCUser).Child("destroy", nsMUCUser) == nil || p.Attr("id") == "" {
 			t.Fatalf("%s: destroy %s", n, p)
 		}
@@ -83,7 +83,7 @@ func TestRESTInterplay(t *testing.T) {
 	if st := e.muc.Stats(); st.Rooms != 0 || st.Sessions != 0 {
 		t.Fatalf("stats after destroy %+v", st)
 	}
-	r.As("alice").Send(sdkJoin(room, "gone", r.U("alice").id))
+	r.As("alice").Send(sdkJoin(room, "gone", r.U("alice").ID))
 	r.As("alice").Expect(attr("id", "gone:join"), errCond("item-not-found"))
 	r.As("alice").Send(`<message type='groupchat' to='` + room + `' id='gm'><body>x</body></message>`)
 	r.As("alice").Expect(attr("id", "gm"), errCond("item-not-found"))
@@ -94,7 +94,7 @@ func TestRESTInterplay(t *testing.T) {
 func TestPublicGroup(t *testing.T) {
 	e := startEnv(t, envOptions{})
 	r := newRunner(t, e, "alice", "bob", "carol")
-	d, _, err := e.history.CreateDialog(context.Background(), e.app.ID, r.U("alice").ref.User,
+	d, _, err := e.History.CreateDialog(context.Background(), e.App.ID, r.U("alice").Ref.User,
 		history.DialogInput{Type: history.PublicGroup, Name: "lobby"})
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestPublicGroup(t *testing.T) {
 	r.As("bob").Expect(body("pub"))
 	r.As("bob").Sync()
 	carol.None(body("pub"))
-	msgs, err := e.history.Messages(context.Background(), e.app.ID, r.U("carol").ref.User, d.ID, history.MessageQuery{}, false)
+	msgs, err := e.History.Messages(context.Background(), e.App.ID, r.U("carol").Ref.User, d.ID, history.MessageQuery{}, false)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("public messages %v %v", msgs, err)
 	}

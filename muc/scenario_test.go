@@ -16,7 +16,7 @@ func TestScenarioTeamRoom(t *testing.T) {
 	r := newRunner(t, e, "ann", "ben", "cat", "dan")
 	d := e.group(r.U("ann"), "Team", false, r.U("ben"), r.U("cat"))
 	room := e.roomJID(d)
-	occ := func(n string) string { return room + "/" + r.U(n).id }
+	occ := func(n string) string { return room + "/" + r.U(n).ID }
 
 	// Ann and Ben use the SDK, Cat a standard client.
 	r.As("ann").Send(sdkJoin(room, "a", "{ann.id}"))
@@ -43,15 +43,15 @@ func TestScenarioTeamRoom(t *testing.T) {
 
 	// Cat leaves the dialog over REST (deleting it for herself): she is
 	// out of the room (301), the others see her go.
-	if _, err := e.history.DeleteDialogs(context.Background(), e.app.ID, r.U("cat").ref.User, []string{d.ID}, false); err != nil {
+	if _, err := e.History.DeleteDialogs(context.Background(), e.App.ID, r.U("cat").Ref.User, []string{d.ID}, false); err != nil {
 		t.Fatal(err)
 	}
 	r.As("cat").Expect(append(presence(occ("cat")), attr("type", "unavailable"), codes("301"))...)
 	r.As("ann").Expect(append(presence(occ("cat")), attr("type", "unavailable"), codes())...)
 
 	// Dan is added by Ben and joins; he reads the last message on join.
-	if _, err := e.history.UpdateDialog(context.Background(), e.app.ID, r.U("ben").ref.User, d.ID,
-		history.DialogUpdate{PushAll: []int64{r.U("dan").ref.User}}); err != nil {
+	if _, err := e.History.UpdateDialog(context.Background(), e.App.ID, r.U("ben").Ref.User, d.ID,
+		history.DialogUpdate{PushAll: []int64{r.U("dan").Ref.User}}); err != nil {
 		t.Fatal(err)
 	}
 	r.As("dan").Send(`<presence id='d' to='` + occ("dan") + `'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='1'/></x></presence>`)
@@ -62,7 +62,7 @@ func TestScenarioTeamRoom(t *testing.T) {
 	// Another application has a user whose room would have the same
 	// local part after its own application id: it is a different room.
 	other := mustApp(t, e)
-	r.users["eve"] = e.newUserIn(other, "eve")
+	r.users["eve"] = e.NewUserIn(other, "eve")
 	r.As("eve").Send(`<message type='groupchat' to='` + room + `' id='e1'><body>hello?</body></message>`)
 	r.As("eve").Expect(attr("id", "e1"), errCond("item-not-found"))
 	r.As("eve").Send(`<iq type='get' id='e2' to='` + room + `'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"chatd/history"
+	"chatd/internal/xmpptest"
 )
 
 // python finds a Python with slixmpp (Debian's python3-slixmpp lives in
@@ -42,14 +43,14 @@ func python(t *testing.T) string {
 func TestSlixmpp(t *testing.T) {
 	py := python(t)
 	e := startEnv(t, envOptions{})
-	alice, bob := e.newUser("alice"), e.newUser("bob")
-	room := strconv.FormatInt(e.app.ID, 10) + "_slixroom@muc." + domain
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	room := strconv.FormatInt(e.App.ID, 10) + "_slixroom@muc." + xmpptest.Domain
 	cfg, _ := json.Marshal(map[string]any{
 		"host":  "127.0.0.1",
-		"port":  e.srv.TCPAddr().(*net.TCPAddr).Port,
+		"port":  e.Server.TCPAddr().(*net.TCPAddr).Port,
 		"room":  room,
-		"alice": map[string]string{"jid": alice.jid, "password": alice.password, "id": alice.id},
-		"bob":   map[string]string{"jid": bob.jid, "password": bob.password, "id": bob.id},
+		"alice": map[string]string{"jid": alice.JID, "password": alice.Password, "id": alice.ID},
+		"bob":   map[string]string{"jid": bob.JID, "password": bob.Password, "id": bob.ID},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -60,7 +61,7 @@ func TestSlixmpp(t *testing.T) {
 		t.Fatalf("slixmpp scenario failed: %v", err)
 	}
 	// The room's dialog was deleted with the room.
-	if _, err := e.history.RoomDialog(context.Background(), e.app.ID, "slixroom"); !errors.Is(err, history.ErrNotFound) {
+	if _, err := e.History.RoomDialog(context.Background(), e.App.ID, "slixroom"); !errors.Is(err, history.ErrNotFound) {
 		t.Fatalf("dialog after destroy: %v", err)
 	}
 }

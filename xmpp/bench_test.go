@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"chatd/internal/xmpptest"
 	"chatd/xmpp"
 )
 
@@ -20,22 +21,22 @@ import (
 //	go test -run '^$' -bench StanzaPath -benchmem ./xmpp
 func BenchmarkStanzaPath(b *testing.B) {
 	e := startBenchEnv(b)
-	alice, bob := e.newUser("alice"), e.newUser("bob")
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
 	a := e.plainLogin(alice, "a")
 	r := e.plainLogin(bob, "b")
 	msg := []byte(fmt.Sprintf(`<message to='%s' type='chat' id='6b0231bc2b1d9e0e6f000000'><body>hello over xmpp, a message of typical length</body>`+
-		`<markable xmlns='urn:xmpp:chat-markers:0'/></message>`, bob.jid))
+		`<markable xmlns='urn:xmpp:chat-markers:0'/></message>`, bob.JID))
 	const batch = 64
 	chunk := bytes.Repeat(msg, batch)
 	done := make(chan int64, 1)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(msg)))
 	b.ResetTimer()
-	go func() { done <- countMessages(r.conn, b.N) }()
+	go func() { done <- countMessages(r.Conn, b.N) }()
 	for sent := 0; sent < b.N; sent += batch {
 		n := min(batch, b.N-sent)
-		a.conn.SetWriteDeadline(time.Now().Add(wait))
-		if _, err := a.conn.Write(chunk[:n*len(msg)]); err != nil {
+		a.Conn.SetWriteDeadline(time.Now().Add(xmpptest.Wait))
+		if _, err := a.Conn.Write(chunk[:n*len(msg)]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -79,17 +80,17 @@ func startBenchEnv(b *testing.B) *env {
 // plainLogin logs in without TLS and binds, with initial presence, leaving
 // the connection for raw use.
 func (e *env) plainLogin(u user, resource string) *client {
-	c := e.rawDial()
-	c.open()
-	local := strings.TrimSuffix(u.jid, "@localhost")
-	c.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` + b64([]byte("\x00"+local+"\x00"+u.password)) + `</auth>`)
-	if r := c.nextSync(); r.Name != "success" {
-		e.t.Fatalf("auth: %s", r)
+	c := e.RawDial()
+	c.Open()
+	local := strings.TrimSuffix(u.JID, "@localhost")
+	c.Write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` + xmpptest.B64([]byte("\x00"+local+"\x00"+u.Password)) + `</auth>`)
+	if r := c.NextSync(); r.Name != "success" {
+		e.T.Fatalf("auth: %s", r)
 	}
-	c.open()
-	c.bindOnly(resource)
-	c.write(`<presence/><iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
-	for r := c.nextSync(); r.Attr("id") != "sync"; r = c.nextSync() {
+	c.Open()
+	c.BindOnly(resource)
+	c.Write(`<presence/><iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	for r := c.NextSync(); r.Attr("id") != "sync"; r = c.NextSync() {
 	}
 	return c
 }

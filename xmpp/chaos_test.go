@@ -16,6 +16,7 @@ import (
 
 	"mellium.im/sasl"
 
+	"chatd/internal/xmpptest"
 	"chatd/xmpp"
 	"chatd/xmpp/stanza"
 )
@@ -34,7 +35,7 @@ func TestChaos(t *testing.T) {
 	messages := envInt("CHATD_CHAOS_MESSAGES", 150)
 	kills := envInt("CHATD_CHAOS_KILLS", 20)
 	e := startEnv(t, func(c *xmpp.Config) { c.SMAckEvery = 5; c.SMAckInterval = 50 * time.Millisecond })
-	ua, ub := e.newUser("alice"), e.newUser("bob")
+	ua, ub := e.NewUser("alice"), e.NewUser("bob")
 	a := newPeer(t, e, ua, "A")
 	b := newPeer(t, e, ub, "B")
 	a.start()
@@ -49,8 +50,8 @@ func TestChaos(t *testing.T) {
 	for round := 0; sent < messages || killed < kills; round++ {
 		chunk := max(1, messages/max(1, kills))
 		for i := 0; i < chunk && sent < messages; i++ {
-			a.sendMessage(b.u.jid, fmt.Sprintf("A-%d", sent))
-			b.sendMessage(a.u.jid, fmt.Sprintf("B-%d", sent))
+			a.sendMessage(b.u.JID, fmt.Sprintf("A-%d", sent))
+			b.sendMessage(a.u.JID, fmt.Sprintf("B-%d", sent))
 			sent++
 		}
 		if killed < kills {
@@ -96,7 +97,7 @@ func TestChaos(t *testing.T) {
 			t.Errorf("%s got %d distinct messages of %d", p.got.name, len(seen), messages)
 		}
 	}
-	st := e.srv.Stats()
+	st := e.Server.Stats()
 	t.Logf("messages %d each way, connections cut %d, resumed %d, resume failures %d, stored offline %d",
 		messages, killed, st.Resumed, st.ResumeFailed, st.OfflineStored)
 }
@@ -258,7 +259,7 @@ func isClosed(err error) bool {
 
 // session runs one connection.
 func (p *peer) session() error {
-	raw, err := net.Dial("tcp", p.e.srv.TCPAddr().String())
+	raw, err := net.Dial("tcp", p.e.Server.TCPAddr().String())
 	if err != nil {
 		return err
 	}
@@ -266,34 +267,34 @@ func (p *peer) session() error {
 	p.mu.Lock()
 	p.conn = raw // so cut() and stop() reach it during negotiation
 	p.mu.Unlock()
-	c := &client{t: p.t, conn: raw}
-	if err := c.openErr(); err != nil {
+	c := &client{T: p.t, Conn: raw}
+	if err := openErr(c); err != nil {
 		return err
 	}
-	io.WriteString(c.conn, `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
-	if _, err := c.nextErr(); err != nil {
+	io.WriteString(c.Conn, `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
+	if _, err := nextErr(c); err != nil {
 		return err
 	}
 	tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true})
 	if err := tc.Handshake(); err != nil {
 		return err
 	}
-	c.conn = tc
+	c.Conn = tc
 	p.mu.Lock()
 	p.conn = tc
 	p.mu.Unlock()
-	if err := c.openErr(); err != nil {
+	if err := openErr(c); err != nil {
 		return err
 	}
 	neg := sasl.NewClient(sasl.Plain, sasl.Credentials(func() ([]byte, []byte, []byte) {
-		return []byte(fmt.Sprintf("%d-%d", p.u.ref.User, p.u.ref.App)), []byte(p.u.password), nil
+		return []byte(fmt.Sprintf("%d-%d", p.u.Ref.User, p.u.Ref.App)), []byte(p.u.Password), nil
 	}))
 	_, resp, _ := neg.Step(nil)
-	io.WriteString(c.conn, `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>`+b64(resp)+`</auth>`)
-	if el, err := c.nextErr(); err != nil || el.Name != "success" {
+	io.WriteString(c.Conn, `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>`+xmpptest.B64(resp)+`</auth>`)
+	if el, err := nextErr(c); err != nil || el.Name != "success" {
 		return fmt.Errorf("auth: %v %v", el, err)
 	}
-	if err := c.openErr(); err != nil {
+	if err := openErr(c); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -301,8 +302,8 @@ func (p *peer) session() error {
 	p.mu.Unlock()
 	resumed := false
 	if prev != "" {
-		io.WriteString(c.conn, `<resume xmlns='urn:xmpp:sm:3' previd='`+prev+`' h='`+strconv.FormatUint(uint64(h), 10)+`'/>`)
-		el, err := c.nextErr()
+		io.WriteString(c.Conn, `<resume xmlns='urn:xmpp:sm:3' previd='`+prev+`' h='`+strconv.FormatUint(uint64(h), 10)+`'/>`)
+		el, err := nextErr(c)
 		if err != nil {
 			return err
 		}
@@ -318,7 +319,7 @@ func (p *peer) session() error {
 				p.pending[i].seq = p.outSeq
 				b.WriteString(p.pending[i].xml)
 			}
-			io.WriteString(c.conn, b.String())
+			io.WriteString(c.Conn, b.String())
 			p.connected = true
 			p.gen++
 			p.cond.Broadcast()
@@ -327,12 +328,12 @@ func (p *peer) session() error {
 		}
 	}
 	if !resumed {
-		io.WriteString(c.conn, `<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>chaos</resource></bind></iq>`)
-		if el, err := c.nextErr(); err != nil || el.Attr("type") != "result" {
+		io.WriteString(c.Conn, `<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>chaos</resource></bind></iq>`)
+		if el, err := nextErr(c); err != nil || el.Attr("type") != "result" {
 			return fmt.Errorf("bind: %v %v", el, err)
 		}
-		io.WriteString(c.conn, `<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
-		el, err := c.nextErr()
+		io.WriteString(c.Conn, `<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
+		el, err := nextErr(c)
 		if err != nil || el.Name != "enabled" {
 			return fmt.Errorf("enable: %v %v", el, err)
 		}
@@ -347,14 +348,14 @@ func (p *peer) session() error {
 			p.pending[i].seq = p.outSeq
 			b.WriteString(p.pending[i].xml)
 		}
-		io.WriteString(c.conn, b.String())
+		io.WriteString(c.Conn, b.String())
 		p.connected = true
 		p.gen++
 		p.cond.Broadcast()
 		p.mu.Unlock()
 	}
 	for {
-		el, err := c.nextErr()
+		el, err := nextErr(c)
 		if err != nil {
 			p.mu.Lock()
 			p.connected = false
@@ -364,7 +365,7 @@ func (p *peer) session() error {
 		p.mu.Lock()
 		switch {
 		case el.Space == "urn:xmpp:sm:3" && el.Name == "r":
-			io.WriteString(c.conn, `<a xmlns='urn:xmpp:sm:3' h='`+strconv.FormatUint(uint64(p.in), 10)+`'/>`)
+			io.WriteString(c.Conn, `<a xmlns='urn:xmpp:sm:3' h='`+strconv.FormatUint(uint64(p.in), 10)+`'/>`)
 		case el.Space == "urn:xmpp:sm:3" && el.Name == "a":
 			h, _ := strconv.ParseUint(el.Attr("h"), 10, 32)
 			p.ackOut(uint32(h))
@@ -379,24 +380,24 @@ func (p *peer) session() error {
 }
 
 // openErr sends a stream header and reads the server's header and features.
-func (c *client) openErr() error {
-	io.WriteString(c.conn, `<stream:stream to='`+domain+`' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`)
-	c.parser = stanza.NewParser(c.conn, 1<<22)
-	ev, err := c.parser.Next()
+func openErr(c *client) error {
+	io.WriteString(c.Conn, `<stream:stream to='`+xmpptest.Domain+`' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`)
+	c.Parser = stanza.NewParser(c.Conn, 1<<22)
+	ev, err := c.Parser.Next()
 	if err != nil {
 		return err
 	}
 	if ev.Kind != stanza.KindOpen {
 		return fmt.Errorf("no stream header")
 	}
-	_, err = c.nextErr()
+	_, err = nextErr(c)
 	return err
 }
 
 // nextErr reads the next element, returning errors instead of failing.
-func (c *client) nextErr() (*stanza.Element, error) {
-	c.conn.SetReadDeadline(time.Now().Add(wait))
-	ev, err := c.parser.Next()
+func nextErr(c *client) (*stanza.Element, error) {
+	c.Conn.SetReadDeadline(time.Now().Add(xmpptest.Wait))
+	ev, err := c.Parser.Next()
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"chatd/history"
 	"chatd/internal/oid"
+	"chatd/internal/xmpptest"
 	"chatd/xmpp"
 	"chatd/xmpp/stanza"
 )
@@ -26,17 +27,17 @@ func extra(el *stanza.Element, name string) string {
 // the first message.
 func TestSaveToHistory(t *testing.T) {
 	e := startEnv(t, nil)
-	alice, bob := e.newUser("alice"), e.newUser("bob")
-	a := e.online(alice, "a")
-	b := e.online(bob, "b")
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
+	b := e.Online(bob, "b")
 	id := oid.New(time.Now())
 	now := time.Now().Unix()
-	a.write(`<message to='` + bob.jid + `' type='chat' id='` + id + `'><body>stored hello</body>` +
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='` + id + `'><body>stored hello</body>` +
 		`<markable xmlns='urn:xmpp:chat-markers:0'/>` +
 		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history><color>red</color>` +
 		`<date_sent>` + strconv.FormatInt(now-1, 10) + `.5</date_sent>` +
 		`<attachment id='42' type='image' name='a.png' size='100'/></extraParams></message>`)
-	got := b.expect(isMessage("stored hello"))
+	got := b.Expect(isMessage("stored hello"))
 	if got.Attr("id") != id || extra(got, "message_id") != id || extra(got, "save_to_history") != "1" || extra(got, "color") != "red" {
 		t.Fatalf("delivered %s", got)
 	}
@@ -51,53 +52,53 @@ func TestSaveToHistory(t *testing.T) {
 		t.Errorf("attachment lost: %s", got)
 	}
 	ctx := context.Background()
-	msgs, err := e.history.Messages(ctx, e.app.ID, bob.ref.User, dialogID, history.MessageQuery{}, false)
+	msgs, err := e.History.Messages(ctx, e.App.ID, bob.Ref.User, dialogID, history.MessageQuery{}, false)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("stored messages: %v %v", msgs, err)
 	}
 	m := msgs[0]
-	if m.ID != id || m.Text != "stored hello" || m.SenderID != alice.ref.User || m.RecipientID != bob.ref.User ||
+	if m.ID != id || m.Text != "stored hello" || m.SenderID != alice.Ref.User || m.RecipientID != bob.Ref.User ||
 		m.Custom["color"] != "red" || len(m.Attachments) != 1 || m.Attachments[0]["name"] != "a.png" || !m.Markable {
 		t.Errorf("stored %+v", m)
 	}
-	d, err := e.history.Dialog(ctx, e.app.ID, bob.ref.User, dialogID)
+	d, err := e.History.Dialog(ctx, e.App.ID, bob.Ref.User, dialogID)
 	if err != nil || d.Type != history.Private || d.LastMessage != "stored hello" || d.UnreadCount != 1 {
 		t.Fatalf("dialog %+v %v", d, err)
 	}
 
 	// The second message goes into the same dialog; a client id that is not
 	// an ObjectId gets a new one, announced in message_id.
-	a.write(`<message to='` + bob.jid + `' type='chat' id='not-an-oid'><body>second</body>` +
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='not-an-oid'><body>second</body>` +
 		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
-	got = b.expect(isMessage("second"))
+	got = b.Expect(isMessage("second"))
 	if extra(got, "dialog_id") != dialogID || !oid.Valid(extra(got, "message_id")) || extra(got, "message_id") == "not-an-oid" {
 		t.Errorf("second message %s", got)
 	}
 
 	// Bob's displayed marker reads both; alice gets the marker.
-	b.write(`<message to='` + alice.jid + `' type='chat' id='mk1'><displayed xmlns='urn:xmpp:chat-markers:0' id='` +
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='mk1'><displayed xmlns='urn:xmpp:chat-markers:0' id='` +
 		extra(got, "message_id") + `'/><extraParams xmlns='jabber:client'><dialog_id>` + dialogID + `</dialog_id></extraParams></message>`)
-	a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "mk1" })
-	counts, _, err := e.history.UnreadCounts(ctx, e.app.ID, bob.ref.User, []string{dialogID})
+	a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "mk1" })
+	counts, _, err := e.History.UnreadCounts(ctx, e.App.ID, bob.Ref.User, []string{dialogID})
 	if err != nil || counts[dialogID] != 0 {
 		t.Errorf("bob's unread after the marker: %v %v", counts, err)
 	}
-	first, _ := e.history.Message(ctx, e.app.ID, alice.ref.User, id)
-	if !slices.Contains(first.ReadIDs, bob.ref.User) || !slices.Contains(first.DeliveredIDs, bob.ref.User) {
+	first, _ := e.History.Message(ctx, e.App.ID, alice.Ref.User, id)
+	if !slices.Contains(first.ReadIDs, bob.Ref.User) || !slices.Contains(first.DeliveredIDs, bob.Ref.User) {
 		t.Errorf("marks of the first message: read %v delivered %v", first.ReadIDs, first.DeliveredIDs)
 	}
 
 	// A correction from the sender edits the stored text.
-	a.write(`<message to='` + bob.jid + `' type='chat' id='fix1'><body>stored hello, corrected</body>` +
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='fix1'><body>stored hello, corrected</body>` +
 		`<replace xmlns='urn:xmpp:message-correct:0' id='` + id + `'/></message>`)
-	b.expect(isMessage("stored hello, corrected"))
-	if m, _ := e.history.Message(ctx, e.app.ID, bob.ref.User, id); m.Text != "stored hello, corrected" {
+	b.Expect(isMessage("stored hello, corrected"))
+	if m, _ := e.History.Message(ctx, e.App.ID, bob.Ref.User, id); m.Text != "stored hello, corrected" {
 		t.Errorf("after correction: %q", m.Text)
 	}
 	// Bob cannot correct alice's message.
-	b.write(`<message to='` + alice.jid + `' type='chat'><body>hacked</body><replace xmlns='urn:xmpp:message-correct:0' id='` + id + `'/></message>`)
-	a.expect(isMessage("hacked"))
-	if m, _ := e.history.Message(ctx, e.app.ID, bob.ref.User, id); m.Text != "stored hello, corrected" {
+	b.Write(`<message to='` + alice.JID + `' type='chat'><body>hacked</body><replace xmlns='urn:xmpp:message-correct:0' id='` + id + `'/></message>`)
+	a.Expect(isMessage("hacked"))
+	if m, _ := e.History.Message(ctx, e.App.ID, bob.Ref.User, id); m.Text != "stored hello, corrected" {
 		t.Errorf("bob rewrote alice's message: %q", m.Text)
 	}
 }
@@ -105,20 +106,20 @@ func TestSaveToHistory(t *testing.T) {
 // Without save_to_history, chat states, headlines: routed, never stored.
 func TestNotStored(t *testing.T) {
 	e := startEnv(t, nil)
-	alice, bob := e.newUser("alice"), e.newUser("bob")
-	a := e.online(alice, "a")
-	b := e.online(bob, "b")
-	a.write(`<message to='` + bob.jid + `' type='chat'><body>ephemeral</body></message>`)
-	b.expect(isMessage("ephemeral"))
-	a.write(`<message to='` + bob.jid + `' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/>` +
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
+	b := e.Online(bob, "b")
+	a.Write(`<message to='` + bob.JID + `' type='chat'><body>ephemeral</body></message>`)
+	b.Expect(isMessage("ephemeral"))
+	a.Write(`<message to='` + bob.JID + `' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/>` +
 		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
-	b.expect(func(el *stanza.Element) bool { return el.Child("composing", "") != nil })
-	a.write(`<message to='` + bob.jid + `' type='headline' id='sys1'><body>system</body><extraParams xmlns='jabber:client'>` +
+	b.Expect(func(el *stanza.Element) bool { return el.Child("composing", "") != nil })
+	a.Write(`<message to='` + bob.JID + `' type='headline' id='sys1'><body>system</body><extraParams xmlns='jabber:client'>` +
 		`<moduleIdentifier>SystemNotifications</moduleIdentifier><save_to_history>1</save_to_history><a>1</a></extraParams></message>`)
-	if got := b.expect(isMessage("system")); got.Attr("type") != "headline" || extra(got, "message_id") != "" {
+	if got := b.Expect(isMessage("system")); got.Attr("type") != "headline" || extra(got, "message_id") != "" {
 		t.Errorf("headline %s", got)
 	}
-	ds, total, err := e.history.FindDialogs(context.Background(), e.app.ID, bob.ref.User, history.DialogQuery{})
+	ds, total, err := e.History.FindDialogs(context.Background(), e.App.ID, bob.Ref.User, history.DialogQuery{})
 	if err != nil || total != 0 {
 		t.Errorf("dialogs after unstored messages: %v %d %v", ds, total, err)
 	}
@@ -129,17 +130,17 @@ func TestNotStored(t *testing.T) {
 // keeps it), while an unstored one is.
 func TestStoredMessageToOfflineUser(t *testing.T) {
 	e := startEnv(t, func(c *xmpp.Config) { c.OfflineLimit = 1 })
-	alice, bob := e.newUser("alice"), e.newUser("bob")
-	a := e.online(alice, "a")
-	a.write(`<message to='` + bob.jid + `' type='chat' id='off0'><body>fills the store</body></message>`)
-	a.write(`<message to='` + bob.jid + `' type='chat' id='off1'><body>while you were out</body>` +
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='off0'><body>fills the store</body></message>`)
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='off1'><body>while you were out</body>` +
 		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
-	a.write(`<message to='` + bob.jid + `' type='chat' id='off2'><body>not stored</body></message>`)
-	r := a.expect(func(el *stanza.Element) bool { return el.Attr("type") == "error" })
-	if r.Attr("id") != "off2" || errorCondition(r) != "service-unavailable" {
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='off2'><body>not stored</body></message>`)
+	r := a.Expect(func(el *stanza.Element) bool { return el.Attr("type") == "error" })
+	if r.Attr("id") != "off2" || xmpptest.ErrorCondition(r) != "service-unavailable" {
 		t.Errorf("first error %s, want the bounce of the unstored message only", r)
 	}
-	counts, total, err := e.history.UnreadCounts(context.Background(), e.app.ID, bob.ref.User, nil)
+	counts, total, err := e.History.UnreadCounts(context.Background(), e.App.ID, bob.Ref.User, nil)
 	if err != nil || total != 1 {
 		t.Errorf("bob's unread: %v %d %v", counts, total, err)
 	}
@@ -148,22 +149,22 @@ func TestStoredMessageToOfflineUser(t *testing.T) {
 // A message naming a dialog the sender is not in is refused, not delivered.
 func TestSaveToForeignDialogRefused(t *testing.T) {
 	e := startEnv(t, nil)
-	alice, bob, carol := e.newUser("alice"), e.newUser("bob"), e.newUser("carol")
+	alice, bob, carol := e.NewUser("alice"), e.NewUser("bob"), e.NewUser("carol")
 	ctx := context.Background()
-	d, _, err := e.history.CreateDialog(ctx, e.app.ID, bob.ref.User, history.DialogInput{Type: history.Private, Occupants: []int64{carol.ref.User}})
+	d, _, err := e.History.CreateDialog(ctx, e.App.ID, bob.Ref.User, history.DialogInput{Type: history.Private, Occupants: []int64{carol.Ref.User}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := e.online(alice, "a")
-	b := e.online(bob, "b")
-	a.write(`<message to='` + bob.jid + `' type='chat' id='f1'><body>intruder</body><extraParams xmlns='jabber:client'>` +
+	a := e.Online(alice, "a")
+	b := e.Online(bob, "b")
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='f1'><body>intruder</body><extraParams xmlns='jabber:client'>` +
 		`<save_to_history>1</save_to_history><dialog_id>` + d.ID + `</dialog_id></extraParams></message>`)
-	r := a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "f1" })
-	if errorCondition(r) != "forbidden" {
+	r := a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "f1" })
+	if xmpptest.ErrorCondition(r) != "forbidden" {
 		t.Errorf("answered %s", r)
 	}
-	b.roundTrip()
-	msgs, _ := e.history.Messages(ctx, e.app.ID, bob.ref.User, d.ID, history.MessageQuery{}, false)
+	b.RoundTrip()
+	msgs, _ := e.History.Messages(ctx, e.App.ID, bob.Ref.User, d.ID, history.MessageQuery{}, false)
 	if len(msgs) != 0 {
 		t.Errorf("stored into a foreign dialog: %v", msgs)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"chatd/internal/xmpptest"
 	"chatd/xmpp"
 	"chatd/xmpp/stanza"
 )
@@ -37,14 +38,14 @@ func TestGoldenTranscripts(t *testing.T) {
 	for _, file := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".xmpp"), func(t *testing.T) {
 			e := startEnv(t, func(c *xmpp.Config) { c.RequireTLS = false })
-			alice, bob := e.newUser("alice"), e.newUser("bob")
+			alice, bob := e.NewUser("alice"), e.NewUser("bob")
 			vars := strings.NewReplacer(
-				"{alice}", strings.TrimSuffix(alice.jid, "@localhost"),
-				"{bob}", strings.TrimSuffix(bob.jid, "@localhost"),
-				"{alicepw}", b64([]byte("\x00"+strings.TrimSuffix(alice.jid, "@localhost")+"\x00"+alice.password)),
+				"{alice}", strings.TrimSuffix(alice.JID, "@localhost"),
+				"{bob}", strings.TrimSuffix(bob.JID, "@localhost"),
+				"{alicepw}", xmpptest.B64([]byte("\x00"+strings.TrimSuffix(alice.JID, "@localhost")+"\x00"+alice.Password)),
 			)
 			blocks := readTranscript(t, file)
-			conn, err := net.DialTimeout("tcp", e.srv.TCPAddr().String(), wait)
+			conn, err := net.DialTimeout("tcp", e.Server.TCPAddr().String(), xmpptest.Wait)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +55,7 @@ func TestGoldenTranscripts(t *testing.T) {
 			var out strings.Builder
 			for _, b := range blocks {
 				out.WriteString(">>>\n" + b.send + "\n<<<\n")
-				conn.SetWriteDeadline(time.Now().Add(wait))
+				conn.SetWriteDeadline(time.Now().Add(xmpptest.Wait))
 				if _, err := conn.Write([]byte(vars.Replace(b.send))); err != nil && !*update {
 					t.Fatalf("sending %q: %v", b.send, err)
 				}
@@ -66,7 +67,7 @@ func TestGoldenTranscripts(t *testing.T) {
 							goto done
 						}
 						got = append(got, line)
-					case <-time.After(map[bool]time.Duration{true: 300 * time.Millisecond, false: wait}[*update]):
+					case <-time.After(map[bool]time.Duration{true: 300 * time.Millisecond, false: xmpptest.Wait}[*update]):
 						goto done
 					}
 				}
@@ -154,7 +155,7 @@ func readNormalized(conn net.Conn, out chan<- string) {
 	defer close(out)
 	p := stanza.NewParser(conn, 1<<20)
 	for {
-		conn.SetReadDeadline(time.Now().Add(wait))
+		conn.SetReadDeadline(time.Now().Add(xmpptest.Wait))
 		ev, err := p.Next()
 		var line string
 		switch {

@@ -21,15 +21,15 @@ import (
 func TestSlixmpp(t *testing.T) {
 	python := testtool.Python(t, "slixmpp", "install Debian's python3-slixmpp (apt-get install -y python3-slixmpp)")
 	e := startEnv(t, nil)
-	host, port, _ := net.SplitHostPort(e.srv.TCPAddr().String())
+	host, port, _ := net.SplitHostPort(e.Server.TCPAddr().String())
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"} {
 		t.Run(mech, func(t *testing.T) {
 			name := strings.ToLower(strings.ReplaceAll(mech, "-", ""))
-			a, b := e.newUser("a"+name), e.newUser("b"+name)
+			a, b := e.NewUser("a"+name), e.NewUser("b"+name)
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, python, "testdata/slixmpp_client.py", host, port, mech,
-				a.jid, a.password, b.jid, b.password)
+				a.JID, a.Password, b.JID, b.Password)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
@@ -47,7 +47,7 @@ func TestSlixmpp(t *testing.T) {
 			if err := json.Unmarshal(out, &res); err != nil {
 				t.Fatalf("slixmpp printed %q: %v", out, err)
 			}
-			if !strings.HasPrefix(res.Bound, a.jid+"/") || res.FailedAuth != 0 {
+			if !strings.HasPrefix(res.Bound, a.JID+"/") || res.FailedAuth != 0 {
 				t.Errorf("login: %+v", res)
 			}
 			if res.Subscription != "both" {
@@ -68,25 +68,25 @@ func TestSlixmpp(t *testing.T) {
 func TestGoSendxmpp(t *testing.T) {
 	bin := testtool.Path(t, "go-sendxmpp", "install Debian's go-sendxmpp (apt-get install -y go-sendxmpp)")
 	e := startEnv(t, nil)
-	alice, bob := e.newUser("alice"), e.newUser("bob")
-	server := e.srv.TCPAddr().String()
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	server := e.Server.TCPAddr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	// Sending: bob is online with our client.
-	b := e.online(bob, "b")
-	send := exec.CommandContext(ctx, bin, "-u", alice.jid, "-p", alice.password, "-j", server, "-n", bob.jid)
+	b := e.Online(bob, "b")
+	send := exec.CommandContext(ctx, bin, "-u", alice.JID, "-p", alice.Password, "-j", server, "-n", bob.JID)
 	send.Stdin = strings.NewReader("hello from go-sendxmpp\n")
 	if out, err := send.CombinedOutput(); err != nil {
 		t.Fatalf("go-sendxmpp: %v\n%s", err, out)
 	}
-	got := b.expect(func(el *stanza.Element) bool { return el.Name == "message" && el.ChildText("body", "") != "" })
-	if strings.TrimSpace(got.ChildText("body", "")) != "hello from go-sendxmpp" || !strings.HasPrefix(got.Attr("from"), alice.jid+"/") {
+	got := b.Expect(func(el *stanza.Element) bool { return el.Name == "message" && el.ChildText("body", "") != "" })
+	if strings.TrimSpace(got.ChildText("body", "")) != "hello from go-sendxmpp" || !strings.HasPrefix(got.Attr("from"), alice.JID+"/") {
 		t.Errorf("bob got %s", got)
 	}
 
 	// Listening: go-sendxmpp -l prints what reaches alice.
-	listen := exec.CommandContext(ctx, bin, "-u", alice.jid, "-p", alice.password, "-j", server, "-n", "-l")
+	listen := exec.CommandContext(ctx, bin, "-u", alice.JID, "-p", alice.Password, "-j", server, "-n", "-l")
 	var out syncOutput
 	listen.Stdout = &out
 	listen.Stderr = &out
@@ -95,16 +95,16 @@ func TestGoSendxmpp(t *testing.T) {
 	}
 	defer func() { listen.Process.Kill(); listen.Wait() }()
 	waitFor(t, func() bool {
-		for _, s := range e.srv.Sessions(alice.ref) {
+		for _, s := range e.Server.Sessions(alice.Ref) {
 			if s.Available() {
 				return true
 			}
 		}
 		return false
 	})
-	b.write(`<message to='` + alice.jid + `' type='chat'><body>hello listener</body></message>`)
+	b.Write(`<message to='` + alice.JID + `' type='chat'><body>hello listener</body></message>`)
 	waitFor(t, func() bool { return strings.Contains(out.String(), "hello listener") })
-	if line := out.String(); !strings.Contains(line, bob.jid+": hello listener") {
+	if line := out.String(); !strings.Contains(line, bob.JID+": hello listener") {
 		t.Errorf("go-sendxmpp -l printed %q", line)
 	}
 }
@@ -115,12 +115,12 @@ func TestGoSendxmpp(t *testing.T) {
 func TestSlixmppReliability(t *testing.T) {
 	python := testtool.Python(t, "slixmpp", "install Debian's python3-slixmpp (apt-get install -y python3-slixmpp)")
 	e := startEnv(t, nil)
-	host, port, _ := net.SplitHostPort(e.srv.TCPAddr().String())
-	a, b, c := e.newUser("alice"), e.newUser("bob"), e.newUser("carol")
+	host, port, _ := net.SplitHostPort(e.Server.TCPAddr().String())
+	a, b, c := e.NewUser("alice"), e.NewUser("bob"), e.NewUser("carol")
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, python, "testdata/slixmpp_reliability.py", host, port,
-		a.jid, a.password, b.jid, b.password, c.jid, c.password)
+		a.JID, a.Password, b.JID, b.Password, c.JID, c.Password)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"chatd/internal/xmpptest"
 	"chatd/xmpp/stanza"
 )
 
 func enableCarbons(t *testing.T, c *client) {
 	t.Helper()
-	c.write(`<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>`)
-	if r := c.expect(func(el *stanza.Element) bool { return el.Attr("id") == "carbons" }); r.Attr("type") != "result" {
+	c.Write(`<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>`)
+	if r := c.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "carbons" }); r.Attr("type") != "result" {
 		t.Fatalf("enabling carbons: %s", r)
 	}
 }
@@ -34,40 +35,40 @@ func forwarded(el *stanza.Element, kind string) *stanza.Element {
 
 func TestCarbons(t *testing.T) {
 	e := startEnv(t, nil)
-	alice, bob := e.newUser("alice"), e.newUser("bob")
-	a1 := e.online(alice, "one")
-	a2 := e.online(alice, "two")
-	a3 := e.online(alice, "three") // never enables carbons
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a1 := e.Online(alice, "one")
+	a2 := e.Online(alice, "two")
+	a3 := e.Online(alice, "three") // never enables carbons
 	enableCarbons(t, a1)
 	enableCarbons(t, a2)
-	b := e.online(bob, "b")
+	b := e.Online(bob, "b")
 
 	// Received: bob writes to a1's full JID; a2 gets a copy, a3 does not.
-	b.write(`<message to='` + a1.jid + `' type='chat' id='c1'><body>to one</body></message>`)
-	a1.expect(isMessage("to one"))
-	w := a2.expect(func(el *stanza.Element) bool { return forwarded(el, "received") != nil })
+	b.Write(`<message to='` + a1.JID + `' type='chat' id='c1'><body>to one</body></message>`)
+	a1.Expect(isMessage("to one"))
+	w := a2.Expect(func(el *stanza.Element) bool { return forwarded(el, "received") != nil })
 	inner := forwarded(w, "received")
-	if w.Attr("id") != "c1" || w.Attr("from") != alice.jid || inner.ChildText("body", "") != "to one" ||
-		inner.Attr("from") != b.jid || inner.Attr("to") != a1.jid {
+	if w.Attr("id") != "c1" || w.Attr("from") != alice.JID || inner.ChildText("body", "") != "to one" ||
+		inner.Attr("from") != b.JID || inner.Attr("to") != a1.JID {
 		t.Errorf("received carbon %s", w)
 	}
 	// Sent: a1 writes to bob; a2 gets a copy.
-	a1.write(`<message to='` + bob.jid + `' type='chat' id='c2'><body>from one</body></message>`)
-	b.expect(isMessage("from one"))
-	w = a2.expect(func(el *stanza.Element) bool { return forwarded(el, "sent") != nil })
-	if inner := forwarded(w, "sent"); w.Attr("id") != "c2" || inner.Attr("from") != a1.jid || inner.Attr("to") != bob.jid {
+	a1.Write(`<message to='` + bob.JID + `' type='chat' id='c2'><body>from one</body></message>`)
+	b.Expect(isMessage("from one"))
+	w = a2.Expect(func(el *stanza.Element) bool { return forwarded(el, "sent") != nil })
+	if inner := forwarded(w, "sent"); w.Attr("id") != "c2" || inner.Attr("from") != a1.JID || inner.Attr("to") != bob.JID {
 		t.Errorf("sent carbon %s", w)
 	}
 	// <private/> is not copied; a2 sees the next, copied, message first.
-	a1.write(`<message to='` + bob.jid + `' type='chat' id='c3'><body>secret</body><private xmlns='urn:xmpp:carbons:2'/></message>`)
-	a1.write(`<message to='` + bob.jid + `' type='chat' id='c4'><body>public</body></message>`)
-	w = a2.expect(func(el *stanza.Element) bool { return el.Name == "message" })
+	a1.Write(`<message to='` + bob.JID + `' type='chat' id='c3'><body>secret</body><private xmlns='urn:xmpp:carbons:2'/></message>`)
+	a1.Write(`<message to='` + bob.JID + `' type='chat' id='c4'><body>public</body></message>`)
+	w = a2.Expect(func(el *stanza.Element) bool { return el.Name == "message" })
 	if w.Attr("id") != "c4" {
 		t.Errorf("a2 got %s before the copy of c4", w)
 	}
 	// a3 (carbons off) saw none of it.
-	a3.write(`<iq type='get' id='done'><ping xmlns='urn:xmpp:ping'/></iq>`)
-	for el := a3.next(); el.Attr("id") != "done"; el = a3.next() {
+	a3.Write(`<iq type='get' id='done'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	for el := a3.Next(); el.Attr("id") != "done"; el = a3.Next() {
 		if el.Name == "message" {
 			t.Fatalf("a resource without carbons got %s", el)
 		}
@@ -78,35 +79,35 @@ func TestCarbons(t *testing.T) {
 // latest per sender; a message with a body goes out at once, after them.
 func TestClientStateIndication(t *testing.T) {
 	e := startEnv(t, nil)
-	alice, bob := e.newUser("alice"), e.newUser("bob")
-	a := e.online(alice, "a")
-	b := e.online(bob, "b")
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
+	b := e.Online(bob, "b")
 	// Mutual subscription so presence flows.
-	a.write(`<presence to='` + bob.jid + `' type='subscribe'/>`)
-	b.expect(func(el *stanza.Element) bool { return el.Attr("type") == "subscribe" })
-	b.write(`<presence to='` + alice.jid + `' type='subscribed'/>`)
-	a.expect(func(el *stanza.Element) bool { return el.Attr("type") == "subscribed" })
-	b.write(`<presence to='` + alice.jid + `' type='subscribe'/>`)
-	a.expect(func(el *stanza.Element) bool { return el.Attr("type") == "subscribe" })
-	a.write(`<presence to='` + bob.jid + `' type='subscribed'/>`)
-	b.expect(func(el *stanza.Element) bool {
-		return el.Name == "presence" && el.Attr("from") == a.jid && el.Attr("type") == ""
+	a.Write(`<presence to='` + bob.JID + `' type='subscribe'/>`)
+	b.Expect(func(el *stanza.Element) bool { return el.Attr("type") == "subscribe" })
+	b.Write(`<presence to='` + alice.JID + `' type='subscribed'/>`)
+	a.Expect(func(el *stanza.Element) bool { return el.Attr("type") == "subscribed" })
+	b.Write(`<presence to='` + alice.JID + `' type='subscribe'/>`)
+	a.Expect(func(el *stanza.Element) bool { return el.Attr("type") == "subscribe" })
+	a.Write(`<presence to='` + bob.JID + `' type='subscribed'/>`)
+	b.Expect(func(el *stanza.Element) bool {
+		return el.Name == "presence" && el.Attr("from") == a.JID && el.Attr("type") == ""
 	})
 
-	b.write(`<inactive xmlns='urn:xmpp:csi:0'/>`)
-	b.roundTrip()
-	a.write(`<presence><show>away</show></presence>`)
-	a.write(`<presence><show>dnd</show></presence>`)
-	a.write(`<message to='` + bob.jid + `' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`)
-	a.roundTrip()
+	b.Write(`<inactive xmlns='urn:xmpp:csi:0'/>`)
+	b.RoundTrip()
+	a.Write(`<presence><show>away</show></presence>`)
+	a.Write(`<presence><show>dnd</show></presence>`)
+	a.Write(`<message to='` + bob.JID + `' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>`)
+	a.RoundTrip()
 	// Nothing of that reaches bob yet.
-	b.write(`<iq type='get' id='quiet'><ping xmlns='urn:xmpp:ping'/></iq>`)
-	for el := b.next(); el.Attr("id") != "quiet"; el = b.next() {
+	b.Write(`<iq type='get' id='quiet'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	for el := b.Next(); el.Attr("id") != "quiet"; el = b.Next() {
 		t.Fatalf("inactive client got %s", el)
 	}
 	// A message with a body flushes what was held, in order, then itself.
-	a.write(`<message to='` + bob.jid + `' type='chat'><body>wake up</body></message>`)
-	first, second, third := b.next(), b.next(), b.next()
+	a.Write(`<message to='` + bob.JID + `' type='chat'><body>wake up</body></message>`)
+	first, second, third := b.Next(), b.Next(), b.Next()
 	if first.Name != "presence" || first.ChildText("show", "") != "dnd" {
 		t.Errorf("first released %s, want the latest presence only", first)
 	}
@@ -117,10 +118,10 @@ func TestClientStateIndication(t *testing.T) {
 		t.Errorf("third %s, want the message", third)
 	}
 	// Active releases the rest.
-	a.write(`<presence><show>xa</show></presence>`)
-	a.roundTrip()
-	b.write(`<active xmlns='urn:xmpp:csi:0'/>`)
-	if el := b.next(); el.ChildText("show", "") != "xa" {
+	a.Write(`<presence><show>xa</show></presence>`)
+	a.RoundTrip()
+	b.Write(`<active xmlns='urn:xmpp:csi:0'/>`)
+	if el := b.Next(); el.ChildText("show", "") != "xa" {
 		t.Errorf("after active got %s", el)
 	}
 }
@@ -129,18 +130,18 @@ func TestClientStateIndication(t *testing.T) {
 // user's JID and muc.<domain>/<id>), orders 1..2N, then default and active.
 func TestPrivacyListsBlock(t *testing.T) {
 	e := startEnv(t, nil)
-	alice, bob, carol := e.newUser("alice"), e.newUser("bob"), e.newUser("carol")
-	a := e.online(alice, "a")
-	b := e.online(bob, "b")
-	c := e.online(carol, "c")
-	bobID := fmt.Sprint(bob.ref.User)
+	alice, bob, carol := e.NewUser("alice"), e.NewUser("bob"), e.NewUser("carol")
+	a := e.Online(alice, "a")
+	b := e.Online(bob, "b")
+	c := e.Online(carol, "c")
+	bobID := fmt.Sprint(bob.Ref.User)
 	ask := func(cl *client, id, xml string) *stanza.Element {
-		cl.write(xml)
-		return cl.expect(func(el *stanza.Element) bool { return el.Name == "iq" && el.Attr("id") == id })
+		cl.Write(xml)
+		return cl.Expect(func(el *stanza.Element) bool { return el.Name == "iq" && el.Attr("id") == id })
 	}
 	// Mutual block: items without children block everything both ways.
-	r := ask(a, "p1", `<iq type='set' id='p1' from='`+fmt.Sprintf("%d-%d", alice.ref.User, alice.ref.App)+`'><query xmlns='jabber:iq:privacy'><list name='blocked'>`+
-		`<item type='jid' value='`+bob.jid+`' action='deny' order='1'/>`+
+	r := ask(a, "p1", `<iq type='set' id='p1' from='`+fmt.Sprintf("%d-%d", alice.Ref.User, alice.Ref.App)+`'><query xmlns='jabber:iq:privacy'><list name='blocked'>`+
+		`<item type='jid' value='`+bob.JID+`' action='deny' order='1'/>`+
 		`<item type='jid' value='muc.localhost/`+bobID+`' action='deny' order='2'/>`+
 		`</list></query></iq>`)
 	if r.Attr("type") != "result" {
@@ -154,7 +155,7 @@ func TestPrivacyListsBlock(t *testing.T) {
 	// The list comes back in order, pairs kept.
 	r = ask(a, "p3", `<iq type='get' id='p3'><query xmlns='jabber:iq:privacy'><list name='blocked'/></query></iq>`)
 	items := r.Child("query", "").Child("list", "").Elements()
-	if len(items) != 2 || items[0].Attr("value") != bob.jid || items[1].Attr("value") != "muc.localhost/"+bobID || items[1].Attr("order") != "2" {
+	if len(items) != 2 || items[0].Attr("value") != bob.JID || items[1].Attr("value") != "muc.localhost/"+bobID || items[1].Attr("order") != "2" {
 		t.Errorf("list = %s", r)
 	}
 	r = ask(a, "p4", `<iq type='get' id='p4'><query xmlns='jabber:iq:privacy'/></iq>`)
@@ -163,63 +164,63 @@ func TestPrivacyListsBlock(t *testing.T) {
 		t.Errorf("names = %s", r)
 	}
 	// Bob writing to alice bounces with 503; so does alice writing to bob.
-	b.write(`<message to='` + alice.jid + `' type='chat' id='x1'><body>let me in</body></message>`)
-	r = b.expect(func(el *stanza.Element) bool { return el.Attr("id") == "x1" })
-	if errorCondition(r) != "service-unavailable" || r.Child("error", "").Attr("code") != "503" {
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='x1'><body>let me in</body></message>`)
+	r = b.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "x1" })
+	if xmpptest.ErrorCondition(r) != "service-unavailable" || r.Child("error", "").Attr("code") != "503" {
 		t.Errorf("bob's message answered %s", r)
 	}
-	a.write(`<message to='` + bob.jid + `' type='chat' id='x2'><body>go away</body></message>`)
-	r = a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "x2" })
-	if errorCondition(r) != "service-unavailable" || r.Child("error", "").Child("blocked", "urn:xmpp:blocking:errors") == nil {
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='x2'><body>go away</body></message>`)
+	r = a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "x2" })
+	if xmpptest.ErrorCondition(r) != "service-unavailable" || r.Child("error", "").Child("blocked", "urn:xmpp:blocking:errors") == nil {
 		t.Errorf("alice's message answered %s", r)
 	}
 	// Carol is not blocked.
-	c.write(`<message to='` + alice.jid + `' type='chat'><body>hi from carol</body></message>`)
-	a.expect(isMessage("hi from carol"))
+	c.Write(`<message to='` + alice.JID + `' type='chat'><body>hi from carol</body></message>`)
+	a.Expect(isMessage("hi from carol"))
 	// The block holds while alice is offline: nothing is stored for her.
-	a.conn.Close()
-	deadline := time.Now().Add(wait)
-	for len(e.srv.Sessions(alice.ref)) > 0 {
+	a.Conn.Close()
+	deadline := time.Now().Add(xmpptest.Wait)
+	for len(e.Server.Sessions(alice.Ref)) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("alice's session did not end")
 		}
 		time.Sleep(5 * time.Millisecond) // polling, bounded by the deadline
 	}
-	b.write(`<message to='` + alice.jid + `' type='chat' id='x3'><body>while you are out</body></message>`)
-	if r := b.expect(func(el *stanza.Element) bool { return el.Attr("id") == "x3" }); errorCondition(r) != "service-unavailable" {
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='x3'><body>while you are out</body></message>`)
+	if r := b.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "x3" }); xmpptest.ErrorCondition(r) != "service-unavailable" {
 		t.Errorf("offline block answered %s", r)
 	}
-	msgs, err := e.db.XMPP().OfflineMessages(context.Background(), alice.ref, 10)
+	msgs, err := e.DB.XMPP().OfflineMessages(context.Background(), alice.Ref, 10)
 	if err != nil || len(msgs) != 0 {
 		t.Errorf("stored for alice despite the block: %d %v", len(msgs), err)
 	}
 	// Deleting the list (an empty <list/>) lifts the block.
-	a2 := e.online(alice, "a2")
+	a2 := e.Online(alice, "a2")
 	if r := ask(a2, "p5", `<iq type='set' id='p5'><query xmlns='jabber:iq:privacy'><list name='blocked'/></query></iq>`); r.Attr("type") != "result" {
 		t.Fatalf("deleting the list: %s", r)
 	}
-	b.write(`<message to='` + alice.jid + `' type='chat'><body>friends again</body></message>`)
-	a2.expect(isMessage("friends again"))
+	b.Write(`<message to='` + alice.JID + `' type='chat'><body>friends again</body></message>`)
+	a2.Expect(isMessage("friends again"))
 }
 
 // Blocking command (XEP-0191) on the same stored list.
 func TestBlockingCommand(t *testing.T) {
 	e := startEnv(t, nil)
-	alice, bob := e.newUser("alice"), e.newUser("bob")
-	a := e.online(alice, "a")
-	a2 := e.online(alice, "a2")
-	b := e.online(bob, "b")
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
+	a2 := e.Online(alice, "a2")
+	b := e.Online(bob, "b")
 	ask := func(cl *client, id, xml string) *stanza.Element {
-		cl.write(xml)
-		return cl.expect(func(el *stanza.Element) bool { return el.Name == "iq" && el.Attr("id") == id })
+		cl.Write(xml)
+		return cl.Expect(func(el *stanza.Element) bool { return el.Name == "iq" && el.Attr("id") == id })
 	}
-	if r := ask(a, "b1", `<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='`+bob.jid+`'/></block></iq>`); r.Attr("type") != "result" {
+	if r := ask(a, "b1", `<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='`+bob.JID+`'/></block></iq>`); r.Attr("type") != "result" {
 		t.Fatalf("block: %s", r)
 	}
 	// The other resource hears of it.
-	a2.expect(func(el *stanza.Element) bool { return el.Child("block", "urn:xmpp:blocking") != nil })
+	a2.Expect(func(el *stanza.Element) bool { return el.Child("block", "urn:xmpp:blocking") != nil })
 	r := ask(a, "b2", `<iq type='get' id='b2'><blocklist xmlns='urn:xmpp:blocking'/></iq>`)
-	if it := r.Child("blocklist", "").Child("item", ""); it == nil || it.Attr("jid") != bob.jid {
+	if it := r.Child("blocklist", "").Child("item", ""); it == nil || it.Attr("jid") != bob.JID {
 		t.Errorf("blocklist = %s", r)
 	}
 	// It is the default privacy list.
@@ -227,15 +228,15 @@ func TestBlockingCommand(t *testing.T) {
 	if r.Child("query", "").Child("default", "").Attr("name") != "blocklist" {
 		t.Errorf("privacy names after block: %s", r)
 	}
-	b.write(`<message to='` + alice.jid + `' type='chat' id='m1'><body>hello?</body></message>`)
-	if r := b.expect(func(el *stanza.Element) bool { return el.Attr("id") == "m1" }); errorCondition(r) != "service-unavailable" {
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='m1'><body>hello?</body></message>`)
+	if r := b.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "m1" }); xmpptest.ErrorCondition(r) != "service-unavailable" {
 		t.Errorf("blocked message answered %s", r)
 	}
-	if r := ask(a, "b4", `<iq type='set' id='b4'><unblock xmlns='urn:xmpp:blocking'><item jid='`+bob.jid+`'/></unblock></iq>`); r.Attr("type") != "result" {
+	if r := ask(a, "b4", `<iq type='set' id='b4'><unblock xmlns='urn:xmpp:blocking'><item jid='`+bob.JID+`'/></unblock></iq>`); r.Attr("type") != "result" {
 		t.Fatalf("unblock: %s", r)
 	}
-	b.write(`<message to='` + alice.jid + `' type='chat'><body>back</body></message>`)
-	a.expect(isMessage("back"))
+	b.Write(`<message to='` + alice.JID + `' type='chat'><body>back</body></message>`)
+	a.Expect(isMessage("back"))
 	if r := ask(a, "b5", `<iq type='get' id='b5'><blocklist xmlns='urn:xmpp:blocking'/></iq>`); len(r.Child("blocklist", "").Elements()) != 0 {
 		t.Errorf("blocklist after unblock = %s", r)
 	}
@@ -243,52 +244,52 @@ func TestBlockingCommand(t *testing.T) {
 
 func TestAdvancedMessageProcessing(t *testing.T) {
 	e := startEnv(t, nil)
-	alice, bob := e.newUser("alice"), e.newUser("bob")
-	a := e.online(alice, "a")
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
 	amp := func(rules string) string { return `<amp xmlns='http://jabber.org/protocol/amp'>` + rules + `</amp>` }
 	byID := func(id string) func(*stanza.Element) bool {
 		return func(el *stanza.Element) bool { return el.Attr("id") == id }
 	}
 	// Bob is offline: "error if it would be stored" bounces with the rule.
-	a.write(`<message to='` + bob.jid + `' type='chat' id='s1'><body>x</body>` + amp(`<rule condition='deliver' value='stored' action='error'/>`) + `</message>`)
-	r := a.expect(byID("s1"))
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='s1'><body>x</body>` + amp(`<rule condition='deliver' value='stored' action='error'/>`) + `</message>`)
+	r := a.Expect(byID("s1"))
 	if r.Attr("type") != "error" || r.Child("error", "").Child("failed-rules", "http://jabber.org/protocol/amp#errors") == nil {
 		t.Errorf("deliver=stored/error answered %s", r)
 	}
 	// An expired message is dropped without a word; a live one is stored.
 	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
 	soon := time.Now().Add(300 * time.Millisecond).UTC().Format(time.RFC3339)
-	a.write(`<message to='` + bob.jid + `' type='chat' id='s2'><body>too late</body>` + amp(`<rule condition='expire-at' value='`+past+`' action='drop'/>`) + `</message>`)
-	a.write(`<message to='` + bob.jid + `' type='chat' id='s3'><body>expires while stored</body>` + amp(`<rule condition='expire-at' value='`+soon+`' action='drop'/>`) + `</message>`)
-	a.write(`<message to='` + bob.jid + `' type='chat' id='s4'><body>kept</body></message>`)
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='s2'><body>too late</body>` + amp(`<rule condition='expire-at' value='`+past+`' action='drop'/>`) + `</message>`)
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='s3'><body>expires while stored</body>` + amp(`<rule condition='expire-at' value='`+soon+`' action='drop'/>`) + `</message>`)
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='s4'><body>kept</body></message>`)
 	// Unsupported conditions are refused, not ignored.
-	a.write(`<message to='` + bob.jid + `' type='chat' id='s5'><body>x</body>` + amp(`<rule condition='match-resource' value='any' action='drop'/>`) + `</message>`)
-	r = a.expect(byID("s5"))
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='s5'><body>x</body>` + amp(`<rule condition='match-resource' value='any' action='drop'/>`) + `</message>`)
+	r = a.Expect(byID("s5"))
 	if r.Child("error", "").Child("unsupported-conditions", "http://jabber.org/protocol/amp#errors") == nil {
 		t.Errorf("match-resource answered %s", r)
 	}
-	a.roundTrip()
+	a.RoundTrip()
 	// Wall time must pass s3's expire-at: that is the condition under test,
 	// not a synchronisation.
 	time.Sleep(400 * time.Millisecond)
-	b := e.login(bob, "b")
-	b.write(`<presence/>`)
-	first := b.expect(func(el *stanza.Element) bool { return el.Name == "message" })
+	b := e.Login(bob, "b")
+	b.Write(`<presence/>`)
+	first := b.Expect(func(el *stanza.Element) bool { return el.Name == "message" })
 	if first.Attr("id") != "s4" {
 		t.Errorf("first offline message %s, want only s4 (s2 expired before, s3 while stored)", first)
 	}
-	b.roundTrip() // bob's initial presence is done: he is available
+	b.RoundTrip() // bob's initial presence is done: he is available
 	// Bob online: "notify if delivered directly" delivers and tells alice.
-	a.write(`<message to='` + bob.jid + `' type='chat' id='s6'><body>hello</body>` + amp(`<rule condition='deliver' value='direct' action='notify'/>`) + `</message>`)
-	b.expect(isMessage("hello"))
-	n := a.expect(byID("s6"))
-	if st := n.Child("amp", "http://jabber.org/protocol/amp"); st == nil || st.Attr("status") != "notify" || st.Attr("to") != bob.jid {
+	a.Write(`<message to='` + bob.JID + `' type='chat' id='s6'><body>hello</body>` + amp(`<rule condition='deliver' value='direct' action='notify'/>`) + `</message>`)
+	b.Expect(isMessage("hello"))
+	n := a.Expect(byID("s6"))
+	if st := n.Child("amp", "http://jabber.org/protocol/amp"); st == nil || st.Attr("status") != "notify" || st.Attr("to") != bob.JID {
 		t.Errorf("notification %s", n)
 	}
 	// "drop if it cannot be delivered": nobody gets a bounce.
-	a.write(`<message to='999999-` + fmt.Sprint(alice.ref.App) + `@localhost' type='chat' id='s7'><body>x</body>` + amp(`<rule condition='deliver' value='none' action='drop'/>`) + `</message>`)
-	a.write(`<iq type='get' id='after'><ping xmlns='urn:xmpp:ping'/></iq>`)
-	if r := a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "after" || el.Attr("id") == "s7" }); r.Attr("id") != "after" {
+	a.Write(`<message to='999999-` + fmt.Sprint(alice.Ref.App) + `@localhost' type='chat' id='s7'><body>x</body>` + amp(`<rule condition='deliver' value='none' action='drop'/>`) + `</message>`)
+	a.Write(`<iq type='get' id='after'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	if r := a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "after" || el.Attr("id") == "s7" }); r.Attr("id") != "after" {
 		t.Errorf("a dropped message was answered: %s", r)
 	}
 }
@@ -297,37 +298,37 @@ func TestAdvancedMessageProcessing(t *testing.T) {
 // blocks, every block acknowledged, the bytes intact.
 func TestInBandBytestream(t *testing.T) {
 	e := startEnv(t, nil)
-	alice, bob := e.newUser("alice"), e.newUser("bob")
-	a := e.online(alice, "a")
-	b := e.online(bob, "b")
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
+	b := e.Online(bob, "b")
 	file := make([]byte, 1<<20)
 	for i := range file {
 		file[i] = byte(i * 7)
 	}
 	const block = 4096
-	a.write(`<iq type='set' id='open' to='` + b.jid + `'><open xmlns='http://jabber.org/protocol/ibb' block-size='4096' sid='s1' stanza='iq'/></iq>`)
-	open := b.expect(func(el *stanza.Element) bool { return el.Child("open", "http://jabber.org/protocol/ibb") != nil })
-	b.write(`<iq type='result' id='` + open.Attr("id") + `' to='` + open.Attr("from") + `'/>`)
-	a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "open" && el.Attr("type") == "result" })
+	a.Write(`<iq type='set' id='open' to='` + b.JID + `'><open xmlns='http://jabber.org/protocol/ibb' block-size='4096' sid='s1' stanza='iq'/></iq>`)
+	open := b.Expect(func(el *stanza.Element) bool { return el.Child("open", "http://jabber.org/protocol/ibb") != nil })
+	b.Write(`<iq type='result' id='` + open.Attr("id") + `' to='` + open.Attr("from") + `'/>`)
+	a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "open" && el.Attr("type") == "result" })
 	var got []byte
 	for seq := 0; seq*block < len(file); seq++ {
 		chunk := file[seq*block : min(len(file), (seq+1)*block)]
 		id := fmt.Sprintf("d%d", seq)
-		a.write(`<iq type='set' id='` + id + `' to='` + b.jid + `'><data xmlns='http://jabber.org/protocol/ibb' seq='` +
+		a.Write(`<iq type='set' id='` + id + `' to='` + b.JID + `'><data xmlns='http://jabber.org/protocol/ibb' seq='` +
 			fmt.Sprint(seq) + `' sid='s1'>` + base64.StdEncoding.EncodeToString(chunk) + `</data></iq>`)
-		d := b.expect(func(el *stanza.Element) bool { return el.Child("data", "http://jabber.org/protocol/ibb") != nil })
+		d := b.Expect(func(el *stanza.Element) bool { return el.Child("data", "http://jabber.org/protocol/ibb") != nil })
 		raw, err := base64.StdEncoding.DecodeString(d.Child("data", "").Content())
 		if err != nil || d.Child("data", "").Attr("seq") != fmt.Sprint(seq) {
 			t.Fatalf("block %d: %v %s", seq, err, d.Attr("id"))
 		}
 		got = append(got, raw...)
-		b.write(`<iq type='result' id='` + d.Attr("id") + `' to='` + d.Attr("from") + `'/>`)
-		a.expect(func(el *stanza.Element) bool { return el.Attr("id") == id && el.Attr("type") == "result" })
+		b.Write(`<iq type='result' id='` + d.Attr("id") + `' to='` + d.Attr("from") + `'/>`)
+		a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == id && el.Attr("type") == "result" })
 	}
-	a.write(`<iq type='set' id='close' to='` + b.jid + `'><close xmlns='http://jabber.org/protocol/ibb' sid='s1'/></iq>`)
-	cl := b.expect(func(el *stanza.Element) bool { return el.Child("close", "http://jabber.org/protocol/ibb") != nil })
-	b.write(`<iq type='result' id='` + cl.Attr("id") + `' to='` + cl.Attr("from") + `'/>`)
-	a.expect(func(el *stanza.Element) bool { return el.Attr("id") == "close" })
+	a.Write(`<iq type='set' id='close' to='` + b.JID + `'><close xmlns='http://jabber.org/protocol/ibb' sid='s1'/></iq>`)
+	cl := b.Expect(func(el *stanza.Element) bool { return el.Child("close", "http://jabber.org/protocol/ibb") != nil })
+	b.Write(`<iq type='result' id='` + cl.Attr("id") + `' to='` + cl.Attr("from") + `'/>`)
+	a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "close" })
 	if !bytes.Equal(got, file) {
 		t.Fatalf("received %d bytes that differ from the %d sent", len(got), len(file))
 	}

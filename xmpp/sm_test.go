@@ -8,6 +8,7 @@ import (
 
 	"mellium.im/sasl"
 
+	"chatd/internal/xmpptest"
 	"chatd/xmpp"
 	"chatd/xmpp/stanza"
 )
@@ -15,15 +16,15 @@ import (
 // authOnly connects, authenticates and restarts the stream, ready to bind
 // or resume.
 func (e *env) authOnly(u user) (*client, *stanza.Element) {
-	e.t.Helper()
-	c := e.rawDial()
-	c.open()
-	c.startTLS()
-	c.open()
-	if r := c.auth(sasl.Plain, fmt.Sprintf("%d-%d", u.ref.User, u.ref.App), u.password); r.Name != "success" {
-		e.t.Fatalf("auth: %s", r)
+	e.T.Helper()
+	c := e.RawDial()
+	c.Open()
+	c.StartTLS()
+	c.Open()
+	if r := c.Auth(sasl.Plain, fmt.Sprintf("%d-%d", u.Ref.User, u.Ref.App), u.Password); r.Name != "success" {
+		e.T.Fatalf("auth: %s", r)
 	}
-	f := c.open()
+	f := c.Open()
 	return c, f
 }
 
@@ -33,33 +34,33 @@ func isStanza(el *stanza.Element) bool {
 
 func TestStreamManagementCounting(t *testing.T) {
 	e := startEnv(t, func(c *xmpp.Config) { c.SMAckEvery = 3 })
-	alice, bob := e.newUser("alice"), e.newUser("bob")
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
 	c, f := e.authOnly(alice)
 	if f.Child("sm", "urn:xmpp:sm:3") == nil {
 		t.Fatalf("no sm feature after auth: %s", f)
 	}
-	c.bind("sm")
-	c.write(`<enable xmlns='urn:xmpp:sm:3'/>`)
-	en := c.expect(func(el *stanza.Element) bool { return el.Name == "enabled" })
+	c.Bind("sm")
+	c.Write(`<enable xmlns='urn:xmpp:sm:3'/>`)
+	en := c.Expect(func(el *stanza.Element) bool { return el.Name == "enabled" })
 	if en.HasAttr("id") || en.HasAttr("resume") {
 		t.Errorf("enable without resume answered %s", en)
 	}
 	// Three client stanzas, then <r/>: h=3.
-	c.write(`<presence/>`)
-	c.write(`<iq type='get' id='i1'><ping xmlns='urn:xmpp:ping'/></iq>`)
-	c.write(`<iq type='get' id='i2'><ping xmlns='urn:xmpp:ping'/></iq>`)
-	c.write(`<r xmlns='urn:xmpp:sm:3'/>`)
-	if a := c.expect(func(el *stanza.Element) bool { return el.Name == "a" }); a.Attr("h") != "3" {
+	c.Write(`<presence/>`)
+	c.Write(`<iq type='get' id='i1'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	c.Write(`<iq type='get' id='i2'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	c.Write(`<r xmlns='urn:xmpp:sm:3'/>`)
+	if a := c.Expect(func(el *stanza.Element) bool { return el.Name == "a" }); a.Attr("h") != "3" {
 		t.Errorf("ack %s, want h=3", a)
 	}
 	// The server asks for an ack after three stanzas of its own.
-	b := e.online(bob, "b")
+	b := e.Online(bob, "b")
 	for i := range 3 {
-		b.write(fmt.Sprintf(`<message to='%s' type='chat'><body>m%d</body></message>`, alice.jid, i))
+		b.Write(fmt.Sprintf(`<message to='%s' type='chat'><body>m%d</body></message>`, alice.JID, i))
 	}
 	msgs, asks := 0, 0
 	for msgs < 3 || asks == 0 {
-		el := c.next()
+		el := c.Next()
 		switch {
 		case el.Name == "message":
 			msgs++
@@ -68,8 +69,8 @@ func TestStreamManagementCounting(t *testing.T) {
 		}
 	}
 	// Enabling twice fails.
-	c.write(`<enable xmlns='urn:xmpp:sm:3'/>`)
-	if f := c.expect(func(el *stanza.Element) bool { return el.Name == "failed" }); f.Child("unexpected-request", "") == nil {
+	c.Write(`<enable xmlns='urn:xmpp:sm:3'/>`)
+	if f := c.Expect(func(el *stanza.Element) bool { return el.Name == "failed" }); f.Child("unexpected-request", "") == nil {
 		t.Errorf("second enable answered %s", f)
 	}
 }
@@ -83,9 +84,9 @@ type smClient struct {
 }
 
 func (c *smClient) pump(until func(*stanza.Element) bool) *stanza.Element {
-	c.t.Helper()
+	c.T.Helper()
 	for {
-		el := c.next()
+		el := c.Next()
 		if isStanza(el) {
 			c.h++
 			if el.Name == "message" {
@@ -93,7 +94,7 @@ func (c *smClient) pump(until func(*stanza.Element) bool) *stanza.Element {
 			}
 		}
 		if el.Name == "r" && el.Space == "urn:xmpp:sm:3" {
-			c.write(`<a xmlns='urn:xmpp:sm:3' h='` + strconv.Itoa(c.h) + `'/>`)
+			c.Write(`<a xmlns='urn:xmpp:sm:3' h='` + strconv.Itoa(c.h) + `'/>`)
 		}
 		if until(el) {
 			return el
@@ -103,42 +104,42 @@ func (c *smClient) pump(until func(*stanza.Element) bool) *stanza.Element {
 
 func TestStreamResumption(t *testing.T) {
 	e := startEnv(t, nil)
-	alice, bob := e.newUser("alice"), e.newUser("bob")
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
 	c, _ := e.authOnly(alice)
-	c.bind("phone")
+	c.Bind("phone")
 	a := &smClient{client: c}
-	a.write(`<enable xmlns='urn:xmpp:sm:3' resume='true' max='60'/>`)
+	a.Write(`<enable xmlns='urn:xmpp:sm:3' resume='true' max='60'/>`)
 	en := a.pump(func(el *stanza.Element) bool { return el.Name == "enabled" })
 	a.id = en.Attr("id")
 	if a.id == "" || en.Attr("resume") != "true" || en.Attr("max") != "60" {
 		t.Fatalf("enabled %s", en)
 	}
-	a.write(`<presence/>`)
-	a.write(`<iq type='get' id='p0'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	a.Write(`<presence/>`)
+	a.Write(`<iq type='get' id='p0'><ping xmlns='urn:xmpp:ping'/></iq>`)
 	a.pump(func(el *stanza.Element) bool { return el.Attr("id") == "p0" })
 
-	b := e.online(bob, "b")
+	b := e.Online(bob, "b")
 	for i := range 3 {
-		b.write(fmt.Sprintf(`<message to='%s' type='chat' id='m%d'><body>m%d</body></message>`, alice.jid, i, i))
+		b.Write(fmt.Sprintf(`<message to='%s' type='chat' id='m%d'><body>m%d</body></message>`, alice.JID, i, i))
 	}
 	a.pump(func(el *stanza.Element) bool { return el.ChildText("body", "") == "m2" })
 	// The connection dies without a goodbye; the client has handled h
 	// stanzas but the server has no ack for the messages yet.
 	handled := a.h
-	a.conn.Close()
-	waitFor(t, func() bool { return e.srv.Stats().Detached == 1 })
+	a.Conn.Close()
+	waitFor(t, func() bool { return e.Server.Stats().Detached == 1 })
 	// Messages sent while the connection is gone wait for it.
 	for i := 3; i < 6; i++ {
-		b.write(fmt.Sprintf(`<message to='%s' type='chat' id='m%d'><body>m%d</body></message>`, alice.jid, i, i))
+		b.Write(fmt.Sprintf(`<message to='%s' type='chat' id='m%d'><body>m%d</body></message>`, alice.JID, i, i))
 	}
-	b.roundTrip()
+	b.RoundTrip()
 	// The presence stays: bob saw no unavailable from alice.
 	c2, f := e.authOnly(alice)
 	if f.Child("sm", "urn:xmpp:sm:3") == nil {
 		t.Fatal("no sm feature on the new stream")
 	}
-	c2.write(`<resume xmlns='urn:xmpp:sm:3' previd='` + a.id + `' h='` + strconv.Itoa(handled) + `'/>`)
-	c2.startReading()
+	c2.Write(`<resume xmlns='urn:xmpp:sm:3' previd='` + a.id + `' h='` + strconv.Itoa(handled) + `'/>`)
+	c2.StartReading()
 	a2 := &smClient{client: c2, h: handled}
 	r := a2.pump(func(el *stanza.Element) bool { return el.Name == "resumed" || el.Name == "failed" })
 	if r.Name != "resumed" || r.Attr("previd") != a.id || r.Attr("h") != "2" {
@@ -149,14 +150,14 @@ func TestStreamResumption(t *testing.T) {
 		t.Errorf("after resuming got %s, want exactly the three queued messages", got)
 	}
 	// The resumed session works both ways.
-	a2.write(`<message to='` + bob.jid + `' type='chat'><body>back online</body></message>`)
-	b.expect(isMessage("back online"))
-	if s := e.srv.Stats(); s.Resumed != 1 {
+	a2.Write(`<message to='` + bob.JID + `' type='chat'><body>back online</body></message>`)
+	b.Expect(isMessage("back online"))
+	if s := e.Server.Stats(); s.Resumed != 1 {
 		t.Errorf("stats %+v", s)
 	}
 	// bob never saw alice go unavailable.
-	b.write(`<iq type='get' id='chk'><ping xmlns='urn:xmpp:ping'/></iq>`)
-	for el := b.next(); el.Attr("id") != "chk"; el = b.next() {
+	b.Write(`<iq type='get' id='chk'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	for el := b.Next(); el.Attr("id") != "chk"; el = b.Next() {
 		if el.Name == "presence" && el.Attr("type") == "unavailable" {
 			t.Fatalf("bob saw %s during the resumption", el)
 		}
@@ -167,31 +168,31 @@ func TestStreamResumption(t *testing.T) {
 // with their ids and arrive at the next login.
 func TestResumptionWindowEnds(t *testing.T) {
 	e := startEnv(t, func(c *xmpp.Config) { c.SMResumeWindow = 200 * time.Millisecond })
-	alice, bob := e.newUser("alice"), e.newUser("bob")
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
 	c, _ := e.authOnly(alice)
-	c.bindOnly("phone")
-	c.write(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
-	c.startReading()
-	en := c.expect(func(el *stanza.Element) bool { return el.Name == "enabled" })
-	c.write(`<presence/>`)
-	c.roundTrip()
-	b := e.online(bob, "b")
-	b.write(`<message to='` + alice.jid + `' type='chat' id='lost1'><body>unacked</body></message>`)
-	c.expect(isMessage("unacked"))
-	c.conn.Close() // never acked
-	waitFor(t, func() bool { return len(e.srv.Sessions(alice.ref)) == 0 })
-	b.write(`<message to='` + alice.jid + `' type='chat' id='lost2'><body>after</body></message>`)
-	b.roundTrip()
+	c.BindOnly("phone")
+	c.Write(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
+	c.StartReading()
+	en := c.Expect(func(el *stanza.Element) bool { return el.Name == "enabled" })
+	c.Write(`<presence/>`)
+	c.RoundTrip()
+	b := e.Online(bob, "b")
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='lost1'><body>unacked</body></message>`)
+	c.Expect(isMessage("unacked"))
+	c.Conn.Close() // never acked
+	waitFor(t, func() bool { return len(e.Server.Sessions(alice.Ref)) == 0 })
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='lost2'><body>after</body></message>`)
+	b.RoundTrip()
 	// A resume attempt now fails; bind works.
 	c2, _ := e.authOnly(alice)
-	c2.write(`<resume xmlns='urn:xmpp:sm:3' previd='` + en.Attr("id") + `' h='0'/>`)
-	if f := c2.nextSync(); f.Name != "failed" || f.Child("item-not-found", "") == nil {
+	c2.Write(`<resume xmlns='urn:xmpp:sm:3' previd='` + en.Attr("id") + `' h='0'/>`)
+	if f := c2.NextSync(); f.Name != "failed" || f.Child("item-not-found", "") == nil {
 		t.Fatalf("stale resume answered %s", f)
 	}
-	c2.bind("again")
-	c2.write(`<presence/>`)
-	first := c2.expect(func(el *stanza.Element) bool { return el.Name == "message" })
-	second := c2.expect(func(el *stanza.Element) bool { return el.Name == "message" })
+	c2.Bind("again")
+	c2.Write(`<presence/>`)
+	first := c2.Expect(func(el *stanza.Element) bool { return el.Name == "message" })
+	second := c2.Expect(func(el *stanza.Element) bool { return el.Name == "message" })
 	if first.Attr("id") != "lost1" || second.Attr("id") != "lost2" || first.Child("delay", "urn:xmpp:delay") == nil {
 		t.Errorf("after the window: %s then %s", first, second)
 	}
@@ -202,35 +203,35 @@ func TestResumptionWindowEnds(t *testing.T) {
 // overflow, or duplicate anything when the stream ends.
 func TestStreamManagementQuickBloxStyle(t *testing.T) {
 	e := startEnv(t, func(c *xmpp.Config) { c.SMAckEvery = 2; c.MaxQueueBytes = 128 << 10 })
-	alice, bob := e.newUser("alice"), e.newUser("bob")
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
 	c, _ := e.authOnly(alice)
-	c.bindOnly("browser")
-	c.write(`<enable xmlns='urn:xmpp:sm:3'/>`)
-	c.startReading()
-	c.expect(func(el *stanza.Element) bool { return el.Name == "enabled" })
-	c.write(`<presence/>`)
-	b := e.online(bob, "b")
+	c.BindOnly("browser")
+	c.Write(`<enable xmlns='urn:xmpp:sm:3'/>`)
+	c.StartReading()
+	c.Expect(func(el *stanza.Element) bool { return el.Name == "enabled" })
+	c.Write(`<presence/>`)
+	b := e.Online(bob, "b")
 	big := fmt.Sprintf("%01000d", 0)
 	got := 0
 	for round := range 8 { // 400 KB in all: more than the queue bound, were acks awaited
 		for i := range 50 {
-			b.write(fmt.Sprintf(`<message to='%s' type='chat'><body>%d-%d %s</body></message>`, alice.jid, round, i, big))
+			b.Write(fmt.Sprintf(`<message to='%s' type='chat'><body>%d-%d %s</body></message>`, alice.JID, round, i, big))
 		}
 		for got < 50*(round+1) {
-			el := c.next()
+			el := c.Next()
 			if el.Name == "r" {
-				c.write(`<a xmlns='urn:xmpp:sm:3' h='0'/>`) // miscounted, as the SDK does
+				c.Write(`<a xmlns='urn:xmpp:sm:3' h='0'/>`) // miscounted, as the SDK does
 			}
 			if el.Name == "message" {
 				got++
 			}
 		}
 	}
-	c.write(`</stream:stream>`)
-	c.ended()
-	waitFor(t, func() bool { return len(e.srv.Sessions(alice.ref)) == 0 })
+	c.Write(`</stream:stream>`)
+	c.Ended()
+	waitFor(t, func() bool { return len(e.Server.Sessions(alice.Ref)) == 0 })
 	// Nothing was put aside for a later login.
-	if msgs, err := e.db.XMPP().OfflineMessages(t.Context(), alice.ref, 10); err != nil || len(msgs) != 0 {
+	if msgs, err := e.DB.XMPP().OfflineMessages(t.Context(), alice.Ref, 10); err != nil || len(msgs) != 0 {
 		t.Errorf("offline after a non-resumable stream: %d %v", len(msgs), err)
 	}
 }
@@ -238,7 +239,7 @@ func TestStreamManagementQuickBloxStyle(t *testing.T) {
 // waitFor polls cond until it holds, failing after the usual wait.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(xmpptest.Wait)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatal("condition not reached in time")

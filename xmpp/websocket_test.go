@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/net/websocket"
 
+	"chatd/internal/xmpptest"
 	"chatd/xmpp"
 	"chatd/xmpp/stanza"
 )
@@ -26,7 +27,7 @@ func (e *env) wsDial(t *testing.T, secure bool) *wsClient {
 	if secure {
 		scheme, origin = "wss", "https://localhost/"
 	}
-	cfg, err := websocket.NewConfig(scheme+"://"+e.srv.WebSocketAddr().String()+"/", origin)
+	cfg, err := websocket.NewConfig(scheme+"://"+e.Server.WebSocketAddr().String()+"/", origin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func (c *wsClient) send(s string) {
 // recv returns the next message, which must be one complete element.
 func (c *wsClient) recv() (*stanza.Element, string) {
 	c.t.Helper()
-	c.ws.SetReadDeadline(time.Now().Add(wait))
+	c.ws.SetReadDeadline(time.Now().Add(xmpptest.Wait))
 	var msg string
 	if err := websocket.Message.Receive(c.ws, &msg); err != nil {
 		c.t.Fatalf("receive: %v", err)
@@ -73,7 +74,7 @@ func (c *wsClient) login(u user, resource string) string {
 	if f.Child("mechanisms", "") == nil {
 		c.t.Fatalf("features: %s", f)
 	}
-	plain := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("\x00%d-%d\x00%s", u.ref.User, u.ref.App, u.password)))
+	plain := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("\x00%d-%d\x00%s", u.Ref.User, u.Ref.App, u.Password)))
 	c.send(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">` + plain + `</auth>`)
 	if el, _ := c.recv(); el.Name != "success" {
 		c.t.Fatalf("auth: %s", el)
@@ -92,28 +93,28 @@ func TestWebSocket(t *testing.T) {
 	for _, secure := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", secure), func(t *testing.T) {
 			e := startEnv(t, func(c *xmpp.Config) { c.WebSocketTLS = secure })
-			alice, bob := e.newUser("alice"), e.newUser("bob")
+			alice, bob := e.NewUser("alice"), e.NewUser("bob")
 			ws := e.wsDial(t, secure)
 			full := ws.login(alice, "browser")
-			if !strings.HasPrefix(full, alice.jid+"/browser") {
+			if !strings.HasPrefix(full, alice.JID+"/browser") {
 				t.Fatalf("bound %q", full)
 			}
 			ws.send(`<presence xmlns="jabber:client"/>`)
-			b := e.online(bob, "b")
+			b := e.Online(bob, "b")
 			// A stanza well over 4 KiB arrives as exactly one message.
 			big := strings.Repeat("z", 20000)
-			b.write(`<message to='` + alice.jid + `' type='chat' id='big'><body>` + big + `</body></message>`)
+			b.Write(`<message to='` + alice.JID + `' type='chat' id='big'><body>` + big + `</body></message>`)
 			for {
 				el, raw := ws.recv()
 				if el.Name == "message" {
-					if el.ChildText("body", "") != big || el.Attr("from") != b.jid || el.Space != "jabber:client" {
+					if el.ChildText("body", "") != big || el.Attr("from") != b.JID || el.Space != "jabber:client" {
 						t.Fatalf("message arrived as %q…", raw[:min(200, len(raw))])
 					}
 					break
 				}
 			}
-			ws.send(`<message xmlns="jabber:client" to="` + bob.jid + `" type="chat"><body>from the browser</body></message>`)
-			if got := b.expect(isMessage("from the browser")); got.Attr("from") != full {
+			ws.send(`<message xmlns="jabber:client" to="` + bob.JID + `" type="chat"><body>from the browser</body></message>`)
+			if got := b.Expect(isMessage("from the browser")); got.Attr("from") != full {
 				t.Errorf("from = %q", got.Attr("from"))
 			}
 			ws.send(`<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>`)
@@ -129,7 +130,7 @@ func TestWebSocket(t *testing.T) {
 
 func TestWebSocketNeedsXMPPSubprotocol(t *testing.T) {
 	e := startEnv(t, nil)
-	cfg, _ := websocket.NewConfig("ws://"+e.srv.WebSocketAddr().String()+"/", "http://localhost/")
+	cfg, _ := websocket.NewConfig("ws://"+e.Server.WebSocketAddr().String()+"/", "http://localhost/")
 	cfg.Protocol = []string{"chat"}
 	if ws, err := websocket.DialConfig(cfg); err == nil {
 		ws.Close()
