@@ -648,12 +648,13 @@ func (s *saveBatch) insertPending(ctx context.Context, kinds ...string) error {
 		docs  []any
 		owner []int
 	)
+	now := time.Now().Unix()
 	for _, i := range s.live {
 		m := s.msgs[i]
 		for _, r := range m.Recipients {
 			for _, k := range kinds {
 				docs = append(docs, &pendingDoc{ID: pendingKey(m.ID, r, k), AppID: m.AppID, DialogID: m.DialogID,
-					MessageID: m.ID, UserID: r, Kind: k, DateSent: m.DateSent})
+					MessageID: m.ID, UserID: r, Kind: k, DateSent: m.DateSent, At: now})
 				owner = append(owner, i)
 			}
 		}
