@@ -138,8 +138,10 @@ import (
 // RecountUnread finds every such difference: it counts, from the messages
 // and their "read" and hidden_messages documents, what the "unread"
 // documents should be. RepairHistory removes the differences these
-// interruptions leave in the counters. The other leftovers above do not
-// touch the counters and are not repaired.
+// interruptions leave in the counters: chatd runs it in the background
+// shortly after it starts on MongoDB, with a grace period of 10 minutes,
+// and `chatd repair-history` runs it on demand. The other leftovers above
+// do not touch the counters and are not repaired.
 //
 // Two concurrent DeleteMessages of one message may both return it as
 // existing; store/sqlite returns it from one of them only.
