@@ -28,6 +28,7 @@ import (
 	"chatd/internal/certs"
 	"chatd/muc"
 	"chatd/restapi"
+	"chatd/store/mongo"
 	"chatd/turn"
 	"chatd/xmpp"
 )
@@ -74,6 +75,9 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.onStop(func(ctx context.Context) error { return stores.Close(ctx) })
+	if stores.RepairHistory != nil {
+		s.repairHistory(stores.RepairHistory)
+	}
 
 	cert, certFile, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLSDir(), cfg.TLS.Hosts)
 	if err != nil {
@@ -243,6 +247,53 @@ func (s *Server) every(interval time.Duration, fn func(context.Context)) {
 		}
 	}()
 	s.onStop(func(context.Context) error { cancel(); return nil })
+}
+
+// After a start on MongoDB, the leftovers of history writes that an earlier
+// process was killed in are deleted in the background, repairDelay after
+// the start (once reconnecting clients have settled), when they are older
+// than repairGrace (see mongo.DB.RepairHistory).
+var (
+	repairDelay = time.Minute
+	repairGrace = 10 * time.Minute
+)
+
+// repairHistory runs repair once, repairDelay from now, and logs what it
+// removed. Shutdown cancels it and waits for it, before storage closes.
+func (s *Server) repairHistory(repair func(context.Context, time.Duration) (mongo.RepairReport, error)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(done)
+		t := time.NewTimer(repairDelay)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rep, err := repair(ctx, repairGrace)
+		attrs := []any{"scanned", rep.Scanned, "orphaned", rep.Orphaned, "read", rep.Read, "hidden", rep.Hidden}
+		switch {
+		case err != nil:
+			s.log.Warn("history repair stopped", append(attrs, "err", err)...)
+		case rep.Removed() > 0:
+			s.log.Info("history repair removed the leftovers of interrupted writes", attrs...)
+		default:
+			s.log.Info("history repair found nothing to remove", attrs...)
+		}
+	}()
+	s.onStop(func(stop context.Context) error {
+		cancel()
+		select {
+		case <-done:
+			return nil
+		case <-stop.Done():
+			return fmt.Errorf("server: history repair still running: %w", stop.Err())
+		}
+	})
 }
 
 // serveHTTP listens on addr and serves h, over TLS when tlsConfig is set.

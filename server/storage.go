@@ -22,6 +22,10 @@ type Stores struct {
 	XMPP     xmpp.Store
 	History  history.Store
 	Close    func(context.Context) error
+	// RepairHistory deletes what interrupted history writes left behind
+	// once it is older than grace (see mongo.DB.RepairHistory); nil when
+	// the backend needs no repair (SQLite writes are transactions).
+	RepairHistory func(ctx context.Context, grace time.Duration) (mongo.RepairReport, error)
 }
 
 // OpenStorage opens the configured backend: MongoDB when
@@ -33,7 +37,8 @@ func OpenStorage(ctx context.Context, cfg *config.Config, log *slog.Logger) (*St
 			return nil, err
 		}
 		log.Info("storage: MongoDB", "database", cfg.Storage.MongoDBDatabase)
-		return &Stores{Accounts: db.Accounts(), XMPP: db.XMPP(), History: db.History(), Close: db.Close}, nil
+		return &Stores{Accounts: db.Accounts(), XMPP: db.XMPP(), History: db.History(), Close: db.Close,
+			RepairHistory: db.RepairHistory}, nil
 	}
 	path := cfg.SQLiteFile()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {

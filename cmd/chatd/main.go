@@ -1,7 +1,7 @@
 // Command chatd is the chat server: XMPP for clients, a QuickBlox-shaped REST
 // API, chat history, and an embedded TURN server. With no arguments it serves;
-// `chatd app …`, `chatd user …` and `chatd apikey …` are the operator's admin
-// commands (run `chatd help`).
+// `chatd app …`, `chatd user …`, `chatd apikey …` and `chatd repair-history`
+// are the operator's admin commands (run `chatd help`).
 package main
 
 import (

@@ -22,7 +22,8 @@ const usage = `usage:
   chatd app list [-config FILE]                          list applications with their keys
   chatd user create -app ID -login LOGIN -password PW [-config FILE]
   chatd apikey create -app ID [-name NAME] [-config FILE]
-Every command prints what it created as JSON. Configuration: chatd.example.yaml.
+  chatd repair-history [-grace 10m] [-config FILE]       delete what interrupted history writes left (MongoDB)
+Every command prints what it created or removed as JSON. Configuration: chatd.example.yaml.
 `
 
 // run is the whole program; main only supplies the process's context,
@@ -31,6 +32,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
 		fmt.Fprint(stdout, usage)
 		return nil
+	}
+	if len(args) > 0 && args[0] == "repair-history" {
+		return repairHistory(ctx, args[1:], environ, stdout, stderr)
 	}
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		return admin(ctx, args, environ, stdout, stderr)
@@ -154,6 +158,45 @@ func admin(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// repairHistory deletes, on MongoDB, the pending documents that history
+// writes interrupted by a crash left behind, when older than -grace, and
+// prints what it removed. chatd runs the same pass after every start; a
+// grace of 0 is right only while no chatd node runs.
+func repairHistory(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("chatd repair-history", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	grace := fs.Duration("grace", 10*time.Minute, "leave documents younger than this: their writes may be under way")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 || *grace < 0 {
+		return fmt.Errorf("repair-history takes -grace (not negative) and -config only\n%s", usage)
+	}
+	cfg, err := config.Load(*path, environ)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	stores, err := server.OpenStorage(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stores.Close(context.Background())
+	if stores.RepairHistory == nil {
+		return errors.New("repair-history: the SQLite backend needs no repair (its writes are transactions)")
+	}
+	rep, err := stores.RepairHistory(ctx, *grace)
+	if err != nil {
+		return fmt.Errorf("repair-history: %w (%d documents removed before it stopped)", err, rep.Removed())
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{"repair_history": map[string]any{
+		"scanned": rep.Scanned, "orphaned": rep.Orphaned, "read": rep.Read, "hidden": rep.Hidden,
+	}})
 }
 
 func appJSON(app *account.Application) map[string]any {

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
 )
 
 // The admin commands print what they create as JSON, against the same
@@ -121,4 +124,60 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// repair-history refuses SQLite, which needs no repair, and on MongoDB
+// prints what it removed.
+func TestRepairHistoryCommand(t *testing.T) {
+	env := []string{"CHATD_DATA_DIR=" + t.TempDir(), "CHATD_LOG_LEVEL=error"}
+	ctx := context.Background()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"repair-history"}, env, &out, &out); err == nil || !strings.Contains(err.Error(), "SQLite") {
+		t.Errorf("repair-history on SQLite: %v", err)
+	}
+	env = append(env, "CHATD_STORAGE_MONGODB_URI="+startFerretDB(t), "CHATD_STORAGE_MONGODB_DATABASE=chatd_repair")
+	out.Reset()
+	if err := run(ctx, []string{"repair-history", "-grace", "0s"}, env, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		RepairHistory map[string]int `json:"repair_history"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || len(rep.RepairHistory) != 4 {
+		t.Fatalf("repair-history printed %s (%v)", out.String(), err)
+	}
+	for k, n := range rep.RepairHistory {
+		if n != 0 {
+			t.Errorf("repair-history on a new database: %s %d", k, n)
+		}
+	}
+	if err := run(ctx, []string{"repair-history", "-grace", "-1m"}, env, &out, &out); err == nil {
+		t.Error("a negative grace was accepted")
+	}
+}
+
+// startFerretDB runs an embedded FerretDB (on SQLite) until t ends and
+// returns its URI.
+func startFerretDB(t *testing.T) string {
+	t.Helper()
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + t.TempDir() + "/",
+		Logger:    slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return f.MongoDBURI() // waits for the listener
 }

@@ -42,8 +42,9 @@ import (
 //     read the message, "delivered" while it was not delivered to them, and
 //     "unread" while it counts as unread (not read and not deleted for the
 //     recipient). A message's read and delivered marks are its recipients
-//     without such a document. The user's unread counter in a dialog is the
-//     number of their "unread" documents there, as long as the user is an
+//     without such a document. Each records when it was inserted (at, unix
+//     seconds) for RepairHistory. The user's unread counter in a dialog is
+//     the number of their "unread" documents there, as long as the user is an
 //     occupant of the dialog and has not hidden it (store/sqlite drops the
 //     counter of a user who leaves and recounts it on return; keeping the
 //     documents and not counting them while the user is away gives the same
@@ -110,18 +111,21 @@ import (
 //     recipients' counters include a message that does not exist (the
 //     counter exceeds RecountUnread). Saving the same id again (a client
 //     retry) completes it; otherwise the pending documents of a message that
-//     does not exist are garbage that a repair pass should delete. A failed
-//     insert of the message deletes them itself. After the message: the
-//     dialog stays hidden from users who hid it, and its last message
-//     fields miss the message, until the next message.
+//     does not exist are garbage, which RepairHistory deletes once they are
+//     older than its grace period (it describes the race with a late
+//     retry). A failed insert of the message deletes them itself. After the
+//     message: the dialog stays hidden from users who hid it, and its last
+//     message fields miss the message, until the next message.
 //   - DeleteMessages between deleting the message and its pending
 //     documents: the same garbage. Between that and moving the dialog's last
 //     message: the dialog shows a deleted last message until its next
 //     message or deletion.
 //   - MarkMessages, MarkUpTo and HideDialog between deleting "read" and
 //     "unread" documents: the counter exceeds RecountUnread; marking again
-//     does not repair it (the "read" documents are gone). HideMessages
-//     between its two writes: the counter includes a hidden message.
+//     does not repair it (the "read" documents are gone), RepairHistory
+//     deletes such "unread" documents once they are older than its grace
+//     period. HideMessages between its two writes: the counter includes a
+//     hidden message, until RepairHistory deletes its "unread" document.
 //   - UpdateDialog after replacing the occupants, before removing the
 //     flags of users who left: those users' hidden and muted settings
 //     survive their leaving.
@@ -133,7 +137,11 @@ import (
 //
 // RecountUnread finds every such difference: it counts, from the messages
 // and their "read" and hidden_messages documents, what the "unread"
-// documents should be.
+// documents should be. RepairHistory removes the differences these
+// interruptions leave in the counters: chatd runs it in the background
+// shortly after it starts on MongoDB, with a grace period of 10 minutes,
+// and `chatd repair-history` runs it on demand. The other leftovers above
+// do not touch the counters and are not repaired.
 //
 // Two concurrent DeleteMessages of one message may both return it as
 // existing; store/sqlite returns it from one of them only.
@@ -648,12 +656,13 @@ func (s *saveBatch) insertPending(ctx context.Context, kinds ...string) error {
 		docs  []any
 		owner []int
 	)
+	now := time.Now().Unix()
 	for _, i := range s.live {
 		m := s.msgs[i]
 		for _, r := range m.Recipients {
 			for _, k := range kinds {
 				docs = append(docs, &pendingDoc{ID: pendingKey(m.ID, r, k), AppID: m.AppID, DialogID: m.DialogID,
-					MessageID: m.ID, UserID: r, Kind: k, DateSent: m.DateSent})
+					MessageID: m.ID, UserID: r, Kind: k, DateSent: m.DateSent, At: now})
 				owner = append(owner, i)
 			}
 		}

@@ -224,6 +224,11 @@ type pendingDoc struct {
 	UserID    int64  `bson:"user_id"`
 	Kind      string `bson:"kind"`
 	DateSent  int64  `bson:"date_sent"`
+	// At is when the document was inserted (unix seconds, the inserting
+	// server's clock), so that RepairHistory can tell a write that may
+	// still be under way from one that was interrupted; documents written
+	// before it existed have none and count as old.
+	At int64 `bson:"at,omitempty"`
 }
 
 func pendingKey(message string, user int64, kind string) string {

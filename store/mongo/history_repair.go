@@ -1,0 +1,213 @@
+package mongo
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// RepairReport counts the documents RepairHistory deleted.
+type RepairReport struct {
+	// Scanned is the number of pending documents examined.
+	Scanned int
+	// Orphaned are pending documents (any kind) of messages that do not
+	// exist: a SaveMessages interrupted before the message, or a
+	// DeleteMessages interrupted after it.
+	Orphaned int
+	// Read are "unread" documents of messages their recipient has read
+	// (no "read" document): a mark interrupted between its two deletes.
+	Read int
+	// Hidden are "unread" documents of messages their recipient has
+	// hidden: a HideMessages interrupted between its two writes.
+	Hidden int
+}
+
+// Removed is the number of documents deleted.
+func (r RepairReport) Removed() int { return r.Orphaned + r.Read + r.Hidden }
+
+// repairBatch bounds the pending documents RepairHistory holds and looks up
+// at once.
+const repairBatch = 1000
+
+// RepairHistory deletes the pending documents that interrupted history
+// writes left behind (see "What is not atomic" in DB.History), so that every
+// user's unread counters equal RecountUnread again:
+//
+//   - pending documents of any kind whose message does not exist, inserted
+//     more than grace ago (SaveMessages inserts them before the message, so
+//     younger ones may belong to a save under way);
+//   - "unread" documents of an existing message whose recipient has no
+//     "read" document for it, inserted more than grace ago (SaveMessages
+//     inserts "unread" before "read");
+//   - "unread" documents of an existing message their recipient has hidden,
+//     of any age (deleting them is HideMessages' own second write).
+//
+// A document written before insertion times were recorded counts as old.
+// grace must exceed the longest a history call can take and the clock
+// differences between the chatd nodes sharing the database; 0 is right
+// only while no node writes.
+//
+// It may run while chatd serves: it reads the pending documents through a
+// cursor, looks each batch up with $in queries (the message first, then the
+// "read" document: a message seen stored had its "read" documents inserted
+// before it) and deletes by _id, the first two kinds only while still older
+// than grace (a document deleted and inserted again meanwhile stays). It
+// holds one batch in memory.
+//
+// One race remains: SaveMessages keeps the pending documents an earlier,
+// interrupted save of the same message id left, so a client retrying such
+// a save more than grace after the interruption, in the instant the pass
+// deletes those documents, may get the message stored with part of its
+// recipients' state gone: shown as read or delivered, or a counter one
+// below RecountUnread until the recipient reads the message.
+//
+// The report counts what was deleted, also when an error stops the pass.
+func (db *DB) RepairHistory(ctx context.Context, grace time.Duration) (RepairReport, error) {
+	return db.repairHistory(ctx, grace, repairBatch)
+}
+
+// repairHistory is RepairHistory looking up size documents at a time.
+func (db *DB) repairHistory(ctx context.Context, grace time.Duration, size int) (RepairReport, error) {
+	var rep RepairReport
+	cutoff := time.Now().Add(-grace).Unix()
+	// Every "unread" document (a hidden message's counts at any age) and
+	// the old ones of the other kinds.
+	filter := bson.D{{Key: "$or", Value: append(bson.A{bson.D{{Key: "kind", Value: pendingUnread}}}, olderThan(cutoff)...)}}
+	opts := options.Find().SetBatchSize(int32(size)).SetProjection(bson.D{{Key: "message_id", Value: 1},
+		{Key: "user_id", Value: 1}, {Key: "kind", Value: 1}, {Key: "at", Value: 1}})
+	cur, err := db.pending.Find(ctx, filter, opts)
+	if err != nil {
+		return rep, fmt.Errorf("mongo: repair: find in %s: %w", db.pending.Name(), err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	batch := make([]pendingDoc, 0, size)
+	for cur.Next(ctx) {
+		var d pendingDoc
+		if err := cur.Decode(&d); err != nil {
+			return rep, fmt.Errorf("mongo: repair: reading %s: %w", db.pending.Name(), err)
+		}
+		batch = append(batch, d)
+		if len(batch) == size {
+			if err := db.repairBatch(ctx, batch, cutoff, &rep); err != nil {
+				return rep, err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return rep, fmt.Errorf("mongo: repair: reading %s: %w", db.pending.Name(), err)
+	}
+	if len(batch) > 0 {
+		if err := db.repairBatch(ctx, batch, cutoff, &rep); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// repairBatch deletes the garbage among docs (see RepairHistory): those
+// inserted before cutoff (unix seconds) count as old.
+func (db *DB) repairBatch(ctx context.Context, docs []pendingDoc, cutoff int64, rep *RepairReport) error {
+	rep.Scanned += len(docs)
+	var ids []string
+	seen := map[string]bool{}
+	for _, d := range docs {
+		if !seen[d.MessageID] {
+			seen[d.MessageID] = true
+			ids = append(ids, d.MessageID)
+		}
+	}
+	stored, err := stringsOf(ctx, db.messages, bson.D{{Key: "_id", Value: anyOf(ids)}}, "_id")
+	if err != nil {
+		return err
+	}
+	exists := set(stored)
+	var orphans, hiddenKeys []string
+	var unread []pendingDoc // "unread" documents of stored messages
+	for _, d := range docs {
+		switch {
+		case !exists[d.MessageID]:
+			if d.At < cutoff {
+				orphans = append(orphans, d.ID)
+			}
+		case d.Kind == pendingUnread:
+			unread = append(unread, d)
+			hiddenKeys = append(hiddenKeys, hiddenKey(d.MessageID, d.UserID))
+		}
+	}
+	var hid, readKeys []string
+	var old []pendingDoc
+	if len(unread) > 0 {
+		found, err := stringsOf(ctx, db.hiddenMessages, bson.D{{Key: "_id", Value: anyOf(hiddenKeys)}}, "_id")
+		if err != nil {
+			return err
+		}
+		hidden := set(found)
+		for _, d := range unread {
+			switch {
+			case hidden[hiddenKey(d.MessageID, d.UserID)]:
+				hid = append(hid, d.ID)
+			case d.At < cutoff:
+				old = append(old, d)
+				readKeys = append(readKeys, pendingKey(d.MessageID, d.UserID, pendingRead))
+			}
+		}
+	}
+	// Looked up after the messages: a message found stored had its "read"
+	// documents inserted before it, so a missing one was deleted by a mark.
+	var read []string
+	if len(old) > 0 {
+		found, err := stringsOf(ctx, db.pending, bson.D{{Key: "_id", Value: anyOf(readKeys)}}, "_id")
+		if err != nil {
+			return err
+		}
+		stillUnread := set(found)
+		for i, d := range old {
+			if !stillUnread[readKeys[i]] {
+				read = append(read, d.ID)
+			}
+		}
+	}
+	n, err := deleteOlder(ctx, db.pending, orphans, cutoff)
+	rep.Orphaned += n
+	if err != nil {
+		return err
+	}
+	n, err = deleteOlder(ctx, db.pending, read, cutoff)
+	rep.Read += n
+	if err != nil {
+		return err
+	}
+	n, err = deleteKeys(ctx, db.pending, hid)
+	rep.Hidden += n
+	return err
+}
+
+// deleteOlder deletes the pending documents with the given _ids that were
+// inserted before cutoff, or carry no insertion time: one deleted and
+// inserted again meanwhile stays.
+func deleteOlder(ctx context.Context, c *mongo.Collection, keys []string, cutoff int64) (int, error) {
+	n := 0
+	for chunk := range slices.Chunk(keys, deleteChunk) {
+		res, err := c.DeleteMany(ctx, bson.D{{Key: "_id", Value: anyOf(chunk)}, {Key: "$or", Value: olderThan(cutoff)}})
+		if err != nil {
+			return n, fmt.Errorf("mongo: delete from %s: %w", c.Name(), err)
+		}
+		n += int(res.DeletedCount)
+	}
+	return n, nil
+}
+
+// olderThan are the conditions ($or) for a pending document inserted before
+// cutoff (unix seconds) or carrying no insertion time.
+func olderThan(cutoff int64) bson.A {
+	return bson.A{
+		bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}}},
+		bson.D{{Key: "at", Value: bson.D{{Key: "$exists", Value: false}}}},
+	}
+}
