@@ -2,7 +2,8 @@
 // on it: a real chatd XMPP server on loopback over a real SQLite store
 // (Start), its users (Env.NewUser), and a raw client over a real socket that
 // writes text and reads elements with a parser, so tests see exactly what
-// goes over the wire (Client). Only tests import it.
+// goes over the wire (Client), which also dials servers that tests started
+// themselves (Dial). Only tests import it.
 //
 // Every wait is bounded by Wait: a test that expects something that never
 // comes fails instead of hanging, and nothing sleeps.
@@ -201,15 +202,26 @@ type Event struct {
 	Err error
 }
 
+// Dial connects over TCP to the XMPP listener at addr, a server's TCPAddr,
+// and returns a client that has not sent anything. It is for servers started
+// without Start (over a store and services of the test's own); the
+// connection is closed when the test ends.
+func Dial(t testing.TB, addr string) *Client {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, Wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{T: t, Conn: conn}
+	t.Cleanup(func() { c.Conn.Close() })
+	return c
+}
+
 // RawDial connects over TCP and returns a client that has not sent anything.
 func (e *Env) RawDial() *Client {
 	e.T.Helper()
-	conn, err := net.DialTimeout("tcp", e.Server.TCPAddr().String(), Wait)
-	if err != nil {
-		e.T.Fatal(err)
-	}
-	c := &Client{T: e.T, Conn: conn, events: e.events}
-	e.T.Cleanup(func() { c.Conn.Close() })
+	c := Dial(e.T, e.Server.TCPAddr().String())
+	c.events = e.events
 	return c
 }
 
@@ -219,17 +231,7 @@ func (e *Env) RawDial() *Client {
 func (e *Env) LoginNoRead(u User, resource string) *Client {
 	e.T.Helper()
 	c := e.RawDial()
-	c.User, c.Name = u, u.ID+"/"+resource
-	c.Open()
-	if !e.Plain {
-		c.StartTLS()
-		c.Open()
-	}
-	if r := c.Auth(sasl.Plain, fmt.Sprintf("%d-%d", u.Ref.User, u.Ref.App), u.Password); r.Name != "success" {
-		e.T.Fatalf("login failed: %s", r)
-	}
-	c.Open()
-	c.BindOnly(resource)
+	c.Negotiate(u, resource, !e.Plain)
 	return c
 }
 
@@ -291,6 +293,25 @@ func (c *Client) Open() *stanza.Element {
 		c.fatalf("expected features, got %s", f)
 	}
 	return f
+}
+
+// Negotiate negotiates the stream of a client that has not sent anything:
+// STARTTLS if startTLS, PLAIN authentication of u (authcid
+// "<user_id>-<app_id>", as the QuickBlox SDK logs in), then binding a
+// resource ("" lets the server choose), without starting to read.
+func (c *Client) Negotiate(u User, resource string, startTLS bool) {
+	c.T.Helper()
+	c.User, c.Name = u, u.ID+"/"+resource
+	c.Open()
+	if startTLS {
+		c.StartTLS()
+		c.Open()
+	}
+	if r := c.Auth(sasl.Plain, fmt.Sprintf("%d-%d", u.Ref.User, u.Ref.App), u.Password); r.Name != "success" {
+		c.T.Fatalf("login failed: %s", r)
+	}
+	c.Open()
+	c.BindOnly(resource)
 }
 
 // NextSync reads the next element synchronously (during negotiation).
