@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // send_to_chat=1 stores the message, then delivers it over XMPP as its
@@ -27,28 +26,28 @@ func TestSendToChat(t *testing.T) {
 		t.Errorf("answer %s", res.body)
 	}
 
-	el := c.message()
-	if el.attr("id") != id || el.attr("type") != "chat" || !hasPrefixJID(el.attr("from"), bareJID(app, alice.id)) ||
-		!hasPrefixJID(el.attr("to"), bareJID(app, bob.id)) || el.childText("body") != "via rest" {
-		t.Fatalf("delivered %+v", el)
+	el := nextMessage(c)
+	if el.Attr("id") != id || el.Attr("type") != "chat" || !hasPrefixJID(el.Attr("from"), bareJID(app, alice.id)) ||
+		!hasPrefixJID(el.Attr("to"), bareJID(app, bob.id)) || el.ChildText("body", "") != "via rest" {
+		t.Fatalf("delivered %s", el)
 	}
-	if mk := el.child("markable"); mk == nil || mk.XMLName.Space != "urn:xmpp:chat-markers:0" {
-		t.Errorf("no markable: %+v", el)
+	if mk := el.Child("markable", ""); mk == nil || mk.Space != "urn:xmpp:chat-markers:0" {
+		t.Errorf("no markable: %s", el)
 	}
-	x := el.child("extraParams")
-	if x == nil || x.XMLName.Space != "jabber:client" {
-		t.Fatalf("no extraParams: %+v", el)
+	x := el.Child("extraParams", "")
+	if x == nil || x.Space != "jabber:client" {
+		t.Fatalf("no extraParams: %s", el)
 	}
 	for k, want := range map[string]string{
 		"save_to_history": "1", "dialog_id": f.priv, "message_id": id, "date_sent": fmt.Sprint(t0Unix),
 		"custom": "x", "n": "7",
 	} {
-		if got := x.childText(k); got != want {
+		if got := x.ChildText(k, ""); got != want {
 			t.Errorf("extraParams %s = %q, want %q", k, got, want)
 		}
 	}
-	if att := x.child("attachment"); att == nil || att.attr("type") != "image" || att.attr("id") != "47863" {
-		t.Errorf("attachment %+v", att)
+	if att := x.Child("attachment", ""); att == nil || att.Attr("type") != "image" || att.Attr("id") != "47863" {
+		t.Errorf("attachment %s", att)
 	}
 	// It is in the history, unread for bob.
 	if got := idsOf(e.messages(bob, f.priv, "mark_as_read", "0")); len(got) != 1 || got[0] != id {
@@ -61,7 +60,7 @@ func TestSendToChat(t *testing.T) {
 	// Without send_to_chat nothing is delivered live: the next stanza bob
 	// gets is the answer to his ping, not a message.
 	e.sendText(alice, f.priv, "history only")
-	c.noMessage()
+	noMessage(c)
 
 	// A group without a room service: stored, the failed live delivery is
 	// logged, the answer is still 201.
@@ -73,20 +72,6 @@ func TestSendToChat(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "send_to_chat delivery failed") {
 		t.Error("the failed delivery was not logged")
 	}
-}
-
-// noMessage pings the server and fails if a message arrives before the
-// answer: nothing was delivered before the ping.
-func (c *xmppClient) noMessage() {
-	c.t.Helper()
-	id := fmt.Sprintf("quiet-%d", time.Now().UnixNano())
-	c.write(`<iq type='get' id='` + id + `' to='` + xmppDomain + `'><ping xmlns='urn:xmpp:ping'/></iq>`)
-	c.expect(func(n *xnode) bool {
-		if n.XMLName.Local == "message" {
-			c.t.Errorf("unexpected message %+v", n)
-		}
-		return n.XMLName.Local == "iq" && n.attr("id") == id
-	})
 }
 
 // system=1 delivers a system notification (a headline with
@@ -107,22 +92,22 @@ func TestSystemMessage(t *testing.T) {
 		num(t, m["recipient_id"]) != bob.id || num(t, m["date_sent"]) != t0Unix || m["call_id"] != "c-1" || m["duration"] != "30" {
 		t.Errorf("answer %s", res.body)
 	}
-	el := c.message()
-	if el.attr("id") != id || el.attr("type") != "headline" || !hasPrefixJID(el.attr("from"), bareJID(app, alice.id)) ||
-		el.childText("body") != "ring" {
-		t.Fatalf("delivered %+v", el)
+	el := nextMessage(c)
+	if el.Attr("id") != id || el.Attr("type") != "headline" || !hasPrefixJID(el.Attr("from"), bareJID(app, alice.id)) ||
+		el.ChildText("body", "") != "ring" {
+		t.Fatalf("delivered %s", el)
 	}
-	x := el.child("extraParams")
+	x := el.Child("extraParams", "")
 	if x == nil {
-		t.Fatalf("no extraParams: %+v", el)
+		t.Fatalf("no extraParams: %s", el)
 	}
 	for k, want := range map[string]string{"moduleIdentifier": "SystemNotifications", "dialog_id": f.priv, "call_id": "c-1", "duration": "30"} {
-		if got := x.childText(k); got != want {
+		if got := x.ChildText(k, ""); got != want {
 			t.Errorf("extraParams %s = %q, want %q", k, got, want)
 		}
 	}
-	if x.child("save_to_history") != nil {
-		t.Errorf("a system notification claims save_to_history: %+v", x)
+	if x.Child("save_to_history", "") != nil {
+		t.Errorf("a system notification claims save_to_history: %s", x)
 	}
 	// Nothing stored: no message, no unread, the dialog unchanged.
 	if got := e.messages(bob, f.priv, "mark_as_read", "0"); len(got) != 0 {
@@ -137,10 +122,10 @@ func TestSystemMessage(t *testing.T) {
 	res = e.call(http.MethodPost, "/chat/Message.json", carol.token, "recipient_id", itoa(bob.id), "system", "1", "kind", "poke")
 	res.want(t, http.StatusCreated, "")
 	m = res.obj(t)
-	el = c.message()
-	if el.attr("id") != m["_id"] || el.attr("type") != "headline" || el.child("extraParams").childText("kind") != "poke" ||
-		el.child("extraParams").childText("dialog_id") != m["chat_dialog_id"] {
-		t.Errorf("by recipient_id: answer %v, delivered %+v", m, el)
+	el = nextMessage(c)
+	if el.Attr("id") != m["_id"] || el.Attr("type") != "headline" || el.Child("extraParams", "").ChildText("kind", "") != "poke" ||
+		el.Child("extraParams", "").ChildText("dialog_id", "") != m["chat_dialog_id"] {
+		t.Errorf("by recipient_id: answer %v, delivered %s", m, el)
 	}
 
 	// Group dialogs: 422, nothing delivered.
@@ -152,5 +137,5 @@ func TestSystemMessage(t *testing.T) {
 		want(t, http.StatusUnprocessableEntity, `{"errors":{"recipient_id":["cannot be the sender"]}}`)
 	e.callJSON(http.MethodPost, "/chat/Message.json", carol.token, `{"chat_dialog_id":"`+f.priv+`","system":1}`).
 		want(t, http.StatusForbidden, "")
-	c.noMessage()
+	noMessage(c)
 }
