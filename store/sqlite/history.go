@@ -847,6 +847,8 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	// The marks are a second read: a message deleted in between comes
+	// without its recipients' marks, as it goes.
 	return out, h.loadMarks(ctx, h.db.r, dialog, out)
 }
 
