@@ -83,6 +83,21 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 
 // admin runs an operator command against the configured storage, without
 // starting any listener.
+// openStores loads the configuration and opens its storage for an admin
+// command, logging to stderr.
+func openStores(ctx context.Context, path string, environ []string, stderr io.Writer) (*config.Config, *slog.Logger, *server.Stores, error) {
+	cfg, err := config.Load(path, environ)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	log := newLogger(cfg, stderr)
+	stores, err := server.OpenStorage(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, log, stores, nil
+}
+
 func admin(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
 		return fmt.Errorf("%q needs a subcommand\n%s", args[0], usage)
@@ -98,12 +113,7 @@ func admin(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if err := fs.Parse(args[2:]); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path, environ)
-	if err != nil {
-		return err
-	}
-	log := newLogger(cfg, stderr)
-	stores, err := server.OpenStorage(ctx, cfg, log)
+	cfg, log, stores, err := openStores(ctx, *path, environ, stderr)
 	if err != nil {
 		return err
 	}
@@ -175,12 +185,7 @@ func repairHistory(ctx context.Context, args, environ []string, stdout, stderr i
 	if fs.NArg() > 0 || *grace < 0 {
 		return fmt.Errorf("repair-history takes -grace (not negative) and -config only\n%s", usage)
 	}
-	cfg, err := config.Load(*path, environ)
-	if err != nil {
-		return err
-	}
-	log := newLogger(cfg, stderr)
-	stores, err := server.OpenStorage(ctx, cfg, log)
+	_, _, stores, err := openStores(ctx, *path, environ, stderr)
 	if err != nil {
 		return err
 	}
