@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"chatd/history"
+	"chatd/internal/oid"
 )
 
 // History returns the history.Store of db.
@@ -675,13 +676,15 @@ func scanMessage(row interface{ Scan(...any) error }, extra ...any) (*history.Me
 
 // loadMarks fills recipients and read/delivered marks of messages of one
 // dialog. A recipient's marks are stored in the order of (dialog, message
-// id), and ids grow with time: when the messages' ids run in the same
-// direction as the messages (as a page by date does, unless a client chose
-// its ids out of order), their marks are one range of rows, read in one
-// pass; otherwise each message's are looked up.
+// id), and ids are made from the time: when the messages are a run of the
+// dialog's history in date order (contiguous) whose ids follow their dates,
+// their marks are one range of rows, read in one pass. Otherwise (a page
+// with filters, sorted by something else, or with ids a client chose out of
+// step with the dates) the range could hold much of the dialog, and each
+// message's marks are looked up instead.
 func (h historyStore) loadMarks(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, dialog string, msgs []*history.Message) error {
+}, dialog string, msgs []*history.Message, contiguous bool) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -689,16 +692,16 @@ func (h historyStore) loadMarks(ctx context.Context, q interface {
 	for _, m := range msgs {
 		byID[m.ID] = m
 	}
-	lo, hi := msgs[0].ID, msgs[len(msgs)-1].ID
-	if lo > hi {
-		lo, hi = hi, lo
-	}
 	const marks = `SELECT message_id, user_id, read, delivered FROM message_users WHERE dialog_id = ? AND recipient = 1`
 	var (
 		rows *sql.Rows
 		err  error
 	)
-	if inOrder(msgs) {
+	if len(msgs) == 1 || contiguous && idsFollowDates(msgs) {
+		lo, hi := msgs[0].ID, msgs[len(msgs)-1].ID
+		if lo > hi {
+			lo, hi = hi, lo
+		}
 		rows, err = q.QueryContext(ctx, marks+` AND message_id BETWEEN ? AND ?`, dialog, lo, hi)
 	} else {
 		args := make([]any, 0, len(msgs)+1)
@@ -736,11 +739,23 @@ func (h historyStore) loadMarks(ctx context.Context, q interface {
 	return rows.Err()
 }
 
-// inOrder reports whether the messages' ids all rise or all fall.
-func inOrder(msgs []*history.Message) bool {
+// idSlack is how far an id's time may stray from its message's date_sent
+// for idsFollowDates: the range of a page's ids then spans its dates and at
+// most this much on either side.
+const idSlack = 60 // seconds
+
+// idsFollowDates reports whether the messages' ids all rise or all fall, and
+// each id's time is within idSlack of its message's date_sent.
+func idsFollowDates(msgs []*history.Message) bool {
 	up, down := true, true
-	for i := 1; i < len(msgs); i++ {
-		switch cmp.Compare(msgs[i-1].ID, msgs[i].ID) {
+	for i, m := range msgs {
+		if d := oid.Time(m.ID).Unix() - m.DateSent; d > idSlack || d < -idSlack {
+			return false
+		}
+		if i == 0 {
+			continue
+		}
+		switch cmp.Compare(msgs[i-1].ID, m.ID) {
 		case -1:
 			down = false
 		case 1:
@@ -764,7 +779,7 @@ func (h historyStore) Message(ctx context.Context, app int64, id string, viewer 
 	if err != nil {
 		return nil, err
 	}
-	return m, h.loadMarks(ctx, h.db.r, m.DialogID, []*history.Message{m})
+	return m, h.loadMarks(ctx, h.db.r, m.DialogID, []*history.Message{m}, true)
 }
 
 var messageColumn = map[string]string{
@@ -800,10 +815,10 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 	}
 	where := `m.app_id = ? AND m.dialog_id = ?`
 	args := []any{app, dialog}
+	var hid bool
 	if viewer != 0 {
 		// Most users never hide a message of a dialog; only for those who did
 		// is each message checked.
-		var hid bool
 		err := h.db.r.QueryRowContext(ctx, `SELECT hid FROM dialog_members WHERE dialog_id = ? AND user_id = ?`,
 			dialog, viewer).Scan(&hid)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -849,7 +864,8 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 	}
 	// The marks are a second read: a message deleted in between comes
 	// without its recipients' marks, as it goes.
-	return out, h.loadMarks(ctx, h.db.r, dialog, out)
+	contiguous := len(q.Conds) == 0 && (q.Sort == "" || q.Sort == "date_sent") && !hid
+	return out, h.loadMarks(ctx, h.db.r, dialog, out, contiguous)
 }
 
 // markSQL returns the column a mark sets.
@@ -927,8 +943,10 @@ func (h historyStore) MarkUpTo(ctx context.Context, app int64, dialog string, us
 			return err
 		}
 		var err error
-		n, err = applyMark(ctx, tx, dialog, user, mark, ` AND message_id IN (SELECT id FROM messages WHERE dialog_id = ?
-			AND (date_sent < ? OR (date_sent = ? AND id <= ?)))`, dialog, ds, ds, upTo)
+		// Each of the user's unmarked messages is checked by id, so that
+		// marking costs what is still unmarked, not the dialog's length.
+		n, err = applyMark(ctx, tx, dialog, user, mark, ` AND EXISTS (SELECT 1 FROM messages m
+			WHERE m.id = message_users.message_id AND (m.date_sent < ? OR (m.date_sent = ? AND m.id <= ?)))`, ds, ds, upTo)
 		return err
 	})
 	return n, err

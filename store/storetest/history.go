@@ -571,22 +571,24 @@ func testMarks(t *testing.T, s history.Store) {
 }
 
 // testPageMarks: every message of a page carries its own marks, whether
-// the messages' ids run in the order of their dates or a client chose them
-// out of order, and a message outside the page lends it none of its own.
+// the messages' ids follow their dates (made from the same time, as the
+// server and the QuickBlox SDKs make them) or a client chose them out of
+// step, and a message outside the page lends it none of its own.
 func testPageMarks(t *testing.T, s history.Store) {
 	ctx := context.Background()
 	d := mkDialog(t, s, 1, history.Group, 10, 11, 12)
-	ids := make([]string, 6)
-	for i := range ids {
-		ids[i] = newID()
-	}
-	// By date: a, b, c, e, f; x is the newest by date but its id falls
-	// between a's and b's; f's id is the oldest of all.
+	at := func(sec int64) string { return oid.New(time.Unix(sec, 0)) }
+	// By date: a, b, c, e, f, x. The ids of a to e follow their dates; x's
+	// was made right after a's (it falls between a's and b's) though x is
+	// the newest by date; f's is older than all.
+	idA := at(1000)
+	idX := at(1000)
 	order := []struct {
 		name string
 		id   string
 		date int64
-	}{{"a", ids[1], 100}, {"b", ids[3], 101}, {"c", ids[4], 102}, {"e", ids[5], 103}, {"f", ids[0], 104}, {"x", ids[2], 500}}
+	}{{"a", idA, 1000}, {"b", at(1001), 1001}, {"c", at(1002), 1002}, {"e", at(1003), 1003}, {"f", at(900), 1004},
+		{"x", idX, 5000}}
 	byName := map[string]*history.Message{}
 	var ms []*history.Message
 	for _, o := range order {
@@ -614,9 +616,11 @@ func testPageMarks(t *testing.T, s history.Store) {
 		"f": {{10, 11}, {10}}, "x": {{10, 11}, {10, 12}},
 	}
 	for _, q := range []history.MessageQuery{
-		{Sort: "date_sent", Limit: 3},                      // a b c: ids rise, x's lies in their range
-		{Sort: "date_sent", Desc: true, Limit: 2, Skip: 2}, // e c: ids fall
-		{Sort: "date_sent", Desc: true, Limit: 3},          // x f e: out of order
+		{Sort: "date_sent", Limit: 3},                      // a b c: ids follow dates, x's lies in their range
+		{Sort: "date_sent", Desc: true, Limit: 2, Skip: 2}, // e c: ids follow dates, falling
+		{Sort: "date_sent", Desc: true, Limit: 3},          // x f e: out of step
+		{Limit: 2, Conds: []history.Cond{{Field: "date_sent", Kind: history.KindInt, Op: history.OpNe, // a c
+			Values: []any{int64(1001)}}}},
 		{}, // all
 	} {
 		got, err := s.FindMessages(ctx, 1, d.ID, 10, q)
