@@ -47,7 +47,10 @@ const repairBatch = 1000
 //   - "unread" documents of an existing message their recipient has hidden,
 //     of any age (deleting them is HideMessages' own second write).
 //
-// A document written before insertion times were recorded counts as old.
+// A document written by a chatd from before insertion times were recorded
+// is aged by its message's date_sent (less a minute: see legacySlack).
+// Hidden messages' documents are deleted as the pass read them (by _id and
+// insertion time), so one saved again meanwhile stays.
 // grace must exceed the longest a history call can take and the clock
 // differences between the chatd nodes sharing the database; 0 is right
 // only while no node writes.
@@ -79,7 +82,7 @@ func (db *DB) repairHistory(ctx context.Context, grace time.Duration, size int) 
 	// the old ones of the other kinds.
 	filter := bson.D{{Key: "$or", Value: append(bson.A{bson.D{{Key: "kind", Value: pendingUnread}}}, olderThan(cutoff)...)}}
 	opts := options.Find().SetBatchSize(int32(size)).SetProjection(bson.D{{Key: "message_id", Value: 1},
-		{Key: "user_id", Value: 1}, {Key: "kind", Value: 1}, {Key: "at", Value: 1}})
+		{Key: "user_id", Value: 1}, {Key: "kind", Value: 1}, {Key: "at", Value: 1}, {Key: "date_sent", Value: 1}})
 	cur, err := db.pending.Find(ctx, filter, opts)
 	if err != nil {
 		return rep, fmt.Errorf("mongo: repair: find in %s: %w", db.pending.Name(), err)
@@ -132,7 +135,7 @@ func (db *DB) repairBatch(ctx context.Context, docs []pendingDoc, cutoff int64, 
 	for _, d := range docs {
 		switch {
 		case !exists[d.MessageID]:
-			if d.At < cutoff {
+			if d.before(cutoff) {
 				orphans = append(orphans, d.ID)
 			}
 		case d.Kind == pendingUnread:
@@ -140,7 +143,8 @@ func (db *DB) repairBatch(ctx context.Context, docs []pendingDoc, cutoff int64, 
 			hiddenKeys = append(hiddenKeys, hiddenKey(d.MessageID, d.UserID))
 		}
 	}
-	var hid, readKeys []string
+	var hid []pendingDoc
+	var readKeys []string
 	var old []pendingDoc
 	if len(unread) > 0 {
 		found, err := stringsOf(ctx, db.hiddenMessages, bson.D{{Key: "_id", Value: anyOf(hiddenKeys)}}, "_id")
@@ -151,8 +155,8 @@ func (db *DB) repairBatch(ctx context.Context, docs []pendingDoc, cutoff int64, 
 		for _, d := range unread {
 			switch {
 			case hidden[hiddenKey(d.MessageID, d.UserID)]:
-				hid = append(hid, d.ID)
-			case d.At < cutoff:
+				hid = append(hid, d)
+			case d.before(cutoff):
 				old = append(old, d)
 				readKeys = append(readKeys, pendingKey(d.MessageID, d.UserID, pendingRead))
 			}
@@ -183,14 +187,14 @@ func (db *DB) repairBatch(ctx context.Context, docs []pendingDoc, cutoff int64, 
 	if err != nil {
 		return err
 	}
-	n, err = deleteKeys(ctx, db.pending, hid)
+	n, err = deleteAsSeen(ctx, db.pending, hid)
 	rep.Hidden += n
 	return err
 }
 
 // deleteOlder deletes the pending documents with the given _ids that were
-// inserted before cutoff, or carry no insertion time: one deleted and
-// inserted again meanwhile stays.
+// inserted before cutoff (see olderThan): one deleted and inserted again
+// meanwhile stays.
 func deleteOlder(ctx context.Context, c *mongo.Collection, keys []string, cutoff int64) (int, error) {
 	n := 0
 	for chunk := range slices.Chunk(keys, deleteChunk) {
@@ -203,11 +207,54 @@ func deleteOlder(ctx context.Context, c *mongo.Collection, keys []string, cutoff
 	return n, nil
 }
 
+// legacySlack is how much earlier than cutoff the date_sent of a pending
+// document without an insertion time (written by a chatd from before they
+// had one) must be for it to count as inserted before cutoff. Its message's
+// date_sent is the server's time when it was saved, or the client's within
+// history's clock skew of it; during a rolling upgrade such a chatd may be
+// saving it right now.
+const legacySlack = 60 // seconds
+
+// before reports whether d was inserted before cutoff (unix seconds): by
+// its insertion time, or by its message's date_sent when it has none.
+func (d pendingDoc) before(cutoff int64) bool {
+	if d.At != 0 {
+		return d.At < cutoff
+	}
+	return d.DateSent < cutoff-legacySlack
+}
+
+// deleteAsSeen deletes the pending documents as the pass read them: each by
+// its _id and insertion time, so that one deleted and inserted again since
+// (its message deleted and the same id saved again) stays.
+func deleteAsSeen(ctx context.Context, c *mongo.Collection, docs []pendingDoc) (int, error) {
+	byAt := map[int64][]string{}
+	for _, d := range docs {
+		byAt[d.At] = append(byAt[d.At], d.ID)
+	}
+	n := 0
+	for at, keys := range byAt {
+		same := bson.D{{Key: "at", Value: at}}
+		if at == 0 {
+			same = bson.D{{Key: "at", Value: bson.D{{Key: "$exists", Value: false}}}}
+		}
+		for chunk := range slices.Chunk(keys, deleteChunk) {
+			res, err := c.DeleteMany(ctx, append(bson.D{{Key: "_id", Value: anyOf(chunk)}}, same...))
+			if err != nil {
+				return n, fmt.Errorf("mongo: delete from %s: %w", c.Name(), err)
+			}
+			n += int(res.DeletedCount)
+		}
+	}
+	return n, nil
+}
+
 // olderThan are the conditions ($or) for a pending document inserted before
-// cutoff (unix seconds) or carrying no insertion time.
+// cutoff (unix seconds), as pendingDoc.before tells.
 func olderThan(cutoff int64) bson.A {
 	return bson.A{
 		bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: cutoff}}}},
-		bson.D{{Key: "at", Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: "at", Value: bson.D{{Key: "$exists", Value: false}}},
+			{Key: "date_sent", Value: bson.D{{Key: "$lt", Value: cutoff - legacySlack}}}},
 	}
 }

@@ -163,6 +163,7 @@ func TestRepairOrphans(t *testing.T) {
 	}{
 		{"interrupted after unread", time.Now().Add(-time.Hour), []string{pendingUnread}},
 		{"interrupted after read", time.Now().Add(-time.Hour), []string{pendingUnread, pendingRead, pendingDelivered}},
+		// By a chatd from before insertion times: aged by date_sent.
 		{"written without insertion time", time.Time{}, []string{pendingUnread, pendingRead, pendingDelivered}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,6 +173,7 @@ func TestRepairOrphans(t *testing.T) {
 				t.Fatal(errs)
 			}
 			lost := f.message()
+			lost.DateSent = time.Now().Add(-time.Hour).Unix()
 			f.insertPending(lost, tc.at, tc.kinds...)
 			f.checkBroken(2)
 			f.checkBroken(3)
@@ -208,14 +210,18 @@ func TestRepairKeepsSaveUnderWay(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		kinds []string
+		at    time.Time
 	}{
-		{"after unread", []string{pendingUnread}},
-		{"after read", []string{pendingUnread, pendingRead, pendingDelivered}},
+		{"after unread", []string{pendingUnread}, time.Now()},
+		{"after read", []string{pendingUnread, pendingRead, pendingDelivered}, time.Now()},
+		// A chatd from before insertion times (during a rolling upgrade)
+		// saving a message of now.
+		{"by an older chatd", []string{pendingUnread, pendingRead, pendingDelivered}, time.Time{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newRepairFixture(t)
 			m := f.message()
-			f.insertPending(m, time.Now(), tc.kinds...)
+			f.insertPending(m, tc.at, tc.kinds...)
 			f.checkBroken(2)
 			f.repair(RepairReport{})
 			f.checkBroken(2)
