@@ -84,11 +84,18 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // admin runs an operator command against the configured storage, without
 // starting any listener.
 // openStores loads the configuration and opens its storage for an admin
-// command, logging to stderr.
-func openStores(ctx context.Context, path string, environ []string, stderr io.Writer) (*config.Config, *slog.Logger, *server.Stores, error) {
+// command, logging to stderr. check, when set, may refuse the configuration
+// before the storage is opened (and its schema upgraded).
+func openStores(ctx context.Context, path string, environ []string, stderr io.Writer,
+	check func(*config.Config) error) (*config.Config, *slog.Logger, *server.Stores, error) {
 	cfg, err := config.Load(path, environ)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if check != nil {
+		if err := check(cfg); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	log := newLogger(cfg, stderr)
 	stores, err := server.OpenStorage(ctx, cfg, log)
@@ -113,7 +120,7 @@ func admin(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if err := fs.Parse(args[2:]); err != nil {
 		return err
 	}
-	cfg, log, stores, err := openStores(ctx, *path, environ, stderr)
+	cfg, log, stores, err := openStores(ctx, *path, environ, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -174,6 +181,10 @@ func admin(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 // writes interrupted by a crash left behind, when older than -grace, and
 // prints what it removed. chatd runs the same pass after every start; a
 // grace of 0 is right only while no chatd node runs.
+// errSQLiteNoRepair refuses repair-history on SQLite, before the database
+// is opened.
+var errSQLiteNoRepair = errors.New("repair-history: the SQLite backend needs no repair (its writes are transactions)")
+
 func repairHistory(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("chatd repair-history", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -185,13 +196,18 @@ func repairHistory(ctx context.Context, args, environ []string, stdout, stderr i
 	if fs.NArg() > 0 || *grace < 0 {
 		return fmt.Errorf("repair-history takes -grace (not negative) and -config only\n%s", usage)
 	}
-	_, _, stores, err := openStores(ctx, *path, environ, stderr)
+	_, _, stores, err := openStores(ctx, *path, environ, stderr, func(cfg *config.Config) error {
+		if cfg.Storage.MongoDBURI == "" {
+			return errSQLiteNoRepair
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	defer stores.Close(context.Background())
 	if stores.RepairHistory == nil {
-		return errors.New("repair-history: the SQLite backend needs no repair (its writes are transactions)")
+		return errSQLiteNoRepair
 	}
 	rep, err := stores.RepairHistory(ctx, *grace)
 	if err != nil {

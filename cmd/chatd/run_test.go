@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,11 +130,16 @@ func (s *syncBuffer) String() string {
 // repair-history refuses SQLite, which needs no repair, and on MongoDB
 // prints what it removed.
 func TestRepairHistoryCommand(t *testing.T) {
-	env := []string{"CHATD_DATA_DIR=" + t.TempDir(), "CHATD_LOG_LEVEL=error"}
+	dataDir := t.TempDir()
+	env := []string{"CHATD_DATA_DIR=" + dataDir, "CHATD_LOG_LEVEL=error"}
 	ctx := context.Background()
 	var out bytes.Buffer
 	if err := run(ctx, []string{"repair-history"}, env, &out, &out); err == nil || !strings.Contains(err.Error(), "SQLite") {
 		t.Errorf("repair-history on SQLite: %v", err)
+	}
+	// Refused before the database is opened (which would create or upgrade it).
+	if files, _ := os.ReadDir(dataDir); len(files) != 0 {
+		t.Errorf("repair-history on SQLite left %d files in the data directory", len(files))
 	}
 	env = append(env, "CHATD_STORAGE_MONGODB_URI="+startFerretDB(t), "CHATD_STORAGE_MONGODB_DATABASE=chatd_repair")
 	out.Reset()
