@@ -167,6 +167,11 @@ type Storage struct {
 	MongoDBURI string `yaml:"mongodb_uri"`
 	// MongoDBDatabase is the database name on MongoDB.
 	MongoDBDatabase string `yaml:"mongodb_database"`
+	// MongoDBRepairGrace is how old the leftovers of interrupted history
+	// writes must be for the repair pass a minute after each start (and
+	// chatd repair-history's default) to delete them: longer than any
+	// request takes plus the clock differences between the nodes.
+	MongoDBRepairGrace string `yaml:"mongodb_repair_grace"`
 	// SQLiteFile is the SQLite database; empty means <data_dir>/chatd.db.
 	SQLiteFile string `yaml:"sqlite_file"`
 }
@@ -210,7 +215,7 @@ func Default() Config {
 		DataDir: "./data",
 		Log:     Log{Level: "info", Format: "text"},
 		Runtime: Runtime{GCPercent: 50, GCHeadroomMB: 64},
-		Storage: Storage{MongoDBDatabase: "chatd"},
+		Storage: Storage{MongoDBDatabase: "chatd", MongoDBRepairGrace: "10m"},
 		TLS:     TLS{Hosts: []string{"localhost", "127.0.0.1", "::1"}},
 		API: API{
 			Listen:          ":8443",

@@ -72,6 +72,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad env int", "", []string{"CHATD_API_MAX_BODY_BYTES=lots"}, []string{"api.max_body_bytes", "CHATD_API_MAX_BODY_BYTES"}},
 		{"bad enum", "log:\n  level: loud\n", nil, []string{"log.level", "loud"}},
 		{"bad uri", "", []string{"CHATD_STORAGE_MONGODB_URI=postgres://x"}, []string{"storage.mongodb_uri"}},
+		{"short repair grace", "", []string{"CHATD_STORAGE_MONGODB_URI=mongodb://db", "CHATD_STORAGE_MONGODB_REPAIR_GRACE=30s"},
+			[]string{"storage.mongodb_repair_grace", "at least 1m"}},
 		{"bad domain", "domain: 'a@b'\n", nil, []string{"domain"}},
 		{"profiler not on loopback", "", []string{"CHATD_LOG_PPROF_LISTEN=0.0.0.0:6060"}, []string{"log.pprof_listen", "loopback"}},
 		{"half tls", "tls:\n  cert_file: /x.pem\n", nil, []string{"tls.cert_file"}},

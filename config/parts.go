@@ -109,3 +109,6 @@ func (c *Config) TLSDir() string { return filepath.Join(c.DataDir, "tls") }
 
 // TURNSecretFile is where a generated TURN secret is kept.
 func (c *Config) TURNSecretFile() string { return filepath.Join(c.DataDir, "turn.secret") }
+
+// RepairGrace is storage.mongodb_repair_grace.
+func (c *Config) RepairGrace() time.Duration { return mustDuration(c.Storage.MongoDBRepairGrace) }

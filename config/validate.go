@@ -32,6 +32,7 @@ func (c *Config) Validate() error {
 			v.bad("storage.mongodb_uri", "must be a mongodb:// or mongodb+srv:// URI")
 		}
 		v.nonEmpty("storage.mongodb_database", c.Storage.MongoDBDatabase)
+		v.duration("storage.mongodb_repair_grace", c.Storage.MongoDBRepairGrace, time.Minute)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.bad("tls.cert_file", "tls.cert_file and tls.key_file must be set together")

@@ -13,8 +13,8 @@ import (
 	"chatd/store/mongo"
 )
 
-// The history repair runs once, repairDelay after the start, with a grace
-// of 10 minutes, and logs what it removed; Shutdown cancels it and waits
+// The history repair runs once, repairDelay after the start, with the
+// configured grace, and logs what it removed; Shutdown cancels it and waits
 // for it.
 func TestRepairHistoryInBackground(t *testing.T) {
 	t.Run("runs once", func(t *testing.T) {
@@ -25,7 +25,7 @@ func TestRepairHistoryInBackground(t *testing.T) {
 			s.repairHistory(func(ctx context.Context, grace time.Duration) (mongo.RepairReport, error) {
 				graces <- grace
 				return mongo.RepairReport{Scanned: 40, Orphaned: 6, Read: 1, Hidden: 2}, nil
-			})
+			}, 10*time.Minute)
 			time.Sleep(repairDelay - time.Second)
 			synctest.Wait()
 			if len(graces) != 0 {
@@ -58,7 +58,7 @@ func TestRepairHistoryInBackground(t *testing.T) {
 			s.repairHistory(func(ctx context.Context, grace time.Duration) (mongo.RepairReport, error) {
 				ran.Store(true)
 				return mongo.RepairReport{}, nil
-			})
+			}, time.Minute)
 			if err := s.Shutdown(context.Background()); err != nil {
 				t.Error(err)
 			}
@@ -79,7 +79,7 @@ func TestRepairHistoryInBackground(t *testing.T) {
 				<-ctx.Done()
 				stopped.Store(true)
 				return mongo.RepairReport{Orphaned: 2}, ctx.Err()
-			})
+			}, time.Minute)
 			time.Sleep(repairDelay)
 			synctest.Wait()
 			if !started.Load() {

@@ -76,7 +76,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.onStop(func(ctx context.Context) error { return stores.Close(ctx) })
 	if stores.RepairHistory != nil {
-		s.repairHistory(stores.RepairHistory)
+		s.repairHistory(stores.RepairHistory, cfg.RepairGrace())
 	}
 
 	cert, certFile, err := certs.Load(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLSDir(), cfg.TLS.Hosts)
@@ -252,15 +252,12 @@ func (s *Server) every(interval time.Duration, fn func(context.Context)) {
 // After a start on MongoDB, the leftovers of history writes that an earlier
 // process was killed in are deleted in the background, repairDelay after
 // the start (once reconnecting clients have settled), when they are older
-// than repairGrace (see mongo.DB.RepairHistory).
-var (
-	repairDelay = time.Minute
-	repairGrace = 10 * time.Minute
-)
+// than storage.mongodb_repair_grace (see mongo.DB.RepairHistory).
+var repairDelay = time.Minute
 
 // repairHistory runs repair once, repairDelay from now, and logs what it
 // removed. Shutdown cancels it and waits for it, before storage closes.
-func (s *Server) repairHistory(repair func(context.Context, time.Duration) (mongo.RepairReport, error)) {
+func (s *Server) repairHistory(repair func(context.Context, time.Duration) (mongo.RepairReport, error), grace time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	s.wg.Add(1)
@@ -274,7 +271,7 @@ func (s *Server) repairHistory(repair func(context.Context, time.Duration) (mong
 			return
 		case <-t.C:
 		}
-		rep, err := repair(ctx, repairGrace)
+		rep, err := repair(ctx, grace)
 		attrs := []any{"scanned", rep.Scanned, "orphaned", rep.Orphaned, "read", rep.Read, "hidden", rep.Hidden}
 		switch {
 		case err != nil:

@@ -22,7 +22,7 @@ const usage = `usage:
   chatd app list [-config FILE]                          list applications with their keys
   chatd user create -app ID -login LOGIN -password PW [-config FILE]
   chatd apikey create -app ID [-name NAME] [-config FILE]
-  chatd repair-history [-grace 10m] [-config FILE]       delete what interrupted history writes left (MongoDB)
+  chatd repair-history [-grace D] [-config FILE]         delete what interrupted history writes left (MongoDB)
 Every command prints what it created or removed as JSON. Configuration: chatd.example.yaml.
 `
 
@@ -177,26 +177,28 @@ func admin(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	return enc.Encode(out)
 }
 
-// repairHistory deletes, on MongoDB, the pending documents that history
-// writes interrupted by a crash left behind, when older than -grace, and
-// prints what it removed. chatd runs the same pass after every start; a
-// grace of 0 is right only while no chatd node runs.
 // errSQLiteNoRepair refuses repair-history on SQLite, before the database
 // is opened.
 var errSQLiteNoRepair = errors.New("repair-history: the SQLite backend needs no repair (its writes are transactions)")
 
+// repairHistory deletes, on MongoDB, the pending documents that history
+// writes interrupted by a crash left behind, when older than -grace
+// (storage.mongodb_repair_grace unless given), and prints what it removed.
+// chatd runs the same pass after every start; a grace of 0 is right only
+// while no chatd node runs.
 func repairHistory(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("chatd repair-history", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
-	grace := fs.Duration("grace", 10*time.Minute, "leave documents younger than this: their writes may be under way")
+	grace := fs.Duration("grace", 0, "leave documents younger than this: their writes may be under way "+
+		"(default storage.mongodb_repair_grace)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 || *grace < 0 {
 		return fmt.Errorf("repair-history takes -grace (not negative) and -config only\n%s", usage)
 	}
-	_, _, stores, err := openStores(ctx, *path, environ, stderr, func(cfg *config.Config) error {
+	cfg, _, stores, err := openStores(ctx, *path, environ, stderr, func(cfg *config.Config) error {
 		if cfg.Storage.MongoDBURI == "" {
 			return errSQLiteNoRepair
 		}
@@ -208,6 +210,11 @@ func repairHistory(ctx context.Context, args, environ []string, stdout, stderr i
 	defer stores.Close(context.Background())
 	if stores.RepairHistory == nil {
 		return errSQLiteNoRepair
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "grace" })
+	if !given {
+		*grace = cfg.RepairGrace()
 	}
 	rep, err := stores.RepairHistory(ctx, *grace)
 	if err != nil {

@@ -139,7 +139,7 @@ import (
 // and their "read" and hidden_messages documents, what the "unread"
 // documents should be. RepairHistory removes the differences these
 // interruptions leave in the counters: chatd runs it in the background
-// shortly after it starts on MongoDB, with a grace period of 10 minutes,
+// shortly after it starts on MongoDB, with the grace storage.mongodb_repair_grace (10 minutes by default),
 // and `chatd repair-history` runs it on demand. The other leftovers above
 // do not touch the counters and are not repaired.
 //
