@@ -139,9 +139,10 @@ import (
 // and their "read" and hidden_messages documents, what the "unread"
 // documents should be. RepairHistory removes the differences these
 // interruptions leave in the counters: chatd runs it in the background
-// shortly after it starts on MongoDB, with the grace storage.mongodb_repair_grace (10 minutes by default),
-// and `chatd repair-history` runs it on demand. The other leftovers above
-// do not touch the counters and are not repaired.
+// shortly after it starts on MongoDB, with the grace period
+// storage.mongodb_repair_grace (10 minutes by default), and `chatd
+// repair-history` runs it on demand. The other leftovers above do not touch
+// the counters and are not repaired.
 //
 // Two concurrent DeleteMessages of one message may both return it as
 // existing; store/sqlite returns it from one of them only.
