@@ -126,10 +126,10 @@ func (s *Session) enqueue(it *Item) bool {
 			s.releaseHeld()
 		}
 	}
-	if s.queued+len(it.data) > s.srv.cfg.MaxQueueBytes {
+	if queued := s.queued; queued+len(it.data) > s.srv.cfg.MaxQueueBytes {
 		s.qmu.Unlock()
 		s.srv.metrics.overflows.Add(1)
-		s.log.Warn("outbound queue overflow: closing the session", "queued_bytes", s.queued)
+		s.log.Warn("outbound queue overflow: closing the session", "queued_bytes", queued)
 		s.closeWith(streamErr("policy-violation", "outbound queue overflow: the client does not read"), true)
 		return false
 	}
