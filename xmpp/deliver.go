@@ -213,6 +213,7 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 		}
 	}
 	if len(got) > 0 {
+		it.sentTo = got
 		srv.receivedCarbons(u, got, el)
 		return
 	}

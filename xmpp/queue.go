@@ -25,6 +25,11 @@ type Item struct {
 	// starts.
 	counted bool
 	smStart bool
+	// sentTo are the sessions a message to a bare JID was enqueued to at
+	// once (set and read under the user's delivery lock): one of them that
+	// ends without it delivered hands it to the user's other resources
+	// that did not get it (rescue).
+	sentTo []*Session
 }
 
 // newItem encodes a stanza for delivery. Its own 'to' attribute is replaced

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"slices"
 	"strconv"
 	"time"
 
@@ -363,7 +364,7 @@ func (s *Session) resume(el *stanza.Element) error {
 // pendingMessages returns, once the session can write no more, the
 // messages it holds that the client may not have: unacknowledged ones of a
 // resumable stream and everything still queued. s.qmu must not be held.
-func (s *Session) pendingMessages() []*stanza.Element {
+func (s *Session) pendingMessages() []*Item {
 	s.qmu.Lock()
 	defer s.qmu.Unlock()
 	var items []*Item
@@ -375,39 +376,46 @@ func (s *Session) pendingMessages() []*stanza.Element {
 		items = append(items, s.queue...)
 	}
 	s.queue, s.queued = nil, 0
-	var out []*stanza.Element
+	var out []*Item
 	for _, it := range items {
 		if it.el != nil && it.el.Name == "message" && it.counted {
-			out = append(out, it.el)
+			out = append(out, it)
 		}
 	}
 	return out
 }
 
 // rescue keeps the messages a session ends with: into offline storage when
-// the user has no other available resource, otherwise those addressed to
-// this resource go to the user again (the others were delivered to the other
-// resources already). The caller holds the user's delivery lock and has
-// taken the session out of the router.
-func (srv *Server) rescue(ctx context.Context, s *Session, msgs []*stanza.Element) {
+// the user has no other available resource, otherwise they go to the
+// user's other available resources that did not get them: all of them for
+// a message to this resource, those that were not available yet for a
+// message to the bare JID (the others got it with this one). The caller
+// holds the user's delivery lock and has taken the session out of the
+// router.
+func (srv *Server) rescue(ctx context.Context, s *Session, items []*Item) {
 	others := false
 	for _, r := range srv.router.sessions(s.user) {
 		if r.available.Load() {
 			others = true
 		}
 	}
-	for _, el := range msgs {
+	for _, it := range items {
+		el := it.el
 		if !others {
 			if _, err := srv.storeOffline(ctx, s.user, el); err != nil {
 				s.log.Warn("keeping an undelivered message", "id", el.Attr("id"), "err", err)
 			}
 			continue
 		}
-		if to, err := ParseJID(el.Attr("to")); err == nil && !to.IsBare() {
-			for _, r := range srv.router.sessions(s.user) {
-				if r.available.Load() && r.priority.Load() >= 0 {
-					r.send(el)
-				}
+		to, err := ParseJID(el.Attr("to"))
+		if err != nil {
+			continue
+		}
+		from, _ := ParseJID(el.Attr("from"))
+		for _, r := range srv.router.sessions(s.user) {
+			if r.available.Load() && r.priority.Load() >= 0 && (!to.IsBare() || !slices.Contains(it.sentTo, r)) &&
+				!srv.blockedIn(ctx, r, from, kindMessage) {
+				r.send(el)
 			}
 		}
 	}

@@ -247,3 +247,33 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond) // polling, bounded by the deadline
 	}
 }
+
+// A message to the bare JID that a resource ends without acknowledging goes
+// to the user's resources that came online after it was sent, and not
+// again to those that got it with that resource.
+func TestUnackedGoToResourcesThatMissedThem(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) { c.SMResumeWindow = 200 * time.Millisecond })
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	phone, _ := e.authOnly(alice)
+	phone.BindOnly("phone")
+	phone.Write(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
+	phone.StartReading()
+	phone.Expect(func(el *stanza.Element) bool { return el.Name == "enabled" })
+	phone.Write(`<presence/>`)
+	phone.RoundTrip()
+	b := e.Online(bob, "b")
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='early'><body>before the desk</body></message>`)
+	phone.Expect(isMessage("before the desk"))
+	desk := e.Online(alice, "desk")
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='both'><body>to both</body></message>`)
+	phone.Expect(isMessage("to both"))
+	desk.Expect(isMessage("to both"))
+	phone.Conn.Close() // never acked either
+	waitFor(t, func() bool { return len(e.Server.Sessions(alice.Ref)) == 1 })
+	desk.Expect(isMessage("before the desk"))
+	for _, el := range desk.RoundTrip() {
+		if el.Name == "message" {
+			t.Errorf("the desk got %s again", el)
+		}
+	}
+}
