@@ -199,12 +199,12 @@ func set(v []string) map[string]bool {
 // deleteChunk bounds the number of keys in one delete command.
 const deleteChunk = 1000
 
-// deleteKeys deletes the documents of c with the given _ids and returns how
-// many it deleted.
-func deleteKeys(ctx context.Context, c *mongo.Collection, keys []string) (int, error) {
+// deleteKeys deletes the documents of c with the given _ids (that also
+// match the extra conditions, if any) and returns how many it deleted.
+func deleteKeys(ctx context.Context, c *mongo.Collection, keys []string, extra ...bson.E) (int, error) {
 	n := 0
 	for chunk := range slices.Chunk(keys, deleteChunk) {
-		res, err := c.DeleteMany(ctx, bson.D{{Key: "_id", Value: anyOf(chunk)}})
+		res, err := c.DeleteMany(ctx, append(bson.D{{Key: "_id", Value: anyOf(chunk)}}, extra...))
 		if err != nil {
 			return n, fmt.Errorf("mongo: delete from %s: %w", c.Name(), err)
 		}
@@ -218,6 +218,12 @@ func deleteWhere(ctx context.Context, c *mongo.Collection, filter bson.D) error 
 		return fmt.Errorf("mongo: delete from %s: %w", c.Name(), err)
 	}
 	return nil
+}
+
+// keysIn returns which of keys are _ids of documents of c.
+func keysIn(ctx context.Context, c *mongo.Collection, keys []string) (map[string]bool, error) {
+	found, err := stringsOf(ctx, c, bson.D{{Key: "_id", Value: anyOf(keys)}}, "_id")
+	return set(found), err
 }
 
 // stringsOf returns the string field name of every document matching

@@ -3,7 +3,6 @@ package mongo
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -125,11 +124,10 @@ func (db *DB) repairBatch(ctx context.Context, docs []pendingDoc, cutoff int64, 
 			ids = append(ids, d.MessageID)
 		}
 	}
-	stored, err := stringsOf(ctx, db.messages, bson.D{{Key: "_id", Value: anyOf(ids)}}, "_id")
+	exists, err := keysIn(ctx, db.messages, ids)
 	if err != nil {
 		return err
 	}
-	exists := set(stored)
 	var orphans, hiddenKeys []string
 	var unread []pendingDoc // "unread" documents of stored messages
 	for _, d := range docs {
@@ -147,11 +145,10 @@ func (db *DB) repairBatch(ctx context.Context, docs []pendingDoc, cutoff int64, 
 	var readKeys []string
 	var old []pendingDoc
 	if len(unread) > 0 {
-		found, err := stringsOf(ctx, db.hiddenMessages, bson.D{{Key: "_id", Value: anyOf(hiddenKeys)}}, "_id")
+		hidden, err := keysIn(ctx, db.hiddenMessages, hiddenKeys)
 		if err != nil {
 			return err
 		}
-		hidden := set(found)
 		for _, d := range unread {
 			switch {
 			case hidden[hiddenKey(d.MessageID, d.UserID)]:
@@ -166,11 +163,10 @@ func (db *DB) repairBatch(ctx context.Context, docs []pendingDoc, cutoff int64, 
 	// documents inserted before it, so a missing one was deleted by a mark.
 	var read []string
 	if len(old) > 0 {
-		found, err := stringsOf(ctx, db.pending, bson.D{{Key: "_id", Value: anyOf(readKeys)}}, "_id")
+		stillUnread, err := keysIn(ctx, db.pending, readKeys)
 		if err != nil {
 			return err
 		}
-		stillUnread := set(found)
 		for i, d := range old {
 			if !stillUnread[readKeys[i]] {
 				read = append(read, d.ID)
@@ -196,13 +192,28 @@ func (db *DB) repairBatch(ctx context.Context, docs []pendingDoc, cutoff int64, 
 // inserted before cutoff (see olderThan): one deleted and inserted again
 // meanwhile stays.
 func deleteOlder(ctx context.Context, c *mongo.Collection, keys []string, cutoff int64) (int, error) {
+	return deleteKeys(ctx, c, keys, bson.E{Key: "$or", Value: olderThan(cutoff)})
+}
+
+// deleteAsSeen deletes the pending documents as the pass read them: each by
+// its _id and insertion time, so that one deleted and inserted again since
+// (its message deleted and the same id saved again) stays.
+func deleteAsSeen(ctx context.Context, c *mongo.Collection, docs []pendingDoc) (int, error) {
+	byAt := map[int64][]string{}
+	for _, d := range docs {
+		byAt[d.At] = append(byAt[d.At], d.ID)
+	}
 	n := 0
-	for chunk := range slices.Chunk(keys, deleteChunk) {
-		res, err := c.DeleteMany(ctx, bson.D{{Key: "_id", Value: anyOf(chunk)}, {Key: "$or", Value: olderThan(cutoff)}})
-		if err != nil {
-			return n, fmt.Errorf("mongo: delete from %s: %w", c.Name(), err)
+	for at, keys := range byAt {
+		same := bson.E{Key: "at", Value: at}
+		if at == 0 {
+			same.Value = bson.D{{Key: "$exists", Value: false}}
 		}
-		n += int(res.DeletedCount)
+		k, err := deleteKeys(ctx, c, keys, same)
+		n += k
+		if err != nil {
+			return n, err
+		}
 	}
 	return n, nil
 }
@@ -222,31 +233,6 @@ func (d pendingDoc) before(cutoff int64) bool {
 		return d.At < cutoff
 	}
 	return d.DateSent < cutoff-legacySlack
-}
-
-// deleteAsSeen deletes the pending documents as the pass read them: each by
-// its _id and insertion time, so that one deleted and inserted again since
-// (its message deleted and the same id saved again) stays.
-func deleteAsSeen(ctx context.Context, c *mongo.Collection, docs []pendingDoc) (int, error) {
-	byAt := map[int64][]string{}
-	for _, d := range docs {
-		byAt[d.At] = append(byAt[d.At], d.ID)
-	}
-	n := 0
-	for at, keys := range byAt {
-		same := bson.D{{Key: "at", Value: at}}
-		if at == 0 {
-			same = bson.D{{Key: "at", Value: bson.D{{Key: "$exists", Value: false}}}}
-		}
-		for chunk := range slices.Chunk(keys, deleteChunk) {
-			res, err := c.DeleteMany(ctx, append(bson.D{{Key: "_id", Value: anyOf(chunk)}}, same...))
-			if err != nil {
-				return n, fmt.Errorf("mongo: delete from %s: %w", c.Name(), err)
-			}
-			n += int(res.DeletedCount)
-		}
-	}
-	return n, nil
 }
 
 // olderThan are the conditions ($or) for a pending document inserted before
