@@ -60,12 +60,7 @@ func TestRobustness(t *testing.T) {
 		stillServed(t)
 	})
 	t.Run("stanza before bind", func(t *testing.T) {
-		c := e.RawDial()
-		c.Open()
-		c.StartTLS()
-		c.Open()
-		c.Auth(sasl.Plain, fmt.Sprintf("%d-%d", bob.Ref.User, bob.Ref.App), bob.Password)
-		c.Open()
+		c, _ := e.authOnly(bob)
 		c.Write(`<message to='` + alice.JID + `'><body>pre-bind</body></message>`)
 		if got := c.StreamErrorOf(); got != "not-authorized" {
 			t.Errorf("stream error %q, want not-authorized", got)
@@ -194,12 +189,7 @@ func TestResourceConflictRejects(t *testing.T) {
 	e := startEnv(t, func(c *xmpp.Config) { c.ResourceConflict = "reject" })
 	alice := e.NewUser("alice")
 	e.Online(alice, "same")
-	c := e.RawDial()
-	c.Open()
-	c.StartTLS()
-	c.Open()
-	c.Auth(sasl.Plain, fmt.Sprintf("%d-%d", alice.Ref.User, alice.Ref.App), alice.Password)
-	c.Open()
+	c, _ := e.authOnly(alice)
 	c.Write(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>same</resource></bind></iq>`)
 	if r := c.NextSync(); xmpptest.ErrorCondition(r) != "conflict" {
 		t.Errorf("second bind answered %s", r)
@@ -299,14 +289,7 @@ func TestDeletedAccountCannotBind(t *testing.T) {
 		bound bool
 	}{{e.NewUser("gone"), false}, {e.NewUser("gone-later"), true}} {
 		u, bound := tc.u, tc.bound
-		c := e.RawDial()
-		c.Open()
-		c.StartTLS()
-		c.Open()
-		if r := c.Auth(sasl.Plain, fmt.Sprintf("%d-%d", u.Ref.User, u.Ref.App), u.Password); r.Name != "success" {
-			t.Fatalf("login failed: %s", r)
-		}
-		c.Open()
+		c, _ := e.authOnly(u)
 		if bound {
 			c.Bind("r")
 		}

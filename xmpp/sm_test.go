@@ -28,6 +28,21 @@ func (e *env) authOnly(u user) (*client, *stanza.Element) {
 	return c, f
 }
 
+// resumable logs u in as resource, enables stream management with
+// resumption and sends initial presence; it returns the client, reading,
+// and the <enabled/> answer.
+func (e *env) resumable(u user, resource string) (*client, *stanza.Element) {
+	e.T.Helper()
+	c, _ := e.authOnly(u)
+	c.BindOnly(resource)
+	c.Write(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
+	c.StartReading()
+	en := c.Expect(func(el *stanza.Element) bool { return el.Name == "enabled" })
+	c.Write(`<presence/>`)
+	c.RoundTrip()
+	return c, en
+}
+
 func isStanza(el *stanza.Element) bool {
 	return el.Space == "jabber:client" && (el.Name == "message" || el.Name == "presence" || el.Name == "iq")
 }
@@ -169,13 +184,7 @@ func TestStreamResumption(t *testing.T) {
 func TestResumptionWindowEnds(t *testing.T) {
 	e := startEnv(t, func(c *xmpp.Config) { c.SMResumeWindow = 200 * time.Millisecond })
 	alice, bob := e.NewUser("alice"), e.NewUser("bob")
-	c, _ := e.authOnly(alice)
-	c.BindOnly("phone")
-	c.Write(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
-	c.StartReading()
-	en := c.Expect(func(el *stanza.Element) bool { return el.Name == "enabled" })
-	c.Write(`<presence/>`)
-	c.RoundTrip()
+	c, en := e.resumable(alice, "phone")
 	b := e.Online(bob, "b")
 	b.Write(`<message to='` + alice.JID + `' type='chat' id='lost1'><body>unacked</body></message>`)
 	c.Expect(isMessage("unacked"))
@@ -254,13 +263,7 @@ func waitFor(t *testing.T, cond func() bool) {
 func TestUnackedGoToResourcesThatMissedThem(t *testing.T) {
 	e := startEnv(t, func(c *xmpp.Config) { c.SMResumeWindow = 200 * time.Millisecond })
 	alice, bob := e.NewUser("alice"), e.NewUser("bob")
-	phone, _ := e.authOnly(alice)
-	phone.BindOnly("phone")
-	phone.Write(`<enable xmlns='urn:xmpp:sm:3' resume='true'/>`)
-	phone.StartReading()
-	phone.Expect(func(el *stanza.Element) bool { return el.Name == "enabled" })
-	phone.Write(`<presence/>`)
-	phone.RoundTrip()
+	phone, _ := e.resumable(alice, "phone")
 	b := e.Online(bob, "b")
 	b.Write(`<message to='` + alice.JID + `' type='chat' id='early'><body>before the desk</body></message>`)
 	phone.Expect(isMessage("before the desk"))
