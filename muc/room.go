@@ -1,6 +1,7 @@
 package muc
 
 import (
+	"maps"
 	"slices"
 	"sync"
 
@@ -94,13 +95,8 @@ func (r *room) state(s *xmpp.Session) (*history.Dialog, bool) {
 // occupantIDs returns the users in the room, in order.
 func (r *room) occupantIDs() []int64 {
 	r.mu.Lock()
-	users := make([]int64, 0, len(r.occupants))
-	for u := range r.occupants {
-		users = append(users, u)
-	}
-	r.mu.Unlock()
-	slices.Sort(users)
-	return users
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.occupants))
 }
 
 // closeIfEmpty closes a room nobody is in; it reports whether it did.

@@ -3,6 +3,7 @@ package xmpp
 import (
 	"context"
 	"errors"
+	"maps"
 	"runtime"
 	"slices"
 	"strconv"
@@ -171,12 +172,8 @@ func (srv *Server) discoItems(el *stanza.Element, target JID, from string) *stan
 	q := stanza.New("query", nsDiscoItems)
 	if target.Local == "" {
 		srv.mu.Lock()
-		domains := make([]string, 0, len(srv.services))
-		for d := range srv.services {
-			domains = append(domains, d)
-		}
+		domains := slices.Sorted(maps.Keys(srv.services))
 		srv.mu.Unlock()
-		slices.Sort(domains)
 		for _, d := range domains {
 			q.Append(stanza.New("item", nsDiscoItems, "jid", d))
 		}
