@@ -175,3 +175,63 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// A user's marks in a large group: a group of 50 with 2,000 messages, all
+// read by everyone, then the operations that read one user's marks of the
+// dialog. Renaming the group recounts every occupant's unread messages.
+//
+//	go test -run '^$' -bench GroupMarks -benchtime 200x ./store/sqlite
+func BenchmarkGroupMarks(b *testing.B) {
+	db, err := sqlite.Open(filepath.Join(b.TempDir(), "chatd.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	h := db.History()
+	ctx := context.Background()
+	start := time.Unix(1700000000, 0).UTC()
+	var occupants []int64
+	for u := range 50 {
+		occupants = append(occupants, int64(u+1))
+	}
+	d := &history.Dialog{ID: oid.New(start), AppID: 1, Type: history.Group, OwnerID: 1, Occupants: occupants,
+		Name: "group", RoomName: "group", CreatedAt: start, UpdatedAt: start}
+	if err := h.CreateDialog(ctx, d); err != nil {
+		b.Fatal(err)
+	}
+	var last string
+	for j := range 40 {
+		batch := make([]*history.Message, 50)
+		for k := range batch {
+			at := start.Add(time.Duration(j*50+k) * time.Second)
+			batch[k] = &history.Message{ID: oid.New(at), AppID: 1, DialogID: d.ID, Text: "a message", DateSent: at.Unix(),
+				SenderID: 1, Recipients: occupants[1:], CreatedAt: at, UpdatedAt: at}
+			last = batch[k].ID
+		}
+		if errs := h.SaveMessages(ctx, batch); errs != nil {
+			b.Fatal(errs)
+		}
+	}
+	for _, u := range occupants[1:] {
+		if _, err := h.MarkMessages(ctx, 1, d.ID, u, nil, history.Read); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, op := range []struct {
+		name string
+		do   func(i int) error
+	}{
+		{"rename", func(i int) error { d.Name = fmt.Sprint("group ", i); return h.UpdateDialog(ctx, d) }},
+		{"mark-all-read", func(int) error { _, err := h.MarkMessages(ctx, 1, d.ID, 5, nil, history.Read); return err }},
+		{"marker", func(int) error { _, err := h.MarkUpTo(ctx, 1, d.ID, 6, last, history.Read); return err }},
+		{"recount", func(int) error { _, err := h.RecountUnread(ctx, 1, d.ID, 8); return err }},
+	} {
+		b.Run(op.name, func(b *testing.B) {
+			for i := range b.N {
+				if err := op.do(i); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

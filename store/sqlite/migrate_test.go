@@ -92,3 +92,49 @@ func TestMigration8KeepsHistory(t *testing.T) {
 		t.Errorf("after new writes: %v %v", msgs, err)
 	}
 }
+
+// The upgrade to schema 8 of a store of 1,000,000 messages in 10,000
+// dialogs, one recipient each (the history benchmarks' size): the time
+// BENCHMARKS.md and the README give.
+//
+//	go test -run '^$' -bench Migration8 -benchtime 1x -timeout 30m ./store/sqlite
+func BenchmarkMigration8(b *testing.B) {
+	ctx := context.Background()
+	for range b.N {
+		b.StopTimer()
+		path := filepath.Join(b.TempDir(), "chatd.db")
+		old, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := migrate(ctx, old, migrations[:7]); err != nil {
+			b.Fatal(err)
+		}
+		for _, q := range []string{
+			`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999999)
+			INSERT INTO messages(id, app_id, dialog_id, text, date_sent, sender_id, recipient_id, created_at, updated_at)
+			SELECT printf('%024x', i), 1, printf('%024x', 16777216 + i % 10000), 'a message of a usual length, with a few words',
+				1700000000 + i / 10000 * 60, 1, 2, 0, 0 FROM n`,
+			`INSERT INTO message_users(message_id, user_id, dialog_id, recipient) SELECT id, 2, dialog_id, 1 FROM messages`,
+		} {
+			if _, err := old.ExecContext(ctx, q); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := old.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		db, err := Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if found, _ := db.Schema(); found != 7 {
+			b.Fatalf("upgraded from schema %d", found)
+		}
+		db.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N)/1000, "s/upgrade")
+	b.ReportMetric(0, "ns/op")
+}
