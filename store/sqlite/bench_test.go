@@ -61,6 +61,18 @@ func benchStore(b *testing.B) (*sqlite.DB, []string) {
 	return bench.db, bench.dialogs
 }
 
+// freshHistory is the history store of a new, empty database, closed when
+// b ends.
+func freshHistory(b *testing.B) history.Store {
+	b.Helper()
+	db, err := sqlite.Open(filepath.Join(b.TempDir(), "chatd.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db.History()
+}
+
 func mkdirTemp() (string, error) { return os.MkdirTemp("", "chatd-bench-") }
 
 // populate fills the store: dialogs 0-999 are private dialogs of busyUser
@@ -182,12 +194,7 @@ func TestMain(m *testing.M) {
 //
 //	go test -run '^$' -bench GroupMarks -benchtime 200x ./store/sqlite
 func BenchmarkGroupMarks(b *testing.B) {
-	db, err := sqlite.Open(filepath.Join(b.TempDir(), "chatd.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	h := db.History()
+	h := freshHistory(b)
 	ctx := context.Background()
 	start := time.Unix(1700000000, 0).UTC()
 	var occupants []int64

@@ -3,14 +3,12 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"chatd/history"
 	"chatd/internal/oid"
-	"chatd/store/sqlite"
 )
 
 // The store's share of recording (issue 4's throughput figure): group
@@ -28,12 +26,7 @@ func BenchmarkSaveMessages(b *testing.B) {
 }
 
 func benchmarkSaveMessages(b *testing.B, perDialog int) {
-	db, err := sqlite.Open(filepath.Join(b.TempDir(), "chatd.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	h := db.History()
+	h := freshHistory(b)
 	ctx := context.Background()
 	const senders = 200
 	start := time.Unix(1700000000, 0).UTC()
