@@ -34,12 +34,52 @@ type NewMessage struct {
 // again from the same sender into the same dialog returns the stored
 // message (client retries and stream resumption stay idempotent).
 func (s *Service) Record(ctx context.Context, in NewMessage) (*Message, *Dialog, error) {
-	m, d, cached, err := s.record(ctx, in, true)
-	if staleDialog(cached, err) {
+	return s.Begin(ctx, in).Wait()
+}
+
+// Recording is a message on its way to the store: Begin has found its
+// dialog and queued it for the next group commit, Wait waits for the
+// commit. A caller with several messages to record begins them all before
+// waiting for the first, so that they share a commit; they are stored in
+// the order they were begun.
+type Recording struct {
+	s      *Service
+	ctx    context.Context
+	in     NewMessage
+	m      *Message
+	d      *Dialog
+	cached bool
+	save   *pendingSave
+	err    error
+}
+
+// Begin starts recording a message: it finds (or creates) the dialog and
+// queues the message for storage, without waiting for it to be stored.
+// Once queued, the message is stored whatever the caller does; Wait tells
+// how that went.
+func (s *Service) Begin(ctx context.Context, in NewMessage) *Recording {
+	r := &Recording{s: s, ctx: ctx, in: in}
+	r.m, r.d, r.cached, r.save, r.err = s.begin(ctx, in, true)
+	return r
+}
+
+// Wait waits until the message is stored and returns it with its dialog:
+// Record's results.
+func (r *Recording) Wait() (*Message, *Dialog, error) {
+	m, d, err := r.m, r.d, r.err
+	if err == nil {
+		err = r.save.wait()
+		m, err = r.s.saved(r.ctx, m, err)
+	}
+	if staleDialog(r.cached, err) {
 		// The pair's dialog was deleted since it was cached (by another
 		// chatd sharing the store, say): look again, creating it if needed.
-		s.pairs.forget(d)
-		m, d, _, err = s.record(ctx, in, false)
+		r.s.pairs.forget(d)
+		var save *pendingSave
+		m, d, _, save, err = r.s.begin(r.ctx, r.in, false)
+		if err == nil {
+			m, err = r.s.saved(r.ctx, m, save.wait())
+		}
 	}
 	if err != nil {
 		return nil, nil, err
@@ -47,13 +87,14 @@ func (s *Service) Record(ctx context.Context, in NewMessage) (*Message, *Dialog,
 	return m, d, nil
 }
 
-// record is Record with the pair's dialog taken from the cache when useCache
-// allows; cached tells whether it was. On an error d is the dialog tried,
+// begin finds the dialog of a new message, with the pair's dialog taken
+// from the cache when useCache allows (cached tells whether it was), and
+// queues the message for the committer. On an error d is the dialog tried,
 // if any.
-func (s *Service) record(ctx context.Context, in NewMessage, useCache bool) (m *Message, d *Dialog, cached bool, err error) {
+func (s *Service) begin(ctx context.Context, in NewMessage, useCache bool) (m *Message, d *Dialog, cached bool, save *pendingSave, err error) {
 	d, cached, err = s.dialogFor(ctx, in, useCache)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, false, nil, err
 	}
 	now := s.now()
 	m = &Message{
@@ -90,16 +131,26 @@ func (s *Service) record(ctx context.Context, in NewMessage, useCache bool) (m *
 	if d.Type == Private {
 		m.RecipientID = m.Recipients[0]
 	}
-	if err := s.commit.save(ctx, m); err != nil {
-		if errors.Is(err, ErrDuplicate) {
-			old, err2 := s.store.Message(ctx, in.App, m.ID, 0)
-			if err2 == nil && old.DialogID == m.DialogID && old.SenderID == m.SenderID {
-				return old, d, cached, nil
-			}
-		}
-		return nil, d, cached, err
+	save, err = s.commit.enqueue(ctx, m)
+	if err != nil {
+		return nil, d, cached, nil, err
 	}
-	return m, d, cached, nil
+	return m, d, cached, save, nil
+}
+
+// saved completes a save that ended with err: an id stored before by the
+// same sender in the same dialog is the message stored then.
+func (s *Service) saved(ctx context.Context, m *Message, err error) (*Message, error) {
+	if errors.Is(err, ErrDuplicate) {
+		old, err2 := s.store.Message(ctx, m.AppID, m.ID, 0)
+		if err2 == nil && old.DialogID == m.DialogID && old.SenderID == m.SenderID {
+			return old, nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // dialogFor finds the dialog a new message goes to and checks the sender may
@@ -376,19 +427,24 @@ func newCommitter(store Store, log *slog.Logger) *committer {
 
 var errClosed = errors.New("history: shutting down")
 
-func (c *committer) save(ctx context.Context, m *Message) error {
+// enqueue queues m for the next group commit; wait on the result tells
+// how it went.
+func (c *committer) enqueue(ctx context.Context, m *Message) (*pendingSave, error) {
 	p := &pendingSave{ctx: ctx, msg: m, done: make(chan error, 1)}
 	select {
 	case c.in <- p:
+		return p, nil
 	case <-c.stop:
-		return errClosed
+		return nil, errClosed
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
-	// Once queued the message is stored whatever the caller does, so a
-	// caller that gives up cannot leave it half-known.
-	return <-p.done
 }
+
+// wait waits until the message is stored. Once queued the message is stored
+// whatever the caller does, so a caller that gives up cannot leave it
+// half-known: the wait is not cut short by the caller's context.
+func (p *pendingSave) wait() error { return <-p.done }
 
 func (c *committer) run() {
 	defer c.wg.Done()
