@@ -119,6 +119,87 @@ func NewParser(r io.Reader, max int) *Parser {
 // between top-level elements: its next event needs more input.
 func (p *Parser) Drained() bool { return p.pos >= p.end && p.depth <= 1 && p.eof == nil }
 
+// Ready reports whether Next can return without reading: the input already
+// read holds a whole top-level element (or the end of the stream, or input
+// that Next will refuse), or the reader has already failed. It scans the
+// buffered bytes without parsing them, and is meant for a caller that would
+// rather do something else than wait for the network. A stream not between
+// top-level elements is not ready.
+func (p *Parser) Ready() bool {
+	if p.eof != nil {
+		return true
+	}
+	if p.depth != 1 {
+		return false
+	}
+	b := p.buf[p.pos:p.end]
+	depth := 0
+	for i := 0; ; {
+		lt := bytes.IndexByte(b[i:], '<')
+		if lt < 0 {
+			// Text only: whitespace between elements needs more input;
+			// anything else at stream level Next refuses at once.
+			return depth == 0 && !allSpace(b[i:])
+		}
+		if depth == 0 && !allSpace(b[i:i+lt]) {
+			return true // character data at stream level: an error
+		}
+		i += lt
+		rest := b[i:]
+		if len(rest) < 2 {
+			return false
+		}
+		switch rest[1] {
+		case '/':
+			n := tagEnd(rest)
+			if n < 0 {
+				return false
+			}
+			i += n
+			if depth--; depth <= 0 {
+				return true // an element's end, or the stream's
+			}
+		case '!':
+			const cdata = "<![CDATA["
+			if depth == 0 || !bytes.HasPrefix(rest, []byte(cdata)) {
+				// Refused once enough is read to tell (as token does).
+				return len(rest) >= len(cdata) || !bytes.HasPrefix([]byte(cdata), rest)
+			}
+			n := bytes.Index(rest, []byte("]]>"))
+			if n < 0 {
+				return false
+			}
+			i += n + 3
+		case '?':
+			return true // refused
+		default:
+			n := tagEnd(rest)
+			if n < 0 {
+				return false
+			}
+			i += n
+			if rest[n-2] != '/' {
+				depth++
+			} else if depth == 0 {
+				return true // an empty top-level element
+			}
+		}
+	}
+}
+
+func allSpace(b []byte) bool {
+	for _, c := range b {
+		if !isSpace(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// Fill reads from the reader once into the buffer, for a caller that knows
+// the read will not wait (see Ready). A read that times out loses nothing.
+func (p *Parser) Fill() error { return p.more() }
+
 // Buffered returns the bytes read from the reader but not yet parsed; they
 // belong to the parser and stay valid until its next call.
 func (p *Parser) Buffered() []byte { return p.buf[p.pos:p.end] }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"reflect"
 	"runtime"
 	"strings"
@@ -326,4 +327,84 @@ func TestParsedStanzaNotRetained(t *testing.T) {
 		t.Errorf("after the stanza was handed out, the parser still keeps alive all but %v of iq, bind, resource", got)
 	}
 	runtime.KeepAlive(p)
+}
+
+// countingReader hands out its input in chunks of sizes drawn from rng and
+// counts its reads.
+type countingReader struct {
+	in    []byte
+	rng   *rand.Rand
+	most  int // the largest chunk
+	reads int
+}
+
+func (r *countingReader) Read(b []byte) (int, error) {
+	r.reads++
+	if len(r.in) == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(b), len(r.in), 1+r.rng.IntN(r.most))
+	copy(b, r.in[:n])
+	r.in = r.in[n:]
+	return n, nil
+}
+
+// TestReady checks Ready against what Next does: ready exactly when Next
+// returns without reading, however the input is split.
+func TestReady(t *testing.T) {
+	in := header + `<message to='a@b' type='chat' id='1'><body>x &gt; y</body></message>` +
+		"\n \t" + `<presence/>` + ` ` +
+		`<iq type="get" id="a>b" title='c"/>d'><query xmlns="jabber:iq:version"/></iq>` +
+		`<message><body><![CDATA[</body></message><x>]]></body><x:y xmlns:x='urn:x'><z/></x:y></message>` +
+		`<r xmlns='urn:xmpp:sm:3'/>` + "\n\n" +
+		`<message id='long'><body>` + strings.Repeat("lorem ipsum ", 40) + `</body></message>` +
+		`</stream:stream>`
+	var elements, wasReady int
+	for seed := range uint64(400) {
+		r := &countingReader{in: []byte(in), rng: rand.New(rand.NewPCG(seed, 7)), most: []int{8, 64, 512, 4096}[seed%4]}
+		p := NewParser(r, 1<<16)
+		if ev, err := p.Next(); err != nil || ev.Kind != KindOpen {
+			t.Fatalf("seed %d: header: %v %v", seed, ev.Kind, err)
+		}
+		for {
+			ready, before := p.Ready(), r.reads
+			ev, err := p.Next()
+			if err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+			if read := r.reads > before; ready == read {
+				t.Fatalf("seed %d: Ready() = %v before %v, but Next read: %v (buffered %q)", seed, ready, ev.Element, read, p.Buffered())
+			}
+			if ev.Kind == KindClose {
+				break
+			}
+			elements++
+			if ready {
+				wasReady++
+			}
+		}
+	}
+	if elements != 400*6 || wasReady < elements/4 {
+		t.Fatalf("parsed %d elements, %d of them ready; want %d, a quarter ready", elements, wasReady, 400*6)
+	}
+}
+
+// TestReadyRefused: input that Next refuses at once is ready (Next reports
+// the error without waiting for more).
+func TestReadyRefused(t *testing.T) {
+	for _, rest := range []string{"junk", "junk<presence/>", "<?pi?>", "<!-- c", "<!DOCTYPE x>", "</stream:stream>"} {
+		p := NewParser(strings.NewReader(header+rest), 4096)
+		if _, err := p.Next(); err != nil {
+			t.Fatal(err)
+		}
+		for !p.Ready() && p.eof == nil { // read what there is
+			p.more()
+		}
+		if !p.Ready() {
+			t.Errorf("%q: not ready", rest)
+		}
+		if _, err := p.Next(); err == nil && rest != "</stream:stream>" {
+			t.Errorf("%q: Next accepted it", rest)
+		}
+	}
 }
