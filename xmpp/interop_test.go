@@ -85,7 +85,11 @@ func TestGoSendxmpp(t *testing.T) {
 		t.Errorf("bob got %s", got)
 	}
 
-	// Listening: go-sendxmpp -l prints what reaches alice.
+	// Listening: go-sendxmpp -l prints what reaches alice. The sender's
+	// session must be gone first: while it lingers (closing, but available)
+	// a message to alice's bare JID goes to it, and without stream
+	// management nothing can follow a message written to a client that left.
+	waitFor(t, func() bool { return len(e.Server.Sessions(alice.Ref)) == 0 })
 	listen := exec.CommandContext(ctx, bin, "-u", alice.JID, "-p", alice.Password, "-j", server, "-n", "-l")
 	var out syncOutput
 	listen.Stdout = &out
