@@ -1,6 +1,7 @@
 package xmpp_test
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 
 	"mellium.im/sasl"
 
+	"chatd/history"
 	"chatd/internal/xmpptest"
 	"chatd/xmpp"
 	"chatd/xmpp/stanza"
@@ -96,6 +99,34 @@ func TestChaos(t *testing.T) {
 		if len(seen) != messages {
 			t.Errorf("%s got %d distinct messages of %d", p.got.name, len(seen), messages)
 		}
+	}
+	// Chat history holds each stored message once.
+	var bodies []string
+	d, _, err := e.History.CreateDialog(context.Background(), e.App.ID, ua.Ref.User,
+		history.DialogInput{Type: history.Private, Occupants: []int64{ub.Ref.User}})
+	for skip := 0; err == nil; skip += history.MaxLimit {
+		var page []*history.Message
+		page, err = e.History.Messages(context.Background(), e.App.ID, ua.Ref.User, d.ID, history.MessageQuery{Limit: history.MaxLimit, Skip: skip}, false)
+		for _, m := range page {
+			bodies = append(bodies, m.Text)
+		}
+		if len(page) < history.MaxLimit {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for n := range messages {
+		if n%4 < 2 {
+			want = append(want, "A-"+strconv.Itoa(n), "B-"+strconv.Itoa(n))
+		}
+	}
+	slices.Sort(bodies)
+	slices.Sort(want)
+	if !slices.Equal(bodies, want) {
+		t.Errorf("history holds %d messages, want %d (each stored message once)", len(bodies), len(want))
 	}
 	st := e.Server.Stats()
 	t.Logf("messages %d each way, connections cut %d, resumed %d, resume failures %d, stored offline %d",
@@ -211,7 +242,17 @@ func (p *peer) receivedIDs() []string {
 
 // sendMessage queues a message and writes it when connected.
 func (p *peer) sendMessage(to, id string) {
-	x := `<message to='` + to + `' type='chat' id='` + id + `'><body>` + id + `</body></message><r xmlns='urn:xmpp:sm:3'/>`
+	// Half the messages are stored in chat history (and a run of them is
+	// stored together, pipeline.go); an ack is asked for after every third.
+	n, _ := strconv.Atoi(id[strings.IndexByte(id, '-')+1:])
+	x := `<message to='` + to + `' type='chat' id='` + id + `'><body>` + id + `</body>`
+	if n%4 < 2 {
+		x += `<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams>`
+	}
+	x += `</message>`
+	if n%3 == 2 {
+		x += `<r xmlns='urn:xmpp:sm:3'/>`
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.outSeq++

@@ -20,7 +20,9 @@ const (
 
 // History is what the XMPP side needs from chat history.
 type History interface {
-	Record(ctx context.Context, in history.NewMessage) (*history.Message, *history.Dialog, error)
+	// Begin starts storing a message; the Recording's Wait waits until it is
+	// stored.
+	Begin(ctx context.Context, in history.NewMessage) *history.Recording
 	MarkUpTo(ctx context.Context, app, user int64, dialogID, messageID string, mark history.Mark) (int, error)
 	Edit(ctx context.Context, app, user int64, id, text string) (*history.Message, error)
 	DialogAny(ctx context.Context, app int64, id string) (*history.Dialog, error)
@@ -120,44 +122,77 @@ func annotate(el *stanza.Element, m *history.Message) *stanza.Element {
 }
 
 // chatMessage applies what chat history does to a 1:1 message before it is
-// routed: markers update read and delivered marks, corrections edit the
-// stored text, and a message with save_to_history is stored first and
-// delivered annotated. It returns the stanza to route, or nil when it was
-// refused (the sender was told why).
-func (srv *Server) chatMessage(ctx context.Context, s *Session, el *stanza.Element, to UserRef) *stanza.Element {
+// routed: markers update read and delivered marks and corrections edit the
+// stored text; it returns the stanza to route. A message with
+// save_to_history is not routed from here: chatMessage begins recording it
+// and returns nil with the recording, which pendingChat.deliver completes.
+func (srv *Server) chatMessage(ctx context.Context, s *Session, el *stanza.Element, to UserRef) (*stanza.Element, *history.Recording) {
 	if srv.history == nil || isHeadline(el) || el.Attr("type") == "error" {
-		return el
+		return el, nil
 	}
 	if m := markerOf(el); m != nil {
 		srv.applyMarker(ctx, s.user, to, el, m)
-		return el
+		return el, nil
 	}
 	if r := el.Child("replace", nsCorrect); r != nil && el.ChildText("body", stanza.NSClient) != "" {
 		if _, err := srv.history.Edit(ctx, s.user.App, s.user.User, r.Attr("id"), el.ChildText("body", stanza.NSClient)); err != nil &&
 			!errors.Is(err, history.ErrNotFound) {
 			s.log.Debug("correction not stored", "id", r.Attr("id"), "err", err)
 		}
-		return el
+		return el, nil
 	}
 	if !wantsHistory(el) || chatStateOnly(el) {
-		return el
+		return el, nil
 	}
 	in := StanzaMessage(el)
 	in.App, in.SenderID = s.user.App, s.user.User
 	if in.DialogID == "" {
 		in.RecipientID = to.User
 	}
-	m, d, err := srv.history.Record(ctx, in)
+	return nil, srv.history.Begin(ctx, in)
+}
+
+// records reports whether chatMessage records el (a message to a user of
+// the sender's application) rather than routing it at once.
+func (srv *Server) records(el *stanza.Element) bool {
+	switch el.Attr("type") {
+	case "chat", "normal", "":
+	default:
+		return false
+	}
+	if srv.history == nil || !wantsHistory(el) || chatStateOnly(el) || markerOf(el) != nil {
+		return false
+	}
+	r := el.Child("replace", nsCorrect)
+	return r == nil || el.ChildText("body", stanza.NSClient) == ""
+}
+
+// pendingChat is a 1:1 message of a session being stored, delivered once it
+// is (see Session.pending).
+type pendingChat struct {
+	rec *history.Recording
+	el  *stanza.Element // as the sender sent it, from stamped
+	to  JID
+	u   UserRef
+}
+
+// deliver waits until the message is stored, then delivers it annotated
+// with its history fields, or tells the sender why it was refused.
+func (p pendingChat) deliver(ctx context.Context, s *Session) {
+	srv := s.srv
+	m, d, err := p.rec.Wait()
 	if err != nil {
-		srv.reply(s, el, historyError(err))
-		return nil
+		srv.reply(s, p.el, historyError(err))
+		return
 	}
-	if d.Type == history.Private && !d.HasOccupant(to.User) {
+	if d.Type == history.Private && !d.HasOccupant(p.u.User) {
 		// The dialog named is not the pair's: do not deliver elsewhere.
-		srv.reply(s, el, stanzaErr(errModify, "bad-request", "dialog_id names another dialog"))
-		return nil
+		srv.reply(s, p.el, stanzaErr(errModify, "bad-request", "dialog_id names another dialog"))
+		return
 	}
-	return annotate(el, m)
+	el := annotate(p.el, m)
+	srv.sentCarbons(s.user, s, el)
+	srv.deliverMessage(ctx, p.u, p.to, el, s)
 }
 
 // chatStateOnly reports a XEP-0085 notification without a body, which is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,5 +168,91 @@ func TestSaveToForeignDialogRefused(t *testing.T) {
 	msgs, _ := e.History.Messages(ctx, e.App.ID, bob.Ref.User, d.ID, history.MessageQuery{}, false)
 	if len(msgs) != 0 {
 		t.Errorf("stored into a foreign dialog: %v", msgs)
+	}
+}
+
+// Stanzas a client sends together take effect in the order sent, though the
+// server stores the messages among them together (pipeline.go): the
+// recipient gets the stored and the unstored messages in order, each stored
+// one annotated, the carbon copies follow the same order, and a refused one
+// is answered without holding up the rest.
+func TestPipelinedMessagesKeepOrder(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
+	a2 := e.Online(alice, "a2")
+	a2.Write(`<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>`)
+	a2.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "carbons" })
+	b := e.Online(bob, "b")
+	var all strings.Builder
+	for _, body := range []string{"s1", "s2", "p3", "s4", "ping", "s5", "presence", "s6", "s7", "bad", "s8"} {
+		switch {
+		case body == "presence": // directed, so bob sees where it falls among the messages
+			all.WriteString(`<presence to='` + bob.JID + `/b'><status>presence</status></presence>`)
+		case body == "ping":
+			all.WriteString(`<iq type='get' id='ping'><ping xmlns='urn:xmpp:ping'/></iq>`)
+		case body == "bad": // names a dialog that does not exist
+			all.WriteString(`<message to='` + bob.JID + `' type='chat' id='bad'><body>bad</body><extraParams xmlns='jabber:client'>` +
+				`<save_to_history>1</save_to_history><dialog_id>` + oid.New(time.Now()) + `</dialog_id></extraParams></message>`)
+		case body[0] == 's':
+			all.WriteString(`<message to='` + bob.JID + `' type='chat'><body>` + body + `</body>` +
+				`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
+		default:
+			all.WriteString(`<message to='` + bob.JID + `' type='chat'><body>` + body + `</body></message>`)
+		}
+	}
+	a.Write(all.String())
+
+	want := []string{"s1", "s2", "p3", "s4", "s5", "presence", "s6", "s7", "s8"}
+	var got, ids []string
+	var dialog string
+	for len(got) < len(want) {
+		el := b.Next()
+		if el.Name == "presence" && el.ChildText("status", "") == "presence" {
+			got = append(got, "presence")
+		}
+		if el.Name != "message" {
+			continue
+		}
+		got = append(got, el.ChildText("body", ""))
+		if body := got[len(got)-1]; body[0] == 's' {
+			if !oid.Valid(extra(el, "message_id")) {
+				t.Errorf("%s delivered without its message_id: %s", body, el)
+			}
+			ids = append(ids, extra(el, "message_id"))
+			dialog = extra(el, "dialog_id")
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("bob got %v, want %v", got, want)
+	}
+	want = slices.DeleteFunc(want, func(s string) bool { return s == "presence" })
+	var carbons []string
+	for len(carbons) < len(want) {
+		el := a2.Next()
+		if sent := el.Child("sent", "urn:xmpp:carbons:2"); sent != nil {
+			carbons = append(carbons, sent.Child("forwarded", "urn:xmpp:forward:0").Child("message", "jabber:client").ChildText("body", ""))
+		}
+	}
+	if !slices.Equal(carbons, want) {
+		t.Errorf("alice's other resource got carbons of %v, want %v", carbons, want)
+	}
+	var answers []string
+	for len(answers) < 2 {
+		if el := a.Next(); el.Attr("id") == "ping" || el.Attr("id") == "bad" {
+			answers = append(answers, el.Attr("id")+" "+el.Attr("type"))
+		}
+	}
+	if want := []string{"ping result", "bad error"}; !slices.Equal(answers, want) {
+		t.Errorf("alice got answers %v, want %v", answers, want)
+	}
+
+	var stored []string
+	msgs, err := e.History.Messages(context.Background(), e.App.ID, bob.Ref.User, dialog, history.MessageQuery{}, false)
+	for _, m := range msgs {
+		stored = append(stored, m.ID)
+	}
+	if err != nil || !slices.Equal(stored, ids) {
+		t.Errorf("stored %v (%v), want %v", stored, err, ids)
 	}
 }

@@ -131,7 +131,13 @@ func (srv *Server) message(ctx context.Context, s *Session, el *stanza.Element, 
 		to = s.bare
 		el.SetAttr("to", to.String())
 	}
-	if svc := srv.service(to.Domain); svc != nil {
+	svc := srv.service(to.Domain)
+	if svc != nil || !srv.records(el) || el.ChildNS(nsAMP) != nil {
+		// Delivered, or acted on, now: the session's messages still being
+		// stored go first.
+		s.deliverPending(ctx)
+	}
+	if svc != nil {
 		svc.Route(ctx, s.sender(), el)
 		return
 	}
@@ -154,9 +160,12 @@ func (srv *Server) message(ctx context.Context, s *Session, el *stanza.Element, 
 		return
 	}
 	if typ := el.Attr("type"); typ == "chat" || typ == "normal" || typ == "" {
-		if el = srv.chatMessage(ctx, s, el, u); el == nil {
+		out, rec := srv.chatMessage(ctx, s, el, u)
+		if rec != nil {
+			s.deliverLater(ctx, pendingChat{rec: rec, el: el, to: to, u: u})
 			return
 		}
+		el = out
 	}
 	srv.sentCarbons(s.user, s, el)
 	srv.deliverMessage(ctx, u, to, el, s)

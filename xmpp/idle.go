@@ -46,14 +46,45 @@ type recordConn struct {
 
 	rc syscall.RawConn // for fillWhenReadable
 
-	hdr  [5]byte // the next record's header bytes handed over so far
-	hdrN int
-	left int // body bytes of the current record not handed over yet
+	hdr [5]byte // the next record's header bytes handed over so far
+	// offline: Read hands over only what completes a record already
+	// buffered, and otherwise fails with errWouldBlock rather than read the
+	// socket (tcpTransport.Ready).
+	offline bool
+	hdrN    int
+	left    int // body bytes of the current record not handed over yet
+}
+
+// errWouldBlock is an offline recordConn's answer when a read would need the
+// network. It is a timeout, so tls.Conn keeps its state and reads on later.
+var errWouldBlock error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "xmpp: input not buffered yet" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
+
+// wholeRecord reports whether the buffer holds the rest of the current TLS
+// record, or a whole next one.
+func (c *recordConn) wholeRecord() bool {
+	n := c.w - c.r
+	switch {
+	case c.left > 0:
+		return n >= c.left
+	case c.hdrN > 0 || n < len(c.hdr):
+		return false
+	}
+	b := (*c.buf)[c.r:c.w]
+	return n >= len(c.hdr)+(int(b[3])<<8|int(b[4]))
 }
 
 func (c *recordConn) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
+	}
+	if c.offline && !c.wholeRecord() {
+		return 0, errWouldBlock
 	}
 	if c.r == c.w {
 		if c.err != nil {

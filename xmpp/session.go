@@ -53,8 +53,9 @@ type Session struct {
 	authFailures  int
 	authGen       uint64 // Server.usersEnded when the authentication began
 	bucket        tokenBucket
-	directed      map[JID]bool // full JIDs sent directed available presence
-	initialSent   bool         // initial presence was sent
+	directed      map[JID]bool  // full JIDs sent directed available presence
+	initialSent   bool          // initial presence was sent
+	pending       []pendingChat // messages being stored, to deliver (pipeline.go)
 
 	// Identity, fixed at bind.
 	user UserRef
@@ -189,8 +190,9 @@ func (s *Session) read(ctx context.Context, deadline time.Time) (next *Session) 
 			how, next, handedOver = endClean, nil, false
 		}
 		if next != nil || handedOver {
-			return
+			return // (nothing was pending: see the loop)
 		}
+		s.deliverPendingAtEnd(ctx)
 		if how == endBroken && s.resumable() {
 			s.detach()
 			return
@@ -199,6 +201,9 @@ func (s *Session) read(ctx context.Context, deadline time.Time) (next *Session) 
 	}()
 	w, canHandOver := s.tr.(idleWaiter)
 	for {
+		if len(s.pending) > 0 && !s.readyNext() {
+			s.deliverPending(ctx)
+		}
 		if !s.bound && time.Now().After(deadline) {
 			s.fail(streamErr("connection-timeout", "negotiation took too long"))
 			return nil
@@ -380,6 +385,11 @@ func (s *Session) element(ctx context.Context, el *stanza.Element) error {
 		}
 		return streamErr("not-authorized", "bind a resource first")
 	}
+	if el.Name != "message" || el.Space != stanza.NSClient {
+		// Only a message may overtake the messages pending (pipeline.go):
+		// Server.message decides whether this one does.
+		s.deliverPending(ctx)
+	}
 	if el.Space == nsSM {
 		return s.smElement(el)
 	}
@@ -390,6 +400,7 @@ func (s *Session) element(ctx context.Context, el *stanza.Element) error {
 		return err
 	}
 	if wait := s.bucket.take(time.Now(), s.srv.cfg.StanzaRate, s.srv.cfg.StanzaBurst); wait > 0 {
+		s.deliverPending(ctx) // not held while the sender is slowed down
 		s.srv.metrics.throttled.Add(1)
 		t := time.NewTimer(wait)
 		select {
@@ -606,6 +617,10 @@ func (s *Session) awaitQueue(ctx context.Context) error {
 		s.qmu.Unlock()
 		if !full {
 			return nil
+		}
+		if len(s.pending) > 0 {
+			s.deliverPending(ctx) // not held while the client catches up
+			continue
 		}
 		t := time.NewTimer(s.srv.cfg.WriteTimeout)
 		select {

@@ -145,6 +145,29 @@ func (t *tcpTransport) Idle() bool {
 	return t.rec != nil && !t.noWait && t.waitErr == nil && t.parser.Drained() && !t.reader.full && t.rec.drained()
 }
 
+// Ready reports whether Next can return without the network: the parser
+// holds the next element whole, or a failure is waiting to be reported.
+// Input already received but still under TLS (plaintext tls.Conn kept from
+// a record larger than the parser's read, or whole records in recordConn's
+// buffer) is moved into the parser first, without reading the socket.
+func (t *tcpTransport) Ready() bool {
+	for !t.parser.Ready() {
+		if t.waitErr != nil {
+			return true
+		}
+		if t.rec == nil || !t.reader.full && !t.rec.wholeRecord() {
+			return false
+		}
+		t.rec.offline = true
+		err := t.parser.Fill()
+		t.rec.offline = false
+		if err != nil {
+			return !errors.Is(err, errWouldBlock)
+		}
+	}
+	return true
+}
+
 // Wait waits until the socket is readable and reads what arrived into the
 // buffer under tls.Conn, within the read timeout. Next returns a failure.
 func (t *tcpTransport) Wait() {
