@@ -8,9 +8,10 @@
 # 3, item 8):
 #   BENCH_IDLE_N=19500 BENCH_PAIRS=500 BENCH_WINDOW=64 BENCH_DURATION=10s
 #   BENCH_RATE=20000 BENCH_RATE_PAIRS=200 BENCH_LOGIN_CONCURRENCY=64
+#   BENCH_HISTORY_PAIRS=200 BENCH_HISTORY_WINDOW=32 (recording with save_to_history, issue 4)
 #   BENCH_OFFLINE_N=1000 BENCH_SOURCES=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4
 #   BENCH_PORT_BASE=25000 (REST on +443, XMPP on +222, direct TLS on +223)
-#   BENCH_MODES="idle pairs rate login offline"
+#   BENCH_MODES="idle pairs rate login history offline"
 #   BENCH_OUT=DIR: also keep each run's JSON result there
 #   BENCH_CHATD_ENV="CHATD_XMPP_STANZA_RATE=…": extra chatd configuration
 set -euo pipefail
@@ -18,8 +19,9 @@ cd "$(dirname "$0")/../.."
 
 : "${BENCH_IDLE_N:=19500}" "${BENCH_PAIRS:=500}" "${BENCH_WINDOW:=64}" "${BENCH_DURATION:=10s}"
 : "${BENCH_RATE:=20000}" "${BENCH_RATE_PAIRS:=200}" "${BENCH_LOGIN_CONCURRENCY:=64}" "${BENCH_OFFLINE_N:=1000}"
+: "${BENCH_HISTORY_PAIRS:=200}" "${BENCH_HISTORY_WINDOW:=32}"
 : "${BENCH_SOURCES:=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4}" "${BENCH_PORT_BASE:=25000}"
-: "${BENCH_MODES:=idle pairs rate login offline}" "${BENCH_TIMEOUT:=1800}" "${BENCH_CHATD_ENV:=}"
+: "${BENCH_MODES:=idle pairs rate login history offline}" "${BENCH_TIMEOUT:=1800}" "${BENCH_CHATD_ENV:=}"
 GO=${GO:-go}
 
 # Each process may need a descriptor per connection.
@@ -88,6 +90,7 @@ for mode in $BENCH_MODES; do
 	pairs) bench pairs -mode pairs -pairs "$BENCH_PAIRS" -window "$BENCH_WINDOW" -duration "$BENCH_DURATION" "${t[@]}" ;;
 	rate) bench rate -mode rate -pairs "$BENCH_RATE_PAIRS" -rate "$BENCH_RATE" -duration "$BENCH_DURATION" "${t[@]}" ;;
 	login) bench login -mode login -concurrency "$BENCH_LOGIN_CONCURRENCY" -duration "$BENCH_DURATION" "${t[@]}" ;;
+	history) bench history -mode pairs -history -pairs "$BENCH_HISTORY_PAIRS" -window "$BENCH_HISTORY_WINDOW" -duration "$BENCH_DURATION" "${t[@]}" ;;
 	offline) bench offline -mode offline -n "$BENCH_OFFLINE_N" "${t[@]}" ;;
 	*)
 		echo "unknown mode $mode"
