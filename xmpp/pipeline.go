@@ -23,25 +23,45 @@ import (
 // consecutive messages overlaps. WebSocket sessions read a message at a time
 // from their framing and deliver each before reading the next.
 
-// maxPending bounds the messages a session may have being stored at once.
-const maxPending = 64
+// A session may have at most maxPending messages, of maxPendingBytes in all
+// as the client sent them, being stored at once: what it holds beyond its
+// parser's buffer stays as bounded as with one message at a time.
+const (
+	maxPending      = 64
+	maxPendingBytes = 64 << 10
+)
 
-// readyNext reports whether the transport holds the next element whole, so
-// that reading it cannot wait for the network.
+// pipeliner is a transport that can tell whether its next element is at
+// hand (tcpTransport).
+type pipeliner interface {
+	// Ready reports whether the next element is buffered whole, so that
+	// Next cannot wait for the network.
+	Ready() bool
+	// LastSize is the size in bytes of the element Next returned last.
+	LastSize() int
+}
+
+// readyNext reports whether the transport holds the next element whole.
 func (s *Session) readyNext() bool {
-	r, ok := s.tr.(interface{ Ready() bool })
-	return ok && r.Ready()
+	p, ok := s.tr.(pipeliner)
+	return ok && p.Ready()
 }
 
 // deliverLater keeps a message being stored for delivery once the reader has
-// nothing more at hand; with no more at hand (or too many pending) the
+// nothing more at hand; with no more at hand (or too much pending) the
 // messages are delivered now.
 func (s *Session) deliverLater(ctx context.Context, p pendingChat) {
+	tr, ok := s.tr.(pipeliner)
+	if !ok {
+		p.deliver(ctx, s)
+		return
+	}
 	if s.pending == nil {
 		s.pending = make([]pendingChat, 0, 8)
 	}
 	s.pending = append(s.pending, p)
-	if len(s.pending) >= maxPending || !s.readyNext() {
+	s.pendingBytes += tr.LastSize()
+	if len(s.pending) >= maxPending || s.pendingBytes >= maxPendingBytes || !tr.Ready() {
 		s.deliverPending(ctx)
 	}
 }
@@ -59,7 +79,7 @@ func (s *Session) deliverPending(ctx context.Context) {
 		s.pending = s.pending[1:]
 		p.deliver(ctx, s)
 	}
-	s.pending = nil // an idle session keeps no array
+	s.pending, s.pendingBytes = nil, 0 // an idle session keeps no array
 }
 
 // deliverPendingAtEnd delivers what is pending when the reader stops, after

@@ -56,6 +56,7 @@ type Session struct {
 	directed      map[JID]bool  // full JIDs sent directed available presence
 	initialSent   bool          // initial presence was sent
 	pending       []pendingChat // messages being stored, to deliver (pipeline.go)
+	pendingBytes  int           // their size as the client sent them
 
 	// Identity, fixed at bind.
 	user UserRef

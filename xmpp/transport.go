@@ -168,6 +168,9 @@ func (t *tcpTransport) Ready() bool {
 	return true
 }
 
+// LastSize is the size of the element Next returned last.
+func (t *tcpTransport) LastSize() int { return t.parser.LastSize() }
+
 // Wait waits until the socket is readable and reads what arrived into the
 // buffer under tls.Conn, within the read timeout. Next returns a failure.
 func (t *tcpTransport) Wait() {

@@ -196,6 +196,9 @@ func allSpace(b []byte) bool {
 	return true
 }
 
+// LastSize is the size in bytes of the element Next returned last.
+func (p *Parser) LastSize() int { return int(p.base + int64(p.pos) - p.elemAt) }
+
 // Fill reads from the reader once into the buffer, for a caller that knows
 // the read will not wait (see Ready). A read that times out loses nothing.
 func (p *Parser) Fill() error { return p.more() }
