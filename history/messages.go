@@ -75,8 +75,17 @@ func (r *Recording) Wait() (*Message, *Dialog, error) {
 		// The pair's dialog was deleted since it was cached (by another
 		// chatd sharing the store, say): look again, creating it if needed.
 		r.s.pairs.forget(d)
+		// Again with the id and date of the first try, which was not
+		// stored: messages begun after this one stay after it.
+		retry := r.in
+		if !oid.Valid(retry.ID) {
+			retry.ID = r.m.ID
+		}
+		if retry.DateSent == 0 {
+			retry.DateSent = float64(r.m.DateSent)
+		}
 		var save *pendingSave
-		m, d, _, save, err = r.s.begin(r.ctx, r.in, false)
+		m, d, _, save, err = r.s.begin(r.ctx, retry, false)
 		if err == nil {
 			m, err = r.s.saved(r.ctx, m, save.wait())
 		}
