@@ -162,8 +162,8 @@ func (p *Parser) Ready() bool {
 		case '!':
 			const cdata = "<![CDATA["
 			if depth == 0 || !bytes.HasPrefix(rest, []byte(cdata)) {
-				// Refused once enough is read to tell (as token does).
-				return len(rest) >= len(cdata) || !bytes.HasPrefix([]byte(cdata), rest)
+				// token reads 9 bytes before it refuses anything.
+				return len(rest) >= len(cdata)
 			}
 			n := bytes.Index(rest, []byte("]]>"))
 			if n < 0 {
@@ -171,7 +171,8 @@ func (p *Parser) Ready() bool {
 			}
 			i += n + 3
 		case '?':
-			return true // refused
+			// token reads up to the '?>' before it refuses it.
+			return bytes.Contains(rest, []byte("?>"))
 		default:
 			n := tagEnd(rest)
 			if n < 0 {

@@ -394,22 +394,58 @@ func TestReady(t *testing.T) {
 	}
 }
 
-// TestReadyRefused: input that Next refuses at once is ready (Next reports
-// the error without waiting for more).
+// stepReader returns its chunks, one a Read, then io.EOF: a read past them
+// stands for waiting on the network.
+type stepReader struct {
+	chunks [][]byte
+	reads  int
+}
+
+func (r *stepReader) Read(b []byte) (int, error) {
+	r.reads++
+	if len(r.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, r.chunks[0])
+	if r.chunks[0] = r.chunks[0][n:]; len(r.chunks[0]) == 0 {
+		r.chunks = r.chunks[1:]
+	}
+	return n, nil
+}
+
+// TestReadyRefused: input that Next refuses is ready once Next can refuse it
+// without reading; until then (a '<!' shorter than 9 bytes, a '<?' without
+// its '?>') it is not, so that a caller waiting for it would not wait on a
+// client that sent no more.
 func TestReadyRefused(t *testing.T) {
-	for _, rest := range []string{"junk", "junk<presence/>", "<?pi?>", "<!-- c", "<!DOCTYPE x>", "</stream:stream>"} {
-		p := NewParser(strings.NewReader(header+rest), 4096)
+	for _, c := range []struct {
+		tail  string
+		ready bool
+	}{
+		{"junk", true}, {"junk<presence/>", true}, {"<?pi?>", true}, {"<!-- c -->", true}, {"<!DOCTYPE x>", true},
+		{"</stream:stream>", true}, {"<message><!-- c --></message>", true},
+		{"<!--", false}, {"<!-- c", false}, {"<!D", false}, {"<?xml", false}, {"<?pi ", false},
+		{"<message><!-", false}, {"<message><body>x</body><?x", false}, {"<message><![CDATA[", false},
+	} {
+		r := &stepReader{chunks: [][]byte{[]byte(header), []byte(c.tail)}}
+		p := NewParser(r, 4096)
 		if _, err := p.Next(); err != nil {
 			t.Fatal(err)
 		}
-		for !p.Ready() && p.eof == nil { // read what there is
-			p.more()
+		if err := p.Fill(); err != nil { // the tail is buffered now
+			t.Fatal(err)
 		}
-		if !p.Ready() {
-			t.Errorf("%q: not ready", rest)
-		}
-		if _, err := p.Next(); err == nil && rest != "</stream:stream>" {
-			t.Errorf("%q: Next accepted it", rest)
+		before := r.reads
+		ready := p.Ready()
+		ev, err := p.Next()
+		read := r.reads > before
+		switch {
+		case ready != c.ready:
+			t.Errorf("%q: Ready() = %v, want %v", c.tail, ready, c.ready)
+		case ready && read:
+			t.Errorf("%q: ready, but Next read (then %v)", c.tail, err)
+		case ready && err == nil && ev.Kind != KindClose:
+			t.Errorf("%q: Next accepted it: %v", c.tail, ev.Element)
 		}
 	}
 }
