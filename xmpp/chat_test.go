@@ -185,8 +185,10 @@ func TestPipelinedMessagesKeepOrder(t *testing.T) {
 	a2.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "carbons" })
 	b := e.Online(bob, "b")
 	var all strings.Builder
-	for _, body := range []string{"s1", "s2", "p3", "s4", "ping", "s5", "presence", "s6", "s7", "bad", "s8"} {
+	for _, body := range []string{"s1", "s2", "p3", "s4", "ping", "s5", "presence", "s6", "s7", "bad", "ping2", "s8"} {
 		switch {
+		case body == "ping2":
+			all.WriteString(`<iq type='get' id='ping2'><ping xmlns='urn:xmpp:ping'/></iq>`)
 		case body == "presence": // directed, so bob sees where it falls among the messages
 			all.WriteString(`<presence to='` + bob.JID + `/b'><status>presence</status></presence>`)
 		case body == "ping":
@@ -238,12 +240,12 @@ func TestPipelinedMessagesKeepOrder(t *testing.T) {
 		t.Errorf("alice's other resource got carbons of %v, want %v", carbons, want)
 	}
 	var answers []string
-	for len(answers) < 2 {
-		if el := a.Next(); el.Attr("id") == "ping" || el.Attr("id") == "bad" {
+	for len(answers) < 3 {
+		if el := a.Next(); el.Attr("id") == "ping" || el.Attr("id") == "bad" || el.Attr("id") == "ping2" {
 			answers = append(answers, el.Attr("id")+" "+el.Attr("type"))
 		}
 	}
-	if want := []string{"ping result", "bad error"}; !slices.Equal(answers, want) {
+	if want := []string{"ping result", "bad error", "ping2 result"}; !slices.Equal(answers, want) {
 		t.Errorf("alice got answers %v, want %v", answers, want)
 	}
 
@@ -254,5 +256,9 @@ func TestPipelinedMessagesKeepOrder(t *testing.T) {
 	}
 	if err != nil || !slices.Equal(stored, ids) {
 		t.Errorf("stored %v (%v), want %v", stored, err, ids)
+	}
+	// They were stored together: s1 and s2 at least came in one TLS record.
+	if n := e.Server.Stats().HistoryPipelined; n == 0 {
+		t.Errorf("no message was stored while the one before it was")
 	}
 }

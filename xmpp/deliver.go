@@ -80,6 +80,7 @@ func (srv *Server) handle(ctx context.Context, s *Session, el *stanza.Element) e
 	if raw := el.Attr("to"); raw != "" {
 		j, err := ParseJID(raw)
 		if err != nil {
+			s.deliverPending(ctx) // answers go out in the order of the stanzas
 			srv.reply(s, el, errJIDMalformed)
 			return nil
 		}
@@ -145,14 +146,17 @@ func (srv *Server) message(ctx context.Context, s *Session, el *stanza.Element, 
 	if !ok || u.App != s.user.App {
 		// Not a user of this server and application: no federation, and no
 		// stanza crosses applications.
+		s.deliverPending(ctx)
 		srv.reply(s, el, errServiceUnavailable)
 		return
 	}
 	if srv.blockedOut(ctx, s, to, kindMessage) {
+		s.deliverPending(ctx)
 		srv.reply(s, el, blockedError(true))
 		return
 	}
 	if srv.userBlocks(ctx, u, s.jid, kindMessage) {
+		s.deliverPending(ctx)
 		srv.reply(s, el, blockedError(false))
 		return
 	}

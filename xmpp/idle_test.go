@@ -6,10 +6,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"chatd/internal/certs"
+	"chatd/xmpp/stanza"
 )
 
 // chunkConn delivers its data in chunks of the sizes given, cycling.
@@ -147,5 +151,123 @@ func TestRecordConnUnderTLS(t *testing.T) {
 		if _, err := tr.tls.Write([]byte{1}); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// captureConn passes writes through until capturing, then keeps them.
+type captureConn struct {
+	net.Conn
+	mu        sync.Mutex
+	capturing bool
+	got       [][]byte
+}
+
+func (c *captureConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.capturing {
+		c.got = append(c.got, bytes.Clone(b))
+		return len(b), nil
+	}
+	return c.Conn.Write(b)
+}
+
+// Ready moves input still under TLS into the parser without reading the
+// socket (recordConn's offline reads). With the next record only partly
+// received, at each of several split points, it says not ready, and the
+// elements then arrive whole and in order: crypto/tls kept its state.
+func TestReadyReadsNoFurtherThanReceived(t *testing.T) {
+	for _, split := range []int{0, 3, 5, 6, 100, -1} {
+		t.Run(strconv.Itoa(split), func(t *testing.T) { readyWithPartialRecord(t, split) })
+	}
+}
+
+func readyWithPartialRecord(t *testing.T, split int) {
+	cert, _, err := certs.SelfSigned([]string{"localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	sc := <-accepted
+	if sc == nil {
+		t.Fatal("accept failed")
+	}
+	defer sc.Close()
+	tr := newTCPTransport(sc, 1<<16, &tls.Config{Certificates: []tls.Certificate{cert}})
+	tr.SetReadTimeout(5 * time.Second)
+
+	cc := &captureConn{Conn: raw}
+	cl := tls.Client(cc, &tls.Config{InsecureSkipVerify: true, DynamicRecordSizingDisabled: true})
+	hs := make(chan error, 1)
+	go func() {
+		if err := cl.Handshake(); err != nil {
+			hs <- err
+			return
+		}
+		_, err := cl.Write([]byte(`<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`))
+		hs <- err
+	}()
+	if ev, err := tr.Next(); err != nil || ev.Kind != stanza.KindOpen {
+		t.Fatalf("header: %v %v", ev.Kind, err)
+	}
+	if err := <-hs; err != nil {
+		t.Fatal(err)
+	}
+
+	// Three records, encrypted without being sent: A and the start of B;
+	// the rest of B; C.
+	a := `<message id='A'><body>a</body></message>`
+	body := strings.Repeat("b", 6000)
+	b := `<message id='B'><body>` + body + `</body></message>`
+	c := `<message id='C'><body>c</body></message>`
+	cc.mu.Lock()
+	cc.capturing = true
+	cc.mu.Unlock()
+	for _, p := range []string{a + b[:4096], b[4096:], c} {
+		if _, err := cl.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cc.mu.Lock()
+	recs := cc.got
+	cc.mu.Unlock()
+	if len(recs) != 3 {
+		t.Fatalf("%d records", len(recs))
+	}
+	if split < 0 {
+		split = len(recs[1]) - 1
+	}
+	// The first record and part of the second arrive in one write.
+	if _, err := raw.Write(append(bytes.Clone(recs[0]), recs[1][:split]...)); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := tr.Next(); err != nil || ev.Element.Attr("id") != "A" {
+		t.Fatalf("A: %v %v", ev.Element, err)
+	}
+	if tr.Ready() {
+		t.Fatal("ready with B incomplete")
+	}
+	if _, err := raw.Write(append(bytes.Clone(recs[1][split:]), recs[2]...)); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := tr.Next(); err != nil || ev.Element.Attr("id") != "B" || ev.Element.ChildText("body", "") != body {
+		t.Fatalf("B: %v %v", ev.Element, err)
+	}
+	if ev, err := tr.Next(); err != nil || ev.Element.Attr("id") != "C" {
+		t.Fatalf("C: %v %v", ev.Element, err)
 	}
 }

@@ -61,6 +61,9 @@ func (s *Session) deliverLater(ctx context.Context, p pendingChat) {
 	}
 	s.pending = append(s.pending, p)
 	s.pendingBytes += tr.LastSize()
+	if len(s.pending) > 1 {
+		s.srv.metrics.pipelined.Add(1)
+	}
 	if len(s.pending) >= maxPending || s.pendingBytes >= maxPendingBytes || !tr.Ready() {
 		s.deliverPending(ctx)
 	}

@@ -105,6 +105,7 @@ type metrics struct {
 	throttled                         atomic.Int64
 	offlineStored, offlineDelivered   atomic.Int64
 	detached, resumed, resumeFailed   atomic.Int64
+	pipelined                         atomic.Int64
 }
 
 // Stats is a snapshot of the server's counters.
@@ -124,6 +125,9 @@ type Stats struct {
 	Detached        int64 `json:"sm_detached_total"`
 	Resumed         int64 `json:"sm_resumed_total"`
 	ResumeFailed    int64 `json:"sm_resume_failed_total"`
+	// HistoryPipelined counts the messages with save_to_history begun while
+	// earlier ones of their session were still being stored (pipeline.go).
+	HistoryPipelined int64 `json:"history_pipelined_total"`
 }
 
 // New returns a server; Start opens its listeners.
@@ -399,6 +403,8 @@ func (srv *Server) Stats() Stats {
 		Detached:        m.detached.Load(),
 		Resumed:         m.resumed.Load(),
 		ResumeFailed:    m.resumeFailed.Load(),
+
+		HistoryPipelined: m.pipelined.Load(),
 	}
 }
 

@@ -220,6 +220,7 @@ func (s *Session) read(ctx context.Context, deadline time.Time) (next *Session) 
 		}
 		ev, err := s.tr.Next()
 		if err != nil {
+			s.deliverPendingAtEnd(ctx) // answered before the stream error
 			how = s.readError(err)
 			return nil
 		}
@@ -227,10 +228,12 @@ func (s *Session) read(ctx context.Context, deadline time.Time) (next *Session) 
 		switch ev.Kind {
 		case stanza.KindOpen:
 			if err := s.open(ev.Element); err != nil {
+				s.deliverPendingAtEnd(ctx)
 				s.fail(err)
 				return nil
 			}
 		case stanza.KindClose:
+			s.deliverPendingAtEnd(ctx) // answered before the stream ends
 			s.closeWith(nil, false)
 			return nil
 		case stanza.KindElement:

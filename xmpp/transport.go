@@ -158,14 +158,19 @@ func (t *tcpTransport) Ready() bool {
 		if t.rec == nil || !t.reader.full && !t.rec.wholeRecord() {
 			return false
 		}
-		t.rec.offline = true
-		err := t.parser.Fill()
-		t.rec.offline = false
-		if err != nil {
+		if err := t.fillOffline(); err != nil {
 			return !errors.Is(err, errWouldBlock)
 		}
 	}
 	return true
+}
+
+// fillOffline moves input already received into the parser without
+// reading the socket.
+func (t *tcpTransport) fillOffline() error {
+	t.rec.offline = true
+	defer func() { t.rec.offline = false }()
+	return t.parser.Fill()
 }
 
 // LastSize is the size of the element Next returned last.
