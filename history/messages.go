@@ -59,7 +59,7 @@ type Recording struct {
 // how that went.
 func (s *Service) Begin(ctx context.Context, in NewMessage) *Recording {
 	r := &Recording{s: s, ctx: ctx, in: in}
-	r.m, r.d, r.cached, r.save, r.err = s.begin(ctx, in, true)
+	r.m, r.d, r.cached, r.save, r.err = s.begin(ctx, in, nil)
 	return r
 }
 
@@ -77,15 +77,8 @@ func (r *Recording) Wait() (*Message, *Dialog, error) {
 		r.s.pairs.forget(d)
 		// Again with the id and date of the first try, which was not
 		// stored: messages begun after this one stay after it.
-		retry := r.in
-		if !oid.Valid(retry.ID) {
-			retry.ID = r.m.ID
-		}
-		if retry.DateSent == 0 {
-			retry.DateSent = float64(r.m.DateSent)
-		}
 		var save *pendingSave
-		m, d, _, save, err = r.s.begin(r.ctx, retry, false)
+		m, d, _, save, err = r.s.begin(r.ctx, r.in, r.m)
 		if err == nil {
 			m, err = r.s.saved(r.ctx, m, save.wait())
 		}
@@ -97,11 +90,15 @@ func (r *Recording) Wait() (*Message, *Dialog, error) {
 }
 
 // begin finds the dialog of a new message, with the pair's dialog taken
-// from the cache when useCache allows (cached tells whether it was), and
-// queues the message for the committer. On an error d is the dialog tried,
-// if any.
-func (s *Service) begin(ctx context.Context, in NewMessage, useCache bool) (m *Message, d *Dialog, cached bool, save *pendingSave, err error) {
-	d, cached, err = s.dialogFor(ctx, in, useCache)
+// from the cache (cached tells whether it was), and queues the message for
+// the committer. On an error d is the dialog tried, if any.
+//
+// retryOf is nil but when the message is tried again after its first try,
+// retryOf, was not stored: then the dialog is looked up in the store, and
+// the message keeps the first try's id and date, whether that date was the
+// client's or the server's, without checking it against the clock again.
+func (s *Service) begin(ctx context.Context, in NewMessage, retryOf *Message) (m *Message, d *Dialog, cached bool, save *pendingSave, err error) {
+	d, cached, err = s.dialogFor(ctx, in, retryOf == nil)
 	if err != nil {
 		return nil, nil, false, nil, err
 	}
@@ -129,6 +126,9 @@ func (s *Service) begin(ctx context.Context, in NewMessage, useCache bool) (m *M
 		if delta := client.Sub(s.cfg.Now()); delta < s.cfg.ClockSkew && delta > -s.cfg.ClockSkew {
 			m.DateSent = int64(in.DateSent)
 		}
+	}
+	if retryOf != nil {
+		m.ID, m.DateSent = retryOf.ID, retryOf.DateSent
 	}
 	if d.Type != PublicGroup {
 		for _, o := range d.Occupants {
@@ -413,6 +413,13 @@ type committer struct {
 	wg    sync.WaitGroup
 	once  sync.Once
 	stop  chan struct{}
+
+	// mu makes closing and queueing exclusive: enqueue queues under the
+	// read lock only while closed is false, and close sets closed under
+	// the write lock before it stops the committer, so what the committer
+	// drains when it stops is everything that was ever queued.
+	mu     sync.RWMutex
+	closed bool
 }
 
 type pendingSave struct {
@@ -440,11 +447,16 @@ var errClosed = errors.New("history: shutting down")
 // how it went.
 func (c *committer) enqueue(ctx context.Context, m *Message) (*pendingSave, error) {
 	p := &pendingSave{ctx: ctx, msg: m, done: make(chan error, 1)}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return nil, errClosed
+	}
+	// A full queue holds close back until the committer, still running,
+	// makes room.
 	select {
 	case c.in <- p:
 		return p, nil
-	case <-c.stop:
-		return nil, errClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -504,6 +516,11 @@ func (c *committer) flush(batch []*pendingSave) {
 }
 
 func (c *committer) close() {
-	c.once.Do(func() { close(c.stop) })
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		close(c.stop)
+	})
 	c.wg.Wait()
 }

@@ -3,7 +3,9 @@ package history_test
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"chatd/history"
 )
@@ -105,35 +107,54 @@ func TestRecordPairDeletedElsewhere(t *testing.T) {
 // cached dialog turns out deleted between them: the first is recorded again
 // with its id and date, not after the second.
 func TestStaleDialogKeepsOrder(t *testing.T) {
-	f := setup(t, history.Config{})
-	ctx := context.Background()
-	alice, bob := f.users[0], f.users[1]
-	_, d0 := recordPair(t, f.svc, f.app, alice, bob, "m0")
-	// Another chatd on the same store deletes the dialog: this one's pair
-	// cache still names it.
-	if err := f.db.History().DeleteDialog(ctx, f.app, d0.ID); err != nil {
-		t.Fatal(err)
-	}
-	first := f.svc.Begin(ctx, history.NewMessage{App: f.app, SenderID: alice, RecipientID: bob, Text: "first"})
-	recordPair(t, f.svc, f.app, bob, alice, "bob") // finds the dialog gone, makes a new one
-	second := f.svc.Begin(ctx, history.NewMessage{App: f.app, SenderID: alice, RecipientID: bob, Text: "second"})
-	_, d1, err1 := first.Wait()
-	_, d2, err2 := second.Wait()
-	if err1 != nil || err2 != nil {
-		t.Fatal(err1, err2)
-	}
-	if d1.ID != d2.ID || d1.ID == d0.ID {
-		t.Fatalf("dialogs %s and %s, the deleted one %s", d1.ID, d2.ID, d0.ID)
-	}
-	msgs, err := f.svc.Messages(ctx, f.app, bob, d1.ID, history.MessageQuery{}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, m := range msgs {
-		got = append(got, m.Text)
-	}
-	if want := []string{"first", "bob", "second"}; !slices.Equal(got, want) {
-		t.Errorf("history holds %v, want %v", got, want)
+	for _, tc := range []struct {
+		name     string
+		dateSent float64
+	}{
+		{"server's date", 0},
+		{"client's date refused", 1e9}, // 2001: a phone with a wrong clock
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			now := time.Now().Truncate(time.Second).Add(500 * time.Millisecond)
+			f := setup(t, history.Config{Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+			ctx := context.Background()
+			alice, bob := f.users[0], f.users[1]
+			_, d0 := recordPair(t, f.svc, f.app, alice, bob, "m0")
+			// Another chatd on the same store deletes the dialog: this one's
+			// pair cache still names it.
+			if err := f.db.History().DeleteDialog(ctx, f.app, d0.ID); err != nil {
+				t.Fatal(err)
+			}
+			first := f.svc.Begin(ctx, history.NewMessage{App: f.app, SenderID: alice, RecipientID: bob, Text: "first", DateSent: tc.dateSent})
+			recordPair(t, f.svc, f.app, bob, alice, "bob") // finds the dialog gone, makes a new one
+			second := f.svc.Begin(ctx, history.NewMessage{App: f.app, SenderID: alice, RecipientID: bob, Text: "second", DateSent: tc.dateSent})
+			// The first try of 'first' is found stale in the next second.
+			mu.Lock()
+			now = now.Add(time.Second)
+			mu.Unlock()
+			m1, d1, err1 := first.Wait()
+			m2, d2, err2 := second.Wait()
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
+			}
+			if d1.ID != d2.ID || d1.ID == d0.ID {
+				t.Fatalf("dialogs %s and %s, the deleted one %s", d1.ID, d2.ID, d0.ID)
+			}
+			if m1.DateSent != m2.DateSent {
+				t.Errorf("first dated %d, second %d: the retry was dated again", m1.DateSent, m2.DateSent)
+			}
+			msgs, err := f.svc.Messages(ctx, f.app, bob, d1.ID, history.MessageQuery{}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range msgs {
+				got = append(got, m.Text)
+			}
+			if want := []string{"first", "bob", "second"}; !slices.Equal(got, want) {
+				t.Errorf("history holds %v, want %v", got, want)
+			}
+		})
 	}
 }

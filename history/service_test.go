@@ -394,3 +394,31 @@ func TestParseQueries(t *testing.T) {
 		}
 	}
 }
+
+// A message begun after the service closed is refused, never left waiting:
+// closing and queueing exclude each other, so the committer's last drain
+// sees everything queued.
+func TestBeginAfterClose(t *testing.T) {
+	f := setup(t, history.Config{})
+	ctx := context.Background()
+	alice, bob := f.users[0], f.users[1]
+	if _, _, err := f.svc.Record(ctx, history.NewMessage{App: f.app, SenderID: alice, RecipientID: bob, Text: "m0"}); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Close()
+	for i := range 50 {
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := f.svc.Begin(ctx, history.NewMessage{App: f.app, SenderID: alice, RecipientID: bob, Text: "late"}).Wait()
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatalf("recording %d, begun after Close, was stored", i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("recording %d, begun after Close, was neither stored nor refused", i)
+		}
+	}
+}
