@@ -14,12 +14,18 @@ import (
 // for the network), the reader begins storing the message, keeps it in
 // Session.pending and reads on; once nothing more is at hand, or the next
 // stanza does something other than recording a message, it waits for the
-// pending messages' commits and delivers them, in the order they came.
+// pending messages' commits and delivers them, in the order they came. (A
+// client's ack, <a/>, is the one other stanza let through: it only trims
+// what the server keeps for resumption.)
 //
 // What the client sees is unchanged: every stanza takes effect in the order
 // it was sent, a message reaches no one before it is stored, and the
 // session's stream management counts, its answers to <r/> and its end all
-// come after the messages before them were delivered. Only the storing of
+// come after the messages before them were delivered (the ends the reader
+// decides on: one another goroutine decides, a conflict or a shutdown, may
+// refuse answers it would have queued). A stream the server ended for good
+// (closeWith with drop: the account was deleted) is not read further, but
+// what was pending is delivered. Only the storing of
 // consecutive messages overlaps. WebSocket sessions read a message at a time
 // from their framing and deliver each before reading the next.
 

@@ -193,8 +193,9 @@ func (s *Session) startWriter() {
 
 // closeWith ends the session: it sends the stream error (if any), the end of
 // the stream, and closes the connection. With drop, items still queued are
-// discarded instead of being written first. Safe from any goroutine and more
-// than once.
+// discarded instead of being written first, and the reader acts on nothing
+// more the client sent, even what it has read already (Session.cut). Safe
+// from any goroutine and more than once.
 func (s *Session) closeWith(se *StreamError, drop bool) {
 	s.qmu.Lock()
 	if s.closing {
@@ -204,6 +205,7 @@ func (s *Session) closeWith(se *StreamError, drop bool) {
 	s.closing = true
 	if drop {
 		s.queue, s.queued = nil, 0
+		s.cut.Store(true)
 	}
 	if s.broken {
 		// Nothing can be written any more.

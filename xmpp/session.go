@@ -68,6 +68,7 @@ type Session struct {
 	available atomic.Bool
 	priority  atomic.Int32
 	carbons   atomic.Bool // XEP-0280 enabled
+	cut       atomic.Bool // closed by the server dropping its queue: input is no longer handled
 	privacy   sessionPrivacy
 	presence  atomic.Pointer[stanza.Element] // last available presence broadcast
 
@@ -187,6 +188,7 @@ func (s *Session) read(ctx context.Context, deadline time.Time) (next *Session) 
 		if r := recover(); r != nil {
 			s.srv.metrics.panics.Add(1)
 			s.log.Error("panic while serving a session", "panic", r, "stack", string(debug.Stack()))
+			s.deliverPendingAtEnd(ctx) // answered before the stream error
 			s.closeWith(streamErr("internal-server-error", ""), true)
 			how, next, handedOver = endClean, nil, false
 		}
@@ -204,6 +206,13 @@ func (s *Session) read(ctx context.Context, deadline time.Time) (next *Session) 
 	for {
 		if len(s.pending) > 0 && !s.readyNext() {
 			s.deliverPending(ctx)
+		}
+		if s.cut.Load() {
+			// The server ended the stream (the account was deleted, the
+			// client did not read): what the client sent after is not acted
+			// on, even when it was read already. What is pending was begun
+			// before and is delivered (the deferred function).
+			return nil
 		}
 		if !s.bound && time.Now().After(deadline) {
 			s.fail(streamErr("connection-timeout", "negotiation took too long"))
@@ -238,6 +247,7 @@ func (s *Session) read(ctx context.Context, deadline time.Time) (next *Session) 
 			return nil
 		case stanza.KindElement:
 			if !s.headerSent {
+				s.deliverPendingAtEnd(ctx) // (none: a bound session sent its header)
 				s.fail(streamErr("not-well-formed", "stanza before the stream header"))
 				return nil
 			}
@@ -246,10 +256,35 @@ func (s *Session) read(ctx context.Context, deadline time.Time) (next *Session) 
 				if errors.As(err, &r) {
 					return r.s
 				}
+				s.deliverPendingAtEnd(ctx) // answered before the stream error
 				s.fail(err)
 				return nil
 			}
 		}
+	}
+}
+
+// throttle waits for wait, the rate limiter's answer, or less once the
+// session is closing (a shutdown, say, does not wait for a slowed-down
+// sender) or ctx ends.
+func (s *Session) throttle(ctx context.Context, wait time.Duration) {
+	const step = 100 * time.Millisecond // how soon a close is noticed
+	for wait > 0 {
+		s.qmu.Lock()
+		closing := s.closing
+		s.qmu.Unlock()
+		if closing {
+			return
+		}
+		d := min(wait, step)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		wait -= d
 	}
 }
 
@@ -389,9 +424,13 @@ func (s *Session) element(ctx context.Context, el *stanza.Element) error {
 		}
 		return streamErr("not-authorized", "bind a resource first")
 	}
-	if el.Name != "message" || el.Space != stanza.NSClient {
+	if (el.Name != "message" || el.Space != stanza.NSClient) && (el.Name != "a" || el.Space != nsSM) {
 		// Only a message may overtake the messages pending (pipeline.go):
-		// Server.message decides whether this one does.
+		// Server.message decides whether this one does. So may an ack
+		// (<a/>), which only trims what is kept for resumption and sends
+		// nothing; a busy client acks every few stanzas it gets, and would
+		// split every batch. (A malformed <a/> ends the stream, after the
+		// pending messages: read.)
 		s.deliverPending(ctx)
 	}
 	if el.Space == nsSM {
@@ -406,12 +445,7 @@ func (s *Session) element(ctx context.Context, el *stanza.Element) error {
 	if wait := s.bucket.take(time.Now(), s.srv.cfg.StanzaRate, s.srv.cfg.StanzaBurst); wait > 0 {
 		s.deliverPending(ctx) // not held while the sender is slowed down
 		s.srv.metrics.throttled.Add(1)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
+		s.throttle(ctx, wait)
 	}
 	s.srv.metrics.stanzasIn.Add(1)
 	if el.Space == nsCSI && (el.Name == "active" || el.Name == "inactive") {
