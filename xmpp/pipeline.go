@@ -31,7 +31,11 @@ import (
 
 // A session may have at most maxPending messages, of maxPendingBytes in all
 // as the client sent them, being stored at once: what it holds beyond its
-// parser's buffer stays as bounded as with one message at a time.
+// parser's buffer stays as bounded as with one message at a time. (Messages
+// a client sends to itself reach its own queue only when delivered, so that
+// queue may pass the half-full mark awaitQueue keeps by up to
+// maxPendingBytes and one stanza, annotations aside: well within the
+// default queue of 1 MiB.)
 const (
 	maxPending      = 64
 	maxPendingBytes = 64 << 10
