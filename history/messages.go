@@ -16,7 +16,9 @@ type NewMessage struct {
 	App      int64
 	SenderID int64
 	// DialogID names the dialog; when empty, RecipientID names the other
-	// user of a private dialog, which is created if needed.
+	// user of a private dialog, which is created if needed. With both (a
+	// 1:1 XMPP message naming its dialog), the recipient must be an
+	// occupant of the dialog unless it is a public group.
 	DialogID    string
 	RecipientID int64
 	// ID is the client's id for the message (the XMPP stanza id); it is
@@ -191,7 +193,7 @@ func (s *Service) dialogFor(ctx context.Context, in NewMessage, useCache bool) (
 	if err != nil {
 		return nil, false, err
 	}
-	if d.Type == Private && in.RecipientID != 0 && !d.HasOccupant(in.RecipientID) {
+	if d.Type != PublicGroup && in.RecipientID != 0 && !d.HasOccupant(in.RecipientID) {
 		return nil, false, invalid("recipient_id", "is not in the dialog")
 	}
 	return d, false, nil

@@ -145,10 +145,9 @@ func (srv *Server) chatMessage(ctx context.Context, s *Session, el *stanza.Eleme
 		return el, nil
 	}
 	in := StanzaMessage(el)
-	in.App, in.SenderID = s.user.App, s.user.User
-	if in.DialogID == "" {
-		in.RecipientID = to.User
-	}
+	// The addressee must be in the dialog the message names (a dialog of
+	// others is refused before anything is stored).
+	in.App, in.SenderID, in.RecipientID = s.user.App, s.user.User, to.User
 	return nil, srv.history.Begin(ctx, in)
 }
 
@@ -180,14 +179,9 @@ type pendingChat struct {
 // with its history fields, or tells the sender why it was refused.
 func (p pendingChat) deliver(ctx context.Context, s *Session) {
 	srv := s.srv
-	m, d, err := p.rec.Wait()
+	m, _, err := p.rec.Wait()
 	if err != nil {
 		srv.reply(s, p.el, historyError(err))
-		return
-	}
-	if d.Type == history.Private && !d.HasOccupant(p.u.User) {
-		// The dialog named is not the pair's: do not deliver elsewhere.
-		srv.reply(s, p.el, stanzaErr(errModify, "bad-request", "dialog_id names another dialog"))
 		return
 	}
 	el := annotate(p.el, m)

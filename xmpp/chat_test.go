@@ -2,6 +2,7 @@ package xmpp_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -168,6 +169,42 @@ func TestSaveToForeignDialogRefused(t *testing.T) {
 	msgs, _ := e.History.Messages(ctx, e.App.ID, bob.Ref.User, d.ID, history.MessageQuery{}, false)
 	if len(msgs) != 0 {
 		t.Errorf("stored into a foreign dialog: %v", msgs)
+	}
+}
+
+// A message naming a dialog of the sender's that its addressee is not in
+// (her private dialog with someone else, a group the addressee is not in)
+// is refused before it is stored: no one's history or unread count gets it,
+// and the addressee does not get it.
+func TestSaveToDialogWithoutAddresseeRefused(t *testing.T) {
+	for _, typ := range []history.DialogType{history.Private, history.Group} {
+		t.Run(fmt.Sprint("type ", typ), func(t *testing.T) {
+			e := startEnv(t, nil)
+			alice, bob, carol := e.NewUser("alice"), e.NewUser("bob"), e.NewUser("carol")
+			ctx := context.Background()
+			d, _, err := e.History.CreateDialog(ctx, e.App.ID, alice.Ref.User, history.DialogInput{Type: typ, Name: "g", Occupants: []int64{carol.Ref.User}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := e.Online(alice, "a")
+			b := e.Online(bob, "b")
+			a.Write(`<message to='` + bob.JID + `' type='chat' id='w1'><body>meant for bob</body><extraParams xmlns='jabber:client'>` +
+				`<save_to_history>1</save_to_history><dialog_id>` + d.ID + `</dialog_id></extraParams></message>`)
+			r := a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "w1" })
+			if xmpptest.ErrorCondition(r) != "bad-request" {
+				t.Errorf("answered %s", r)
+			}
+			for _, el := range b.RoundTrip() {
+				if isMessage("meant for bob")(el) {
+					t.Errorf("bob, not in the dialog, got %s", el)
+				}
+			}
+			msgs, err := e.History.Messages(ctx, e.App.ID, carol.Ref.User, d.ID, history.MessageQuery{}, false)
+			counts, _, err2 := e.History.UnreadCounts(ctx, e.App.ID, carol.Ref.User, []string{d.ID})
+			if err != nil || err2 != nil || len(msgs) != 0 || counts[d.ID] != 0 {
+				t.Errorf("the dialog holds %d messages, carol's unread %d (%v, %v)", len(msgs), counts[d.ID], err, err2)
+			}
+		})
 	}
 }
 
