@@ -308,12 +308,28 @@ func validIDs(ids []string) ([]string, error) {
 	return out, nil
 }
 
+// Conversation is where a correction was sent (XEP-0308): it edits only a
+// message sent there, so that those who got the message are those told of
+// the edit. The zero Conversation matches every message.
+type Conversation struct {
+	DialogID    string // a room's dialog
+	RecipientID int64  // the addressee of a 1:1 correction: the message's recipient
+}
+
+func (c Conversation) has(m *Message) bool {
+	return (c.DialogID == "" || m.DialogID == c.DialogID) && (c.RecipientID == 0 || m.RecipientID == c.RecipientID)
+}
+
 // Edit replaces the text of a message; only its sender may (XEP-0308 and
-// PUT /chat/Message).
-func (s *Service) Edit(ctx context.Context, app, user int64, id, text string) (*Message, error) {
+// PUT /chat/Message). A message of another conversation than in is
+// ErrNotFound.
+func (s *Service) Edit(ctx context.Context, app, user int64, id, text string, in Conversation) (*Message, error) {
 	m, err := s.Message(ctx, app, user, id)
 	if err != nil {
 		return nil, err
+	}
+	if !in.has(m) {
+		return nil, ErrNotFound
 	}
 	if m.SenderID != user {
 		return nil, ErrForbidden

@@ -86,7 +86,7 @@ func (svc *Service) groupchat(ctx context.Context, from xmpp.Sender, el *stanza.
 		// Markers belong in 1:1 messages; one sent to a room is routed only.
 	case el.Child("replace", nsCorrect) != nil:
 		if id, text := el.Child("replace", nsCorrect).Attr("id"), el.ChildText("body", stanza.NSClient); id != "" && text != "" {
-			if _, err := svc.hist.Edit(ctx, d.AppID, user, id, text); err != nil && !errors.Is(err, history.ErrNotFound) {
+			if _, err := svc.hist.Edit(ctx, d.AppID, user, id, text, history.Conversation{DialogID: d.ID}); err != nil && !errors.Is(err, history.ErrNotFound) {
 				svc.log.Debug("group correction not stored", "id", id, "err", err)
 			}
 		}

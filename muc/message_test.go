@@ -300,3 +300,31 @@ func TestPrivateMessagesAndInvitations(t *testing.T) {
 		t.Fatalf("decline %s", dec)
 	}
 }
+
+// A correction sent to one room does not edit a message of another room:
+// those who got the message would never hear of the edit.
+func TestCorrectionOnlyInItsRoom(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	r := newRunner(t, e, "alice", "bob", "carol")
+	d1 := e.group(r.U("alice"), "g1", false, r.U("bob"))
+	d2 := e.group(r.U("alice"), "g2", false, r.U("carol"))
+	room1, room2 := e.roomJID(d1), e.roomJID(d2)
+	joinAll(r, room1, "alice", "bob")
+	joinAll(r, room2, "alice")
+	id := oid.New(time.Now())
+	stored := `<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams>`
+	r.As("alice").Send(`<message type='groupchat' to='` + room1 + `' id='` + id + `'><body>orig</body>` + stored + `</message>`)
+	r.As("bob").Expect(name("message"), body("orig"))
+	r.As("alice").Send(`<message type='groupchat' to='` + room2 + `' id='x2'><body>edited elsewhere</body><replace xmlns='urn:xmpp:message-correct:0' id='` + id + `'/></message>`)
+	r.As("alice").Expect(attr("id", "x2"))
+	if m, err := e.History.Message(context.Background(), e.App.ID, r.U("bob").Ref.User, id); err != nil || m.Text != "orig" {
+		t.Errorf("after a correction sent to another room, the message holds %q (%v)", m.Text, err)
+	}
+	r.As("alice").Send(`<message type='groupchat' to='` + room1 + `' id='x1'><body>edited here</body><replace xmlns='urn:xmpp:message-correct:0' id='` + id + `'/></message>`)
+	r.As("bob").Expect(name("message"), body("edited here"))
+	r.As("alice").Expect(attr("id", "x1"))
+	m, err := e.History.Message(context.Background(), e.App.ID, r.U("bob").Ref.User, id)
+	if err != nil || m.Text != "edited here" {
+		t.Errorf("the message holds %q (%v), want the correction sent to its own room", m.Text, err)
+	}
+}

@@ -283,7 +283,7 @@ func (s *Server) updateMessages(r *request) error {
 		if m.DialogID != strings.ToLower(dialogID) {
 			return history.ErrNotFound
 		}
-		if _, err := s.history.Edit(r.ctx(), r.app(), r.user(), m.ID, *text); err != nil {
+		if _, err := s.history.Edit(r.ctx(), r.app(), r.user(), m.ID, *text, history.Conversation{DialogID: m.DialogID}); err != nil {
 			return err
 		}
 	}

@@ -24,7 +24,7 @@ type History interface {
 	// stored.
 	Begin(ctx context.Context, in history.NewMessage) *history.Recording
 	MarkUpTo(ctx context.Context, app, user int64, dialogID, messageID string, mark history.Mark) (int, error)
-	Edit(ctx context.Context, app, user int64, id, text string) (*history.Message, error)
+	Edit(ctx context.Context, app, user int64, id, text string, in history.Conversation) (*history.Message, error)
 	DialogAny(ctx context.Context, app int64, id string) (*history.Dialog, error)
 }
 
@@ -135,7 +135,8 @@ func (srv *Server) chatMessage(ctx context.Context, s *Session, el *stanza.Eleme
 		return el, nil
 	}
 	if r := el.Child("replace", nsCorrect); r != nil && el.ChildText("body", stanza.NSClient) != "" {
-		if _, err := srv.history.Edit(ctx, s.user.App, s.user.User, r.Attr("id"), el.ChildText("body", stanza.NSClient)); err != nil &&
+		if _, err := srv.history.Edit(ctx, s.user.App, s.user.User, r.Attr("id"), el.ChildText("body", stanza.NSClient),
+			history.Conversation{RecipientID: to.User}); err != nil &&
 			!errors.Is(err, history.ErrNotFound) {
 			s.log.Debug("correction not stored", "id", r.Attr("id"), "err", err)
 		}

@@ -208,6 +208,33 @@ func TestSaveToDialogWithoutAddresseeRefused(t *testing.T) {
 	}
 }
 
+// A correction (XEP-0308) edits only a message its addressee got: one sent
+// to bob does not rewrite what alice sent carol, who would never hear of it.
+func TestCorrectionOnlyToItsRecipient(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob, carol := e.NewUser("alice"), e.NewUser("bob"), e.NewUser("carol")
+	ctx := context.Background()
+	a := e.Online(alice, "a")
+	b := e.Online(bob, "b")
+	c := e.Online(carol, "c")
+	id := oid.New(time.Now())
+	a.Write(`<message to='` + carol.JID + `' type='chat' id='` + id + `'><body>for carol</body>` +
+		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
+	c.Expect(isMessage("for carol"))
+	for _, to := range []struct {
+		c         *client
+		jid, text string
+		want      string
+	}{{b, bob.JID, "rewritten via bob", "for carol"}, {c, carol.JID, "corrected for carol", "corrected for carol"}} {
+		a.Write(`<message to='` + to.jid + `' type='chat'><body>` + to.text + `</body><replace xmlns='urn:xmpp:message-correct:0' id='` + id + `'/></message>`)
+		to.c.Expect(isMessage(to.text)) // applied before it is routed
+		m, err := e.History.Message(ctx, e.App.ID, carol.Ref.User, id)
+		if err != nil || m.Text != to.want {
+			t.Errorf("after the correction sent to %s, carol's message holds %q (%v), want %q", to.jid, m.Text, err, to.want)
+		}
+	}
+}
+
 // Stanzas a client sends together take effect in the order sent, though the
 // server stores the messages among them together (pipeline.go): the
 // recipient gets the stored and the unstored messages in order, each stored
