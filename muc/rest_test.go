@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"chatd/history"
+	"chatd/xmpp/stanza"
 )
 
 // REST changes reach the room: pull_all kicks a joined occupant with 301
@@ -114,4 +115,38 @@ func TestPublicGroup(t *testing.T) {
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("public messages %v %v", msgs, err)
 	}
+}
+
+// A message of a public group deleted for everyone is announced to the
+// room's members (a XEP-0424 retraction in a QuickBlox system
+// notification); users who did not join hear nothing.
+func TestPublicGroupDeletionAnnounced(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	r := newRunner(t, e, "alice", "bob", "carol")
+	ctx := context.Background()
+	d, _, err := e.History.CreateDialog(ctx, e.App.ID, r.U("alice").Ref.User,
+		history.DialogInput{Type: history.PublicGroup, Name: "lobby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := e.roomJID(d)
+	joinAll(r, room, "alice", "bob")
+	carol := r.As("carol")
+	r.As("bob").Send(`<message type='groupchat' to='` + room + `'><body>pub</body>` +
+		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
+	id := extra(r.As("alice").Expect(body("pub")), "message_id")
+	r.As("bob").Expect(body("pub"))
+	res, err := e.History.DeleteMessages(ctx, e.App.ID, r.U("bob").Ref.User, []string{id}, true)
+	if err != nil || len(res.Deleted) != 1 {
+		t.Fatalf("delete %s: %+v %v", id, res, err)
+	}
+	retracts := cond{"retraction of " + id, func(el *stanza.Element) bool {
+		rt := el.Child("retract", "urn:xmpp:message-retract:1")
+		return rt != nil && rt.Attr("id") == id && extra(el, "notification_type") == "message_deleted" &&
+			extra(el, "dialog_id") == d.ID && extra(el, "message_id") == id
+	}}
+	for _, who := range []string{"alice", "bob"} {
+		r.As(who).Expect(name("message"), attr("type", "headline"), attr("from", r.U("bob").JID), retracts)
+	}
+	carol.None(name("message"))
 }

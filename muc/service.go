@@ -217,7 +217,8 @@ func (svc *Service) sessionEnded(s *xmpp.Session) {
 
 // observe follows dialog changes made elsewhere (REST, or this service
 // through history): removed occupants are kicked, deleted dialogs destroy
-// their rooms, renamed ones announce the new subject. It runs on the
+// their rooms, renamed ones announce the new subject, messages of public
+// groups deleted for everyone are announced to the room's members. It runs on the
 // goroutine that made the change and only enqueues.
 func (svc *Service) observe(_ context.Context, ev history.Event) {
 	d := ev.Dialog
@@ -230,6 +231,33 @@ func (svc *Service) observe(_ context.Context, ev history.Event) {
 		svc.dialogUpdated(k, ev)
 	case history.DialogDeleted:
 		svc.destroy(k)
+	case history.MessagesDeleted:
+		if d.Type == history.PublicGroup {
+			svc.messagesDeleted(k, ev)
+		}
+	}
+}
+
+// messagesDeleted tells the members of a public group's room that
+// messages were deleted for everyone (xmpp.DeletionNotice). Private and
+// group dialogs list their occupants; the xmpp server tells those.
+func (svc *Service) messagesDeleted(k roomKey, ev history.Event) {
+	r := svc.room(k, false)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	sessions := make([]*xmpp.Session, 0, len(r.members))
+	for s := range r.members {
+		sessions = append(sessions, s)
+	}
+	r.mu.Unlock()
+	actor := xmpp.UserJID(xmpp.UserRef{App: ev.Dialog.AppID, User: ev.Actor}, svc.srv.Domain())
+	for _, m := range ev.Messages {
+		it := xmpp.NewItem(xmpp.DeletionNotice(ev.Dialog, actor, m.ID))
+		for _, s := range sessions {
+			s.Enqueue(it)
+		}
 	}
 }
 

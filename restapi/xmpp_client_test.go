@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -95,3 +96,61 @@ func bareJID(app, user int64) string { return fmt.Sprintf("%d-%d@%s", user, app,
 
 // hasPrefixJID reports whether jid is bare or has bare as its bare part.
 func hasPrefixJID(jid, bare string) bool { return jid == bare || strings.HasPrefix(jid, bare+"/") }
+
+// A message deleted for everyone (DELETE force=1) is announced to the
+// dialog's online occupants, the deleter's other devices included: a
+// headline that is a XEP-0424 retraction and a QuickBlox system
+// notification. Hiding a message for oneself tells nobody, and users
+// outside the dialog hear nothing.
+func TestForceDeleteTellsOnlineOccupants(t *testing.T) {
+	f := newChatFixture(t, chatOptions{xmpp: true})
+	e, alice, bob, carol, dave := f.e, f.alice, f.bob, f.carol, f.dave
+	app := e.app.ID
+	aliceXMPP := dialXMPP(t, e.xmpp, app, alice.id, alice.password)
+	bobXMPP := dialXMPP(t, e.xmpp, app, bob.id, bob.password)
+	carolXMPP := dialXMPP(t, e.xmpp, app, carol.id, carol.password)
+	daveXMPP := dialXMPP(t, e.xmpp, app, dave.id, dave.password)
+
+	expectNotice := func(c *xmpptest.Client, who, dialog, id string) {
+		t.Helper()
+		el := nextMessage(c)
+		x := el.Child("extraParams", stanza.NSClient)
+		r := el.Child("retract", "urn:xmpp:message-retract:1")
+		if el.Attr("type") != "headline" || el.Attr("from") != bareJID(app, alice.id) || r == nil || r.Attr("id") != id || x == nil ||
+			x.ChildText("moduleIdentifier", stanza.NSClient) != "SystemNotifications" ||
+			x.ChildText("notification_type", stanza.NSClient) != "message_deleted" ||
+			x.ChildText("dialog_id", stanza.NSClient) != dialog || x.ChildText("message_id", stanza.NSClient) != id {
+			t.Errorf("%s was told %s, want a deletion notice of %s in %s from alice", who, el, id, dialog)
+		}
+	}
+	del := func(id string, force bool) {
+		t.Helper()
+		kv := []string{}
+		if force {
+			kv = []string{"force", "1"}
+		}
+		e.call(http.MethodDelete, "/chat/Message/"+id+".json", alice.token, kv...).
+			want(t, http.StatusOK, fmt.Sprintf(`{"SuccessfullyDeleted":{"ids":[%q]},"NotFound":{"ids":[]},"WrongPermissions":{"ids":[]}}`, id))
+	}
+
+	// Private dialog: bob and alice's XMPP device are told, carol not.
+	priv := e.sendText(alice, f.priv, "oops")
+	del(priv, true)
+	expectNotice(bobXMPP, "bob", f.priv, priv)
+	expectNotice(aliceXMPP, "alice's other device", f.priv, priv)
+	noMessage(carolXMPP)
+
+	// Group dialog: every occupant online, nobody else.
+	group := e.sendText(alice, f.group, "oops, all")
+	del(group, true)
+	expectNotice(bobXMPP, "bob", f.group, group)
+	expectNotice(carolXMPP, "carol", f.group, group)
+	expectNotice(aliceXMPP, "alice's other device", f.group, group)
+	noMessage(daveXMPP)
+
+	// Hidden for alice only: nobody is told.
+	del(e.sendText(alice, f.group, "mine to hide"), false)
+	for _, c := range []*xmpptest.Client{aliceXMPP, bobXMPP, carolXMPP} {
+		noMessage(c)
+	}
+}

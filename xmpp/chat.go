@@ -29,7 +29,16 @@ type History interface {
 }
 
 // SetHistory connects chat history; without it messages are only routed.
-func (srv *Server) SetHistory(h History) { srv.history = h }
+// A history that can be observed (history.Service) also tells the server
+// about messages deleted for everyone, which online occupants are told of.
+func (srv *Server) SetHistory(h History) {
+	srv.history = h
+	if o, ok := h.(interface {
+		Observe(func(context.Context, history.Event))
+	}); ok {
+		o.Observe(srv.historyChanged)
+	}
+}
 
 // extraParams returns the QuickBlox <extraParams/> child, if any.
 func extraParams(el *stanza.Element) *stanza.Element {
