@@ -413,7 +413,13 @@ func (p *peer) session() error {
 		case isStanza(el):
 			p.in++
 			if el.Name == "message" && el.ChildText("body", "") != "" {
-				p.received = append(p.received, el.Attr("id"))
+				// A stored message arrives with its history _id; the
+				// sender's id is its origin-id.
+				id := el.Attr("id")
+				if o := el.Child("origin-id", "urn:xmpp:sid:0"); o != nil {
+					id = o.Attr("id")
+				}
+				p.received = append(p.received, id)
 			}
 		}
 		p.mu.Unlock()

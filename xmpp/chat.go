@@ -52,6 +52,9 @@ func wantsHistory(el *stanza.Element) bool {
 	return x != nil && x.Child("save_to_history", "") != nil
 }
 
+// nsStanzaID is XEP-0359 Unique and Stable Stanza IDs.
+const nsStanzaID = "urn:xmpp:sid:0"
+
 // isHeadline reports QuickBlox system notifications and other headlines,
 // which are routed and never stored.
 func isHeadline(el *stanza.Element) bool { return el.Attr("type") == "headline" }
@@ -98,9 +101,20 @@ func StanzaMessage(el *stanza.Element) history.NewMessage {
 
 // annotate returns a copy of a stored message's stanza whose extraParams
 // carry message_id, dialog_id and date_sent, as QuickBlox delivers them.
+// Its id is the history _id, so the XEP-0333 markers and XEP-0308
+// corrections that recipients send about it name a stored message. A client
+// id that differs (not an ObjectId, or one in upper case) stays with the
+// message as a XEP-0359 origin-id, unless the client set one itself, so the
+// sender can still tell its message (a MUC reflection) apart.
 func annotate(el *stanza.Element, m *history.Message) *stanza.Element {
 	out := el.ShallowCopy()
-	out.Children = make([]*stanza.Element, 0, len(el.Children))
+	out.Children = make([]*stanza.Element, 0, len(el.Children)+1)
+	if id := el.Attr("id"); id != m.ID {
+		out.SetAttr("id", m.ID)
+		if id != "" && el.Child("origin-id", nsStanzaID) == nil {
+			out.Children = append(out.Children, stanza.New("origin-id", nsStanzaID, "id", id))
+		}
+	}
 	var x *stanza.Element
 	for _, c := range el.Children {
 		if c.Name == "extraParams" && c.Space == stanza.NSClient && x == nil {

@@ -69,17 +69,22 @@ func TestSaveToHistory(t *testing.T) {
 	}
 
 	// The second message goes into the same dialog; a client id that is not
-	// an ObjectId gets a new one, announced in message_id.
+	// an ObjectId gets a new one, announced in message_id and as the
+	// stanza's id; the client's id stays as its origin-id.
 	a.Write(`<message to='` + bob.JID + `' type='chat' id='not-an-oid'><body>second</body>` +
 		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
 	got = b.Expect(isMessage("second"))
-	if extra(got, "dialog_id") != dialogID || !oid.Valid(extra(got, "message_id")) || extra(got, "message_id") == "not-an-oid" {
+	if extra(got, "dialog_id") != dialogID || !oid.Valid(extra(got, "message_id")) || got.Attr("id") != extra(got, "message_id") {
 		t.Errorf("second message %s", got)
 	}
+	if o := got.Child("origin-id", "urn:xmpp:sid:0"); o == nil || o.Attr("id") != "not-an-oid" {
+		t.Errorf("second message %s does not keep the client's id as its origin-id", got)
+	}
 
-	// Bob's displayed marker reads both; alice gets the marker.
+	// Bob's displayed marker, naming the stanza id he got, reads both;
+	// alice gets the marker.
 	b.Write(`<message to='` + alice.JID + `' type='chat' id='mk1'><displayed xmlns='urn:xmpp:chat-markers:0' id='` +
-		extra(got, "message_id") + `'/><extraParams xmlns='jabber:client'><dialog_id>` + dialogID + `</dialog_id></extraParams></message>`)
+		got.Attr("id") + `'/><extraParams xmlns='jabber:client'><dialog_id>` + dialogID + `</dialog_id></extraParams></message>`)
 	a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "mk1" })
 	counts, _, err := e.History.UnreadCounts(ctx, e.App.ID, bob.Ref.User, []string{dialogID})
 	if err != nil || counts[dialogID] != 0 {
