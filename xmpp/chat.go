@@ -93,10 +93,24 @@ func StanzaMessage(el *stanza.Element) history.NewMessage {
 			if in.Custom == nil {
 				in.Custom = map[string]string{}
 			}
-			in.Custom[c.Name] = c.Content()
+			in.Custom[c.Name] = customValue(c)
 		}
 	}
 	return in
+}
+
+// customValue is what history keeps of a custom parameter, as a string: its
+// text, or, when it holds elements (the QuickBlox SDK writes an object value
+// as nested elements), its content as XML, so that nothing of it is lost.
+func customValue(c *stanza.Element) string {
+	if c.FirstElement() == nil {
+		return c.Content()
+	}
+	var b []byte
+	for _, ch := range c.Children {
+		b = ch.AppendXML(b, c.Space)
+	}
+	return string(b)
 }
 
 // annotate returns a copy of a stored message's stanza whose extraParams

@@ -37,6 +37,7 @@ func TestSaveToHistory(t *testing.T) {
 	a.Write(`<message to='` + bob.JID + `' type='chat' id='` + id + `'><body>stored hello</body>` +
 		`<markable xmlns='urn:xmpp:chat-markers:0'/>` +
 		`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history><color>red</color>` +
+		`<location><lat>52.5</lat><place>Caf&#233; &amp; Bar</place></location>` +
 		`<date_sent>` + strconv.FormatInt(now-1, 10) + `.5</date_sent>` +
 		`<attachment id='42' type='image' name='a.png' size='100'/></extraParams></message>`)
 	got := b.Expect(isMessage("stored hello"))
@@ -62,6 +63,10 @@ func TestSaveToHistory(t *testing.T) {
 	if m.ID != id || m.Text != "stored hello" || m.SenderID != alice.Ref.User || m.RecipientID != bob.Ref.User ||
 		m.Custom["color"] != "red" || len(m.Attachments) != 1 || m.Attachments[0]["name"] != "a.png" || !m.Markable {
 		t.Errorf("stored %+v", m)
+	}
+	// An object value (nested elements) is kept whole, as XML.
+	if want := `<lat>52.5</lat><place>Café &amp; Bar</place>`; m.Custom["location"] != want {
+		t.Errorf("custom location stored as %q, want %q", m.Custom["location"], want)
 	}
 	d, err := e.History.Dialog(ctx, e.App.ID, bob.Ref.User, dialogID)
 	if err != nil || d.Type != history.Private || d.LastMessage != "stored hello" || d.UnreadCount != 1 {
