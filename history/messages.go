@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -123,11 +124,10 @@ func (s *Service) begin(ctx context.Context, in NewMessage, retryOf *Message) (m
 		m.ID = oid.Normalize(in.ID)
 	}
 	m.DateSent = now.Unix()
-	if in.DateSent > 0 {
-		client := time.Unix(int64(in.DateSent), 0)
-		if delta := client.Sub(s.cfg.Now()); delta < s.cfg.ClockSkew && delta > -s.cfg.ClockSkew {
-			m.DateSent = int64(in.DateSent)
-		}
+	// The window is checked on the client's exact time (fractions of a
+	// second included); what is stored is truncated to the second.
+	if delta := in.DateSent - float64(s.cfg.Now().UnixNano())/1e9; in.DateSent > 0 && math.Abs(delta) < s.cfg.ClockSkew.Seconds() {
+		m.DateSent = int64(in.DateSent)
 	}
 	if retryOf != nil {
 		m.ID, m.DateSent = retryOf.ID, retryOf.DateSent

@@ -422,3 +422,28 @@ func TestBeginAfterClose(t *testing.T) {
 		}
 	}
 }
+
+// The 5 s window for a client's date_sent is measured on its exact time:
+// 4.5 s off (with fractions on both sides) is kept, truncated to the
+// second; 5.1 s off is replaced by the server's time.
+func TestDateSentWindowIsExact(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 200_000_000, time.UTC)
+	f := setup(t, history.Config{Now: func() time.Time { return now }})
+	ctx := context.Background()
+	alice, bob := f.users[0], f.users[1]
+	base := float64(now.Unix())
+	for _, c := range []struct {
+		sent float64
+		want int64
+	}{
+		{base - 4.3, now.Unix() - 5}, // 4.5 s before 12:00:00.2
+		{base + 4.9, now.Unix() + 4}, // 4.7 s after
+		{base - 4.9, now.Unix()},     // 5.1 s before
+		{base + 5.3, now.Unix()},     // 5.1 s after
+	} {
+		m, _, err := f.svc.Record(ctx, history.NewMessage{App: f.app, SenderID: alice, RecipientID: bob, Text: "t", DateSent: c.sent})
+		if err != nil || m.DateSent != c.want {
+			t.Errorf("date_sent %.1f at server time %.1f: stored %d (%v), want %d", c.sent, float64(now.UnixNano())/1e9, m.DateSent, err, c.want)
+		}
+	}
+}
