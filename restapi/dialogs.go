@@ -2,6 +2,7 @@ package restapi
 
 import (
 	"net/http"
+	"slices"
 
 	"chatd/history"
 )
@@ -76,7 +77,8 @@ func (s *Server) getDialog(r *request) error {
 // createDialog: POST /chat/Dialog.json with type, occupants_ids ("1,2",
 // "1, 2", a list, occupants_ids[]), name, photo, data[…], is_join_required
 // → 201 and the bare dialog; the existing private dialog of a pair → 200
-// and that dialog.
+// and that dialog. A group (type 2) needs an occupant other than the
+// caller.
 func (s *Server) createDialog(r *request) error {
 	p := r.params
 	if _, err := r.required("type"); err != nil {
@@ -110,6 +112,12 @@ func (s *Server) createDialog(r *request) error {
 			return err
 		}
 		in.JoinRequired = &j
+	}
+	if in.Type == history.Group && !slices.ContainsFunc(occupants, func(id int64) bool { return id != r.user() }) {
+		// QuickBlox requires occupants_ids for a group. A room made by
+		// joining it over XMPP starts with its creator alone, so the rule is
+		// this endpoint's, not history's.
+		return invalid("occupants_ids", "can't be blank")
 	}
 	d, created, err := s.history.CreateDialog(r.ctx(), r.app(), r.user(), in)
 	if err != nil {

@@ -86,14 +86,20 @@ func TestCreateDialog(t *testing.T) {
 			`{"errors":{"occupants_ids":["must name exactly one other user for a private dialog"]}}`},
 		{[]string{"type", "3"}, 422, `{"errors":{"occupants_ids":["must name exactly one other user for a private dialog"]}}`},
 		{[]string{"type", "2", "occupants_ids", csv(bob.id)}, 422, `{"errors":{"name":["can't be blank"]}}`},
+		// A group names someone besides its creator.
+		{[]string{"type", "2", "name", "x"}, 422, `{"errors":{"occupants_ids":["can't be blank"]}}`},
+		{[]string{"type", "2", "name", "x", "occupants_ids", ""}, 422, `{"errors":{"occupants_ids":["can't be blank"]}}`},
+		{[]string{"type", "2", "name", "x", "occupants_ids", csv(alice.id)}, 422, `{"errors":{"occupants_ids":["can't be blank"]}}`},
 		{[]string{"type", "2", "name", "x", "occupants_ids", "999999"}, 422, `{"errors":{"occupants_ids":["user 999999 does not exist"]}}`},
 		{[]string{"type", "2", "name", "x", "occupants_ids", "1,x"}, 400, `{"errors":["occupants_ids must be a list of integers"]}`},
 		{[]string{"type", "2", "name", "x", "is_join_required", "2"}, 400, `{"errors":["is_join_required must be 0 or 1"]}`},
 		{[]string{"type", "2", "name", "x", "data", "red"}, 422, `{"errors":{"data":["must be an object of fields"]}}`},
-		{[]string{"type", "2", "name", string(make([]byte, 201))}, 422, ""},
+		{[]string{"type", "2", "name", string(make([]byte, 201)), "occupants_ids", csv(bob.id)}, 422, ""},
 	} {
 		e.call(http.MethodPost, "/chat/Dialog.json", alice.token, c.kv...).want(t, c.status, c.body)
 	}
+	// A refused create leaves no dialog behind.
+	e.call(http.MethodGet, "/chat/Dialog.json", alice.token, "count", "1").want(t, http.StatusOK, `{"items_count":5}`)
 }
 
 func TestChatNeedsUserSession(t *testing.T) {

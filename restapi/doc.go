@@ -78,6 +78,10 @@
 //     for public groups; is_join_required is 0/1 for groups and null
 //     otherwise; data is left out when the dialog has none. Private
 //     dialogs keep a null name (QuickBlox may show the opponent's).
+//   - POST /chat/Dialog with type 2 needs occupants_ids naming a user other
+//     than the caller, as QuickBlox requires; without one it is 422
+//     {"errors":{"occupants_ids":["can't be blank"]}}. (A room made by
+//     joining it over XMPP starts with its creator alone.)
 //   - A PUT that empties a group deletes it (history's rule); the answer is
 //     the dialog as it was, with no occupants.
 //   - DELETE answers the three id lists for one id as well (the SDK reads
