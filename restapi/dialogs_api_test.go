@@ -345,6 +345,21 @@ func TestGetUpdateDeleteDialog(t *testing.T) {
 	if _, ids := listIDs(t, e, alice); !slices.Contains(ids, priv) {
 		t.Errorf("alice lost the private dialog bob deleted: %v", ids)
 	}
+	// Starting the chat again (the pair's dialog, 200) shows it to him
+	// again, with what he had read when he deleted it read.
+	e.sendText(alice, priv, "are you there?")
+	e.call(http.MethodDelete, "/chat/Dialog/"+priv+".json", bob.token).want(t, http.StatusOK, "")
+	d = e.mkDialog(bob, http.StatusOK, "type", "3", "occupants_ids", csv(alice.id))
+	if d["_id"] != priv || num(t, d["unread_messages_count"]) != 0 {
+		t.Errorf("bob's new chat with alice: %v, want %s with nothing unread", d, priv)
+	}
+	if _, ids := listIDs(t, e, bob); !slices.Contains(ids, priv) {
+		t.Errorf("bob started the chat with alice again, but his dialog list %v does not have %s", ids, priv)
+	}
+	if total, counts := e.unread(bob, priv); total != 0 || counts[priv] != 0 {
+		t.Errorf("bob's unread after starting the chat again: total %d, %v", total, counts)
+	}
+	e.call(http.MethodDelete, "/chat/Dialog/"+priv+".json", bob.token).want(t, http.StatusOK, "")
 	// force=1 by a non-owner: WrongPermissions.
 	e.call(http.MethodDelete, "/chat/Dialog/"+priv+".json", bob.token, "force", "1").
 		want(t, http.StatusOK, fmt.Sprintf(`{"SuccessfullyDeleted":{"ids":[]},"NotFound":{"ids":[]},"WrongPermissions":{"ids":[%q]}}`, priv))

@@ -82,6 +82,10 @@
 //     than the caller, as QuickBlox requires; without one it is 422
 //     {"errors":{"occupants_ids":["can't be blank"]}}. (A room made by
 //     joining it over XMPP starts with its creator alone.)
+//   - POST /chat/Dialog with type 3 for a pair that has its dialog answers
+//     that dialog (200) and shows it again to a caller who had deleted
+//     (hidden) it, so it is back in their list; their unread count in it
+//     stays as it was.
 //   - A PUT that empties a group deletes it (history's rule); the answer is
 //     the dialog as it was, with no occupants.
 //   - DELETE answers the three id lists for one id as well (the SDK reads

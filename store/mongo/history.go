@@ -439,6 +439,10 @@ func (h historyStore) HideDialog(ctx context.Context, app int64, id string, user
 	return err
 }
 
+func (h historyStore) UnhideDialog(ctx context.Context, app int64, id string, user int64) error {
+	return deleteWhere(ctx, h.db.dialogFlags, bson.D{{Key: "_id", Value: flagKey(id, user, flagHidden)}, {Key: "app_id", Value: app}})
+}
+
 func (h historyStore) Notifications(ctx context.Context, app int64, id string, user int64) (bool, error) {
 	n, err := h.db.dialogFlags.CountDocuments(ctx, bson.D{{Key: "_id", Value: flagKey(id, user, flagMuted)},
 		{Key: "app_id", Value: app}})

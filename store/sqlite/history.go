@@ -465,6 +465,12 @@ func (h historyStore) HideDialog(ctx context.Context, app int64, id string, user
 	})
 }
 
+func (h historyStore) UnhideDialog(ctx context.Context, app int64, id string, user int64) error {
+	_, err := h.db.w.ExecContext(ctx, `UPDATE dialog_members SET hidden = 0
+		WHERE dialog_id = ? AND user_id = ? AND app_id = ? AND hidden = 1`, id, user, app)
+	return err
+}
+
 func (h historyStore) Notifications(ctx context.Context, app int64, id string, user int64) (bool, error) {
 	var on bool
 	err := h.db.r.QueryRowContext(ctx, `SELECT notifications FROM dialog_members WHERE dialog_id = ? AND user_id = ?`,

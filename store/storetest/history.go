@@ -296,11 +296,45 @@ func testFindDialogs(t *testing.T, s history.Store) {
 	if got, _ := find(history.DialogQuery{}); !slices.Equal(got, []string{group.ID}) {
 		t.Errorf("after hiding two: %v", got)
 	}
+	// Unhiding shows a dialog again for that user only, with the unread
+	// count it had (hiding read everything); unhiding a dialog that is
+	// not hidden, or through another application, changes nothing.
+	if err := s.UnhideDialog(ctx, 1, public.ID, me); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{group.ID, public.ID} {
+		if err := s.UnhideDialog(ctx, 1, id, me); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.UnhideDialog(ctx, 2, private.ID, me); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := find(history.DialogQuery{}); !slices.Equal(got, []string{group.ID, public.ID}) {
+		t.Errorf("after unhiding the public group: %v", got)
+	}
+	if ds, _, err := s.FindDialogs(ctx, 1, 14, history.DialogQuery{}); err != nil || !slices.Equal(dialogIDs(ds), []string{public.ID}) {
+		t.Errorf("the public group's owner sees %v, %v", dialogIDs(ds), err)
+	}
 	save(t, s, mkMessage(private, 11, 400, "again"))
-	if got, _ := find(history.DialogQuery{}); !slices.Equal(got, []string{private.ID, group.ID}) {
+	if got, _ := find(history.DialogQuery{}); !slices.Equal(got, []string{private.ID, group.ID, public.ID}) {
 		t.Errorf("after a new message: %v", got)
 	}
 	checkUnread(t, s, private, me, 1)
+	if err := s.HideDialog(ctx, 1, private.ID, me); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UnhideDialog(ctx, 1, private.ID, me); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := find(history.DialogQuery{}); !slices.Equal(got, []string{private.ID, group.ID, public.ID}) {
+		t.Errorf("after hiding and unhiding the private dialog: %v", got)
+	}
+	checkUnread(t, s, private, me, 0)
+	checkUnread(t, s, private, 11, 0)
+	if counts, total, err := s.UnreadCounts(ctx, 1, me, nil); err != nil || total != 1 || counts[private.ID] != 0 || counts[group.ID] != 1 {
+		t.Errorf("unread after unhiding: %v total %d, %v", counts, total, err)
+	}
 }
 
 func testSaveMessages(t *testing.T, s history.Store) {
