@@ -88,6 +88,9 @@ type Store interface {
 	// FindMessages returns messages of a dialog matching q, without those
 	// deleted for viewer.
 	FindMessages(ctx context.Context, app int64, dialog string, viewer int64, q MessageQuery) ([]*Message, error)
+	// CountMessages returns how many messages FindMessages would find
+	// with q's limit and skip left out.
+	CountMessages(ctx context.Context, app int64, dialog string, viewer int64, q MessageQuery) (int, error)
 	// MarkMessages adds user to the read (or delivered) marks of the given
 	// messages of the dialog (every message when ids is nil) that have the
 	// user among their recipients, and lowers the unread counter by the

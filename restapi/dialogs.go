@@ -54,15 +54,18 @@ func (s *Server) listDialogs(r *request) error {
 		return err
 	}
 	if count {
-		return r.json(http.StatusOK, struct {
-			ItemsCount int `json:"items_count"`
-		}{total})
+		return r.json(http.StatusOK, itemsCount{total})
 	}
 	page := dialogPage{TotalEntries: total, Skip: q.Skip, Limit: q.Limit, Items: make([]dialogJSON, 0, len(dialogs))}
 	for _, d := range dialogs {
 		page.Items = append(page.Items, renderDialog(d, s.cfg.XMPPDomain))
 	}
 	return r.json(http.StatusOK, page)
+}
+
+// itemsCount is the answer to a list with count=1: {"items_count":N}.
+type itemsCount struct {
+	ItemsCount int `json:"items_count"`
 }
 
 // getDialog: GET /chat/Dialog/{id}.json → the dialog.

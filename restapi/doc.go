@@ -53,7 +53,7 @@
 //	DELETE /chat/Dialog/{id1},{id2}.json      200 {"SuccessfullyDeleted":{"ids"},"NotFound":{"ids"},"WrongPermissions":{"ids"}}
 //	GET    /chat/Dialog/{id}/notifications.json  200 {"notifications":{"enabled":1}}
 //	PUT    /chat/Dialog/{id}/notifications.json  200 {"notifications":{"enabled":0}}
-//	GET    /chat/Message.json?chat_dialog_id=…    200 {"skip","limit","items":[message]}
+//	GET    /chat/Message.json?chat_dialog_id=…    200 {"skip","limit","items":[message]}; count=1 → {"items_count":N}
 //	POST   /chat/Message.json                 201 message
 //	PUT    /chat/Message/{id1},{id2}.json     200, empty body (also /chat/Message.json: every message of the dialog)
 //	DELETE /chat/Message/{id1},{id2}.json     200 {"SuccessfullyDeleted","NotFound","WrongPermissions"}
@@ -71,8 +71,11 @@
 //   - Lists take every parameter that is not a paging, sorting or control
 //     key as a filter, field=v or field[op]=v (data[f]=v filters dialog
 //     data); an unknown field or operator is 400, never ignored. count=1 is
-//     answered {"items_count":N} for dialogs and refused (400) for messages.
-//     A missing chat_dialog_id on GET /chat/Message is 422.
+//     answered {"items_count":N}, for dialogs and for messages alike: N is
+//     the number of items the same filters select among those the caller
+//     would be listed (for messages, not those they deleted for
+//     themselves), limit and skip aside; counting messages marks none
+//     read. A missing chat_dialog_id on GET /chat/Message is 422.
 //   - Dialog JSON: name, photo and the last_message fields are null when
 //     empty; xmpp_room_jid is null for private dialogs; occupants_ids is []
 //     for public groups; is_join_required is 0/1 for groups and null

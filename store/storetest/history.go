@@ -698,6 +698,25 @@ func testHideAndDelete(t *testing.T, s history.Store) {
 	if got, _ := s.FindMessages(ctx, 1, d.ID, 11, history.MessageQuery{}); len(got) != 2 {
 		t.Errorf("11 sees %d messages, want 2", len(got))
 	}
+	count := func(viewer int64, q history.MessageQuery) int {
+		t.Helper()
+		n, err := s.CountMessages(ctx, 1, d.ID, viewer, q)
+		if err != nil {
+			t.Fatalf("CountMessages(%d, %+v): %v", viewer, q, err)
+		}
+		return n
+	}
+	after := history.MessageQuery{Conds: []history.Cond{{Field: "date_sent", Kind: history.KindInt, Op: history.OpGte,
+		Values: []any{int64(101)}}}}
+	if n := count(11, history.MessageQuery{}); n != 2 {
+		t.Errorf("counted for 11, who deleted two of four: %d, want 2", n)
+	}
+	if n := count(11, after); n != 2 {
+		t.Errorf("counted for 11 from 101 on: %d, want 2", n)
+	}
+	if n := count(12, history.MessageQuery{}); n != 4 {
+		t.Errorf("counted for 12: %d, want 4", n)
+	}
 	// Marking a hidden message read does not count twice.
 	if _, err := s.MarkMessages(ctx, 1, d.ID, 11, nil, history.Read); err != nil {
 		t.Fatal(err)
@@ -710,6 +729,9 @@ func testHideAndDelete(t *testing.T, s history.Store) {
 	if got, _ := s.FindMessages(ctx, 1, d.ID, 10, history.MessageQuery{}); len(got) != 3 {
 		t.Errorf("sender sees %d messages, want 3", len(got))
 	}
+	if n := count(10, history.MessageQuery{}); n != 3 {
+		t.Errorf("counted for the sender: %d, want 3", n)
+	}
 	// Deleting for everyone: counters drop, the last message moves back.
 	checkUnread(t, s, d, 12, 4)
 	done, err = s.DeleteMessages(ctx, 1, []string{ms[3].ID, ms[2].ID, newID()})
@@ -719,6 +741,9 @@ func testHideAndDelete(t *testing.T, s history.Store) {
 	checkUnread(t, s, d, 12, 2)
 	if _, err := s.Message(ctx, 1, ms[3].ID, 0); !errors.Is(err, history.ErrNotFound) {
 		t.Errorf("deleted message: %v", err)
+	}
+	if n := count(12, history.MessageQuery{}); n != 2 {
+		t.Errorf("counted after a delete for everyone: %d, want 2", n)
 	}
 	dl, _ := s.Dialog(ctx, 1, d.ID)
 	if dl.LastMessageID != ms[1].ID || dl.LastMessage != "1" || dl.LastMessageDateSent != 101 {
@@ -1087,9 +1112,20 @@ func testMessageQueryLanguage(t *testing.T, s history.Store) {
 		if !slices.Equal(idx, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, idx, tc.want)
 		}
+		// Counting selects the same messages, limit and skip aside.
+		want := len(tc.want)
+		if tc.q.Limit > 0 || tc.q.Skip > 0 {
+			want = len(ms)
+		}
+		if n, err := s.CountMessages(ctx, 1, d.ID, 11, tc.q); err != nil || n != want {
+			t.Errorf("%s counted: %d, %v; want %d", tc.name, n, err, want)
+		}
 	}
 	if got, err := s.FindMessages(ctx, 2, d.ID, 11, history.MessageQuery{}); err != nil || len(got) != 0 {
 		t.Errorf("messages through another application: %d, %v", len(got), err)
+	}
+	if n, err := s.CountMessages(ctx, 2, d.ID, 11, history.MessageQuery{}); err != nil || n != 0 {
+		t.Errorf("messages counted through another application: %d, %v", n, err)
 	}
 	// Operators that do not apply are errors, not empty results.
 	for _, c := range []history.Cond{
@@ -1098,6 +1134,9 @@ func testMessageQueryLanguage(t *testing.T, s history.Store) {
 	} {
 		if _, err := s.FindMessages(ctx, 1, d.ID, 11, history.MessageQuery{Conds: []history.Cond{c}}); err == nil {
 			t.Errorf("%s[%s] accepted", c.Field, c.Op)
+		}
+		if _, err := s.CountMessages(ctx, 1, d.ID, 11, history.MessageQuery{Conds: []history.Cond{c}}); err == nil {
+			t.Errorf("%s[%s] accepted by CountMessages", c.Field, c.Op)
 		}
 	}
 }
