@@ -232,6 +232,23 @@ func TestListDialogs(t *testing.T) {
 		want(t, http.StatusBadRequest, `{"errors":["unknown dialog field \"colour\""]}`)
 	e.call(http.MethodGet, "/chat/Dialog.json", alice.token, "type[like]", "2").
 		want(t, http.StatusBadRequest, `{"errors":["unknown operator \"like\" on \"type\""]}`)
+
+	// ctn ignores the case of every letter, not only of ASCII ones.
+	g3 := e.mkDialog(alice, 201, "type", "2", "name", "Ärger im BÜRO", "occupants_ids", csv(bob.id))["_id"].(string)
+	msg := e.sendText(bob, g3, "Grüße aus München")
+	for _, q := range []string{"ärger", "büro", "ÄRGER IM Büro"} {
+		if _, ids := list(alice, "name[ctn]", q); !slices.Equal(ids, []string{g3}) {
+			t.Errorf("name[ctn]=%s: %v, want [%s]", q, ids, g3)
+		}
+	}
+	if _, ids := list(alice, "last_message[ctn]", "GRÜSSE"); len(ids) != 0 {
+		t.Errorf("last_message[ctn]=GRÜSSE: %v, want none (ß is not ss)", ids)
+	}
+	for _, q := range []string{"MÜNCHEN", "GRÜẞE"} {
+		if got := idsOf(e.messages(alice, g3, "mark_as_read", "0", "message[ctn]", q)); !slices.Equal(got, []string{msg}) {
+			t.Errorf("message[ctn]=%s: %v, want [%s]", q, got, msg)
+		}
+	}
 }
 
 func TestGetUpdateDeleteDialog(t *testing.T) {

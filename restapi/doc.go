@@ -76,6 +76,10 @@
 //     would be listed (for messages, not those they deleted for
 //     themselves), limit and skip aside; counting messages marks none
 //     read. A missing chat_dialog_id on GET /chat/Message is 422.
+//   - ctn (dialogs, messages, and users' filter[]) is a substring match that
+//     ignores the case of every letter, not only of ASCII ones
+//     (name[ctn]=ärger finds "Ärger im Büro"), on either storage backend;
+//     letters are folded one by one, so "ß" does not match "SS".
 //   - Dialog JSON: name, photo and the last_message fields are null when
 //     empty; xmpp_room_jid is null for private dialogs; occupants_ids is []
 //     for public groups; is_join_required is 0/1 for groups and null

@@ -274,7 +274,7 @@ func compare(c *condSQL, col string, cond history.Cond) error {
 	case history.OpNin:
 		c.add(col+" NOT IN ("+placeholders(len(cond.Values))+")", cond.Values...)
 	case history.OpContains:
-		c.add("instr(lower("+col+"), lower(?)) > 0", v)
+		c.add(containsSQL(col), v)
 	default:
 		return fmt.Errorf("sqlite: operator %s does not apply to %s", cond.Op, cond.Field)
 	}

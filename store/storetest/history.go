@@ -32,6 +32,7 @@ func runHistory(t *testing.T, open Open) {
 		{"ConcurrentCounters", testConcurrentCounters},
 		{"DialogQueryLanguage", testDialogQueryLanguage},
 		{"MessageQueryLanguage", testMessageQueryLanguage},
+		{"ContainsFoldsCase", testContainsFoldsCase},
 		{"ConcurrentMarkers", testConcurrentMarkers},
 	}
 	for _, tc := range tests {
@@ -1137,6 +1138,59 @@ func testMessageQueryLanguage(t *testing.T, s history.Store) {
 		}
 		if _, err := s.CountMessages(ctx, 1, d.ID, 11, history.MessageQuery{Conds: []history.Cond{c}}); err == nil {
 			t.Errorf("%s[%s] accepted by CountMessages", c.Field, c.Op)
+		}
+	}
+}
+
+// ctn matches whatever the case of any letter, not only of ASCII ones.
+func testContainsFoldsCase(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	g := mkDialog(t, s, 1, history.Group, 10, 11)
+	g.Name = "Ärger im BÜRO"
+	g.Data = map[string]string{"city": "Zürich"}
+	if err := s.UpdateDialog(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	other := mkDialog(t, s, 1, history.Group, 10, 11) // named "d"
+	m1, m2 := mkMessage(g, 11, 100, "Grüße aus MÜNCHEN"), mkMessage(g, 10, 101, "ΣΟΦΊΑ")
+	save(t, s, m1, m2, mkMessage(other, 10, 102, "Munchen"))
+	for _, c := range []struct {
+		field, value string
+		want         []string
+	}{
+		{"name", "ärger", []string{g.ID}},
+		{"name", "büro", []string{g.ID}},
+		{"name", "äRGER IM bÜro", []string{g.ID}},
+		{"name", "arger", nil},
+		{"data.city", "ZÜRICH", []string{g.ID}},
+		{"last_message", "σοφία", []string{g.ID}},
+	} {
+		q := history.DialogQuery{Conds: []history.Cond{{Field: c.field, Kind: history.KindString, Op: history.OpContains,
+			Values: []any{c.value}}}}
+		ds, total, err := s.FindDialogs(ctx, 1, 10, q)
+		if err != nil || !slices.Equal(dialogIDs(ds), c.want) || total != len(c.want) {
+			t.Errorf("%s ctn %q: %v (total %d), %v; want %v", c.field, c.value, dialogIDs(ds), total, err, c.want)
+		}
+	}
+	for _, c := range []struct {
+		value string
+		want  []string
+	}{
+		{"MÜNCHEN", []string{m1.ID}},
+		{"münchen", []string{m1.ID}},
+		{"GRÜSSE", nil}, // folding is letter by letter: ß is not ss
+		{"grüße", []string{m1.ID}},
+		{"σοφία", []string{m2.ID}},
+	} {
+		q := history.MessageQuery{Conds: []history.Cond{{Field: "message", Kind: history.KindString, Op: history.OpContains,
+			Values: []any{c.value}}}}
+		ms, err := s.FindMessages(ctx, 1, g.ID, 10, q)
+		var got []string
+		for _, m := range ms {
+			got = append(got, m.ID)
+		}
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("message ctn %q: %v, %v; want %v", c.value, got, err, c.want)
 		}
 	}
 }
