@@ -207,6 +207,9 @@ func (s *Service) Messages(ctx context.Context, app, user int64, dialogID string
 	if err != nil {
 		return nil, err
 	}
+	if q.None {
+		return nil, nil
+	}
 	msgs, err := s.store.FindMessages(ctx, app, d.ID, user, q)
 	if err != nil {
 		return nil, err
@@ -246,6 +249,9 @@ func (s *Service) CountMessages(ctx context.Context, app, user int64, dialogID s
 	d, err := s.visible(ctx, app, user, dialogID)
 	if err != nil {
 		return 0, err
+	}
+	if q.None {
+		return 0, nil
 	}
 	return s.store.CountMessages(ctx, app, d.ID, user, q)
 }

@@ -232,6 +232,9 @@ func (s *Service) checkUsers(ctx context.Context, app int64, ids []int64) error 
 
 // FindDialogs lists the dialogs a user sees.
 func (s *Service) FindDialogs(ctx context.Context, app, user int64, q DialogQuery) ([]*Dialog, int, error) {
+	if q.None {
+		return nil, 0, nil
+	}
 	return s.store.FindDialogs(ctx, app, user, q)
 }
 

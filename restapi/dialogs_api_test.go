@@ -192,6 +192,12 @@ func TestListDialogs(t *testing.T) {
 		{[]string{"occupants_ids[all]", fmt.Sprintf("%d,%d", bob.id, carol.id)}, []string{g1}},
 		{[]string{"last_message_date_sent[gt]", "0", "sort_asc", "last_message_date_sent"}, []string{priv, g1}},
 		{[]string{"last_message_date_sent[gte]", fmt.Sprint(t0Unix + 300)}, []string{g1}},
+		// A fraction is compared exactly (priv's last message is at +240).
+		{[]string{"last_message_date_sent[lt]", fmt.Sprint(t0Unix+240) + ".5"}, []string{priv, pub}},
+		{[]string{"last_message_date_sent[gte]", fmt.Sprint(t0Unix+240) + ".5"}, []string{g1}},
+		{[]string{"last_message_date_sent", fmt.Sprint(t0Unix+240) + ".5"}, nil},
+		{[]string{"last_message_date_sent[ne]", fmt.Sprint(t0Unix+240) + ".5"}, []string{g1, priv, pub}},
+		{[]string{"created_at[lt]", fmt.Sprint(t0Unix+60) + ".5", "sort_desc", "created_at"}, []string{g1, priv}},
 		{[]string{"created_at[gte]", fmt.Sprint(t0Unix + 60), "sort_desc", "created_at"}, []string{pub, g1}},
 		{[]string{"updated_at[lte]", "2026-11-22T00:08:16Z"}, []string{pub}},
 		{[]string{"sort_asc", "created_at", "limit", "1", "skip", "1"}, []string{g1}},
@@ -207,6 +213,8 @@ func TestListDialogs(t *testing.T) {
 	// count=1: only the number.
 	e.call(http.MethodGet, "/chat/Dialog.json", alice.token, "count", "1").want(t, http.StatusOK, `{"items_count":3}`)
 	e.call(http.MethodGet, "/chat/Dialog.json", alice.token, "count", "1", "type", "2").want(t, http.StatusOK, `{"items_count":1}`)
+	e.call(http.MethodGet, "/chat/Dialog.json", alice.token, "count", "1", "last_message_date_sent", fmt.Sprint(t0Unix+240)+".5").
+		want(t, http.StatusOK, `{"items_count":0}`)
 
 	// Bad queries: 400 naming the parameter.
 	for _, c := range []struct{ kv []string }{

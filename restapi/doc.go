@@ -80,6 +80,13 @@
 //     ignores the case of every letter, not only of ASCII ones
 //     (name[ctn]=ärger finds "Ärger im Büro"), on either storage backend;
 //     letters are folded one by one, so "ß" does not match "SS".
+//   - A fraction in a filter on an integer field or a time
+//     (date_sent[lt]=1700000000.5, as clients send) is compared exactly
+//     with the stored whole seconds: lt 1.5 selects 1, gte 1.5 does not;
+//     eq with a fraction selects nothing, ne everything; in and nin ignore
+//     a fraction among their values (in with nothing else selects nothing,
+//     nin everything), and all with one selects nothing. A number with an
+//     exponent, an infinity or out of the 64-bit range is 400.
 //   - Dialog JSON: name, photo and the last_message fields are null when
 //     empty; xmpp_room_jid is null for private dialogs; occupants_ids is []
 //     for public groups; is_join_required is 0/1 for groups and null
