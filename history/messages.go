@@ -207,6 +207,9 @@ func (s *Service) Messages(ctx context.Context, app, user int64, dialogID string
 	if err != nil {
 		return nil, err
 	}
+	if q.None {
+		return nil, nil
+	}
 	msgs, err := s.store.FindMessages(ctx, app, d.ID, user, q)
 	if err != nil {
 		return nil, err
@@ -237,6 +240,20 @@ func (s *Service) Messages(ctx context.Context, app, user int64, dialogID string
 		}
 	}
 	return msgs, nil
+}
+
+// CountMessages returns how many messages of a dialog the user may read
+// match q, as Messages would list them with q's limit and skip left out;
+// it marks nothing read.
+func (s *Service) CountMessages(ctx context.Context, app, user int64, dialogID string, q MessageQuery) (int, error) {
+	d, err := s.visible(ctx, app, user, dialogID)
+	if err != nil {
+		return 0, err
+	}
+	if q.None {
+		return 0, nil
+	}
+	return s.store.CountMessages(ctx, app, d.ID, user, q)
 }
 
 // Message returns one message the user may read.

@@ -2,6 +2,7 @@ package history
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,13 @@ type Kind int
 
 // Field kinds. Values of KindInt and KindTime fields are int64 (times in unix
 // seconds), of KindString and KindID fields strings, of KindIntArray int64.
+//
+// A filter on an integer field (a time in unix seconds too) may name a
+// fraction, as QuickBlox clients send date_sent=1700000000.123; it is
+// compared exactly, and the condition the stores get has integers only:
+// lt and gte compare with the fraction rounded up, lte and gt rounded down,
+// eq (or an element of all) meets no stored value, ne every one, and a
+// fraction among the values of in or nin is left out.
 const (
 	KindInt Kind = iota
 	KindString
@@ -66,6 +74,9 @@ type DialogQuery struct {
 	Limit int
 	Skip  int
 	Count bool // only the number of matches is wanted
+	// None: a condition no stored value meets (type=1.5), so nothing
+	// matches; the Service answers without asking the store.
+	None bool
 }
 
 // MessageQuery selects messages of one dialog.
@@ -75,6 +86,7 @@ type MessageQuery struct {
 	Desc  bool
 	Limit int
 	Skip  int
+	None  bool // as DialogQuery.None
 }
 
 // Query limits.
@@ -120,11 +132,16 @@ func ParseDialogQuery(params []Param, sortAsc, sortDesc, limit, skip string, cou
 		if !ok {
 			return q, queryErr("unknown dialog field %q", p.Field)
 		}
-		c, err := parseCond(p, kind)
+		c, m, err := parseCond(p, kind)
 		if err != nil {
 			return q, err
 		}
-		q.Conds = append(q.Conds, c)
+		switch m {
+		case some:
+			q.Conds = append(q.Conds, c)
+		case none:
+			q.None = true
+		}
 	}
 	var err error
 	if q.Sort, q.Desc, err = parseSort(sortAsc, sortDesc, dialogSorts); err != nil {
@@ -144,11 +161,16 @@ func ParseMessageQuery(params []Param, sortAsc, sortDesc, limit, skip string) (M
 		if !ok {
 			return q, queryErr("unknown message field %q", p.Field)
 		}
-		c, err := parseCond(p, kind)
+		c, m, err := parseCond(p, kind)
 		if err != nil {
 			return q, err
 		}
-		q.Conds = append(q.Conds, c)
+		switch m {
+		case some:
+			q.Conds = append(q.Conds, c)
+		case none:
+			q.None = true
+		}
 	}
 	var err error
 	if q.Sort, q.Desc, err = parseSort(sortAsc, sortDesc, messageSorts); err != nil {
@@ -196,7 +218,16 @@ func parsePaging(limit, skip string) (int, int, error) {
 	return l, s, nil
 }
 
-func parseCond(p Param, kind Kind) (Cond, error) {
+// match is what a condition selects.
+type match int
+
+const (
+	some match = iota // the stored values that meet it
+	all               // every stored value: the condition can be left out
+	none              // no stored value
+)
+
+func parseCond(p Param, kind Kind) (Cond, match, error) {
 	op := Op(p.Op)
 	if op == "" {
 		op = OpEq
@@ -210,18 +241,18 @@ func parseCond(p Param, kind Kind) (Cond, error) {
 	case OpEq, OpNe, OpIn, OpNin:
 	case OpLt, OpLte, OpGt, OpGte:
 		if array {
-			return c, queryErr("operator %s does not apply to the array field %q", op, p.Field)
+			return c, some, queryErr("operator %s does not apply to the array field %q", op, p.Field)
 		}
 	case OpAll:
 		if !array {
-			return c, queryErr("operator all applies to array fields, not %q", p.Field)
+			return c, some, queryErr("operator all applies to array fields, not %q", p.Field)
 		}
 	case OpContains:
 		if kind != KindString {
-			return c, queryErr("operator ctn applies to text fields, not %q", p.Field)
+			return c, some, queryErr("operator ctn applies to text fields, not %q", p.Field)
 		}
 	default:
-		return c, queryErr("unknown operator %q on %q", p.Op, p.Field)
+		return c, some, queryErr("unknown operator %q on %q", p.Op, p.Field)
 	}
 	raw := []string{p.Value}
 	if op == OpIn || op == OpNin || op == OpAll {
@@ -232,33 +263,123 @@ func parseCond(p Param, kind Kind) (Cond, error) {
 			}
 		}
 		if len(raw) == 0 {
-			return c, queryErr("%s[%s] needs at least one value", p.Field, op)
+			return c, some, queryErr("%s[%s] needs at least one value", p.Field, op)
 		}
 	}
+	var nums []number
 	for _, r := range raw {
 		v, err := parseValue(kind, r)
 		if err != nil {
-			return c, queryErr("bad value %q for %s: %v", r, p.Field, err)
+			return c, some, queryErr("bad value %q for %s: %v", r, p.Field, err)
+		}
+		if n, ok := v.(number); ok {
+			nums = append(nums, n)
+			continue
 		}
 		c.Values = append(c.Values, v)
 	}
-	return c, nil
+	if nums != nil {
+		c, m := integerCond(c, nums)
+		return c, m, nil
+	}
+	return c, some, nil
+}
+
+// number is a value of an integer field's filter: an integer (floor and
+// ceil equal) or a fraction between floor and ceil.
+type number struct{ floor, ceil int64 }
+
+func (n number) integer() bool { return n.floor == n.ceil }
+
+// integerCond completes a condition on an integer field with the integers
+// that select exactly what the numbers do.
+func integerCond(c Cond, nums []number) (Cond, match) {
+	n := nums[0]
+	switch c.Op {
+	case OpLt, OpGte: // x < 1.5 is x < 2, x >= 1.5 is x >= 2
+		c.Values = []any{n.ceil}
+	case OpLte, OpGt: // x <= 1.5 is x <= 1, x > 1.5 is x > 1
+		c.Values = []any{n.floor}
+	case OpEq, OpNe:
+		if !n.integer() {
+			if c.Op == OpEq {
+				return c, none
+			}
+			return c, all
+		}
+		c.Values = []any{n.floor}
+	case OpIn, OpNin, OpAll:
+		for _, n := range nums {
+			switch {
+			case n.integer():
+				c.Values = append(c.Values, n.floor)
+			case c.Op == OpAll:
+				return c, none
+			}
+		}
+		if len(c.Values) == 0 {
+			if c.Op == OpNin {
+				return c, all
+			}
+			return c, none
+		}
+	}
+	return c, some
+}
+
+// parseNumber reads an integer or a decimal fraction ("-12", "1700000000.123",
+// ".5"), nothing else: no exponent, no infinity.
+func parseNumber(s string) (number, bool) {
+	whole, frac, _ := strings.Cut(s, ".")
+	digits := strings.TrimLeft(whole, "+-")
+	if len(whole)-len(digits) > 1 || !isDigits(digits) || !isDigits(frac) || digits+frac == "" {
+		return number{}, false
+	}
+	neg := whole != digits && whole[0] == '-'
+	var n int64
+	if digits != "" {
+		var err error
+		if n, err = strconv.ParseInt(whole, 10, 64); err != nil {
+			return number{}, false // out of range
+		}
+	}
+	switch {
+	case strings.Trim(frac, "0") == "":
+		return number{n, n}, true
+	case neg && n > math.MinInt64:
+		return number{n - 1, n}, true
+	case !neg && n < math.MaxInt64:
+		return number{n, n + 1}, true
+	}
+	return number{}, false
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func parseValue(kind Kind, s string) (any, error) {
 	switch kind {
 	case KindInt, KindIntArray:
-		if f, err := strconv.ParseFloat(s, 64); err == nil && !strings.ContainsAny(s, "eE") {
-			return int64(f), nil // QuickBlox clients sometimes send 1700000000.123
+		if n, ok := parseNumber(s); ok {
+			return n, nil
 		}
 		return nil, fmt.Errorf("not a number")
 	case KindTime:
-		if f, err := strconv.ParseFloat(s, 64); err == nil {
-			return int64(f), nil
+		if n, ok := parseNumber(s); ok {
+			return n, nil
 		}
 		for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02"} {
 			if t, err := time.Parse(layout, s); err == nil {
-				return t.Unix(), nil
+				if t.Nanosecond() != 0 { // a fraction of a second
+					return number{t.Unix(), t.Unix() + 1}, nil
+				}
+				return number{t.Unix(), t.Unix()}, nil
 			}
 		}
 		return nil, fmt.Errorf("not a time")

@@ -127,7 +127,8 @@ const maxNameLen = 200
 
 // CreateDialog creates a dialog owned by user. For a private dialog that
 // already exists between the pair, that dialog is returned with created
-// false.
+// false, and shown again to user if they had hidden (deleted) it: asking
+// for the dialog opens the conversation again.
 func (s *Service) CreateDialog(ctx context.Context, app, user int64, in DialogInput) (*Dialog, bool, error) {
 	if !in.Type.Valid() {
 		return nil, false, invalid("type", "must be 1, 2 or 3")
@@ -154,7 +155,7 @@ func (s *Service) CreateDialog(ctx context.Context, app, user int64, in DialogIn
 			return nil, false, err
 		}
 		if d, err := s.store.PrivateDialog(ctx, app, user, others[0]); err == nil {
-			return d, false, nil
+			return s.reopen(ctx, d, user)
 		} else if !errors.Is(err, ErrNotFound) {
 			return nil, false, err
 		}
@@ -192,13 +193,22 @@ func (s *Service) CreateDialog(ctx context.Context, app, user int64, in DialogIn
 			// Created concurrently by the other side: return that one.
 			existing, err2 := s.store.PrivateDialog(ctx, app, d.Occupants[0], d.Occupants[1])
 			if err2 == nil {
-				return existing, false, nil
+				return s.reopen(ctx, existing, user)
 			}
 		}
 		return nil, false, err
 	}
 	s.emit(ctx, Event{Kind: DialogCreated, Dialog: d, Actor: user, Added: d.Occupants})
 	return d, true, nil
+}
+
+// reopen answers CreateDialog with the pair's existing private dialog,
+// shown again to user.
+func (s *Service) reopen(ctx context.Context, d *Dialog, user int64) (*Dialog, bool, error) {
+	if err := s.store.UnhideDialog(ctx, d.AppID, d.ID, user); err != nil {
+		return nil, false, err
+	}
+	return d, false, nil
 }
 
 func sortedIDs(ids []int64) []int64 {
@@ -222,6 +232,9 @@ func (s *Service) checkUsers(ctx context.Context, app int64, ids []int64) error 
 
 // FindDialogs lists the dialogs a user sees.
 func (s *Service) FindDialogs(ctx context.Context, app, user int64, q DialogQuery) ([]*Dialog, int, error) {
+	if q.None {
+		return nil, 0, nil
+	}
 	return s.store.FindDialogs(ctx, app, user, q)
 }
 

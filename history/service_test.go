@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -358,7 +359,7 @@ func TestParseQueries(t *testing.T) {
 		t.Errorf("limit capped to %d", q.Limit)
 	}
 	mq, err := history.ParseMessageQuery([]history.Param{{Field: "date_sent", Op: "lt", Value: "1700000000.5"}}, "", "date_sent", "", "")
-	if err != nil || mq.Conds[0].Values[0] != int64(1700000000) || mq.Limit != 100 {
+	if err != nil || mq.Conds[0].Values[0] != int64(1700000001) || mq.Limit != 100 {
 		t.Errorf("message query %+v %v", mq, err)
 	}
 	for _, bad := range []struct {
@@ -386,6 +387,49 @@ func TestParseQueries(t *testing.T) {
 		p := []history.Param{{Field: "attachments.type", Op: op, Value: "image"}}
 		if _, err := history.ParseMessageQuery(p, "", "", "", ""); !errors.As(err, &qe) {
 			t.Errorf("ParseMessageQuery(attachments.type[%s]) = %v, want a QueryError", op, err)
+		}
+	}
+	// Fractions on integer fields are compared exactly: the stores get
+	// the integers that select the same values, or no condition at all.
+	for _, c := range []struct {
+		field, op, value string
+		want             []any // the condition's values; nil: left out
+		none             bool  // nothing matches
+	}{
+		{"date_sent", "lt", "10.5", []any{int64(11)}, false},
+		{"date_sent", "gte", "10.5", []any{int64(11)}, false},
+		{"date_sent", "lte", "10.5", []any{int64(10)}, false},
+		{"date_sent", "gt", "10.5", []any{int64(10)}, false},
+		{"date_sent", "lt", "-10.5", []any{int64(-10)}, false},
+		{"date_sent", "lte", "-0.5", []any{int64(-1)}, false},
+		{"date_sent", "gt", ".5", []any{int64(0)}, false},
+		{"date_sent", "", "10.5", nil, true},
+		{"date_sent", "", "10.000", []any{int64(10)}, false},
+		{"date_sent", "ne", "10.5", nil, false},
+		{"date_sent", "in", "10.5, 11", []any{int64(11)}, false},
+		{"date_sent", "in", "10.5", nil, true},
+		{"date_sent", "nin", "10.5,11", []any{int64(11)}, false},
+		{"date_sent", "nin", "10.5", nil, false},
+		{"created_at", "lt", "10.5", []any{int64(11)}, false},
+		{"created_at", "gte", "2026-11-22T00:05:16.5Z", []any{int64(1795305917)}, false},
+		{"created_at", "lte", "2026-11-22T00:05:16.5Z", []any{int64(1795305916)}, false},
+	} {
+		mq, err := history.ParseMessageQuery([]history.Param{{Field: c.field, Op: c.op, Value: c.value}}, "", "", "", "")
+		var got []any
+		if len(mq.Conds) == 1 {
+			got = mq.Conds[0].Values
+		}
+		if err != nil || len(mq.Conds) > 1 || !reflect.DeepEqual(got, c.want) || mq.None != c.none {
+			t.Errorf("%s[%s]=%s: %+v, %v; want values %v, none %v", c.field, c.op, c.value, mq, err, c.want, c.none)
+		}
+	}
+	if q, err := history.ParseDialogQuery([]history.Param{{Field: "occupants_ids", Op: "all", Value: "1,2.5"}}, "", "", "", "", false); err != nil || !q.None {
+		t.Errorf("occupants_ids[all]=1,2.5: %+v, %v; want nothing to match", q, err)
+	}
+	for _, v := range []string{"1e3", "Inf", "NaN", "0x1p3", "1.2.3", "--1", "+-1", ".", "-", "1,5", "99999999999999999999"} {
+		var qe *history.QueryError
+		if _, err := history.ParseMessageQuery([]history.Param{{Field: "date_sent", Value: v}}, "", "", "", ""); !errors.As(err, &qe) {
+			t.Errorf("date_sent=%s: %v, want a QueryError", v, err)
 		}
 	}
 	for op, v := range map[string]string{"": "1", "ne": "1", "in": "1,2", "nin": "1,2", "all": "1,2"} {

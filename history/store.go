@@ -66,6 +66,10 @@ type Store interface {
 	// HideDialog hides a dialog from a user until a new message arrives in
 	// it; the user's unread messages in it are marked read.
 	HideDialog(ctx context.Context, app int64, id string, user int64) error
+	// UnhideDialog shows a dialog the user hid again, as a new message
+	// would, without changing the user's unread count in it; a dialog not
+	// hidden stays as it is.
+	UnhideDialog(ctx context.Context, app int64, id string, user int64) error
 	// Notifications returns whether the user gets push alerts for the
 	// dialog (true unless turned off).
 	Notifications(ctx context.Context, app int64, id string, user int64) (bool, error)
@@ -84,6 +88,9 @@ type Store interface {
 	// FindMessages returns messages of a dialog matching q, without those
 	// deleted for viewer.
 	FindMessages(ctx context.Context, app int64, dialog string, viewer int64, q MessageQuery) ([]*Message, error)
+	// CountMessages returns how many messages FindMessages would find
+	// with q's limit and skip left out.
+	CountMessages(ctx context.Context, app int64, dialog string, viewer int64, q MessageQuery) (int, error)
 	// MarkMessages adds user to the read (or delivered) marks of the given
 	// messages of the dialog (every message when ids is nil) that have the
 	// user among their recipients, and lowers the unread counter by the

@@ -2,6 +2,7 @@ package restapi
 
 import (
 	"net/http"
+	"slices"
 
 	"chatd/history"
 )
@@ -53,15 +54,18 @@ func (s *Server) listDialogs(r *request) error {
 		return err
 	}
 	if count {
-		return r.json(http.StatusOK, struct {
-			ItemsCount int `json:"items_count"`
-		}{total})
+		return r.json(http.StatusOK, itemsCount{total})
 	}
 	page := dialogPage{TotalEntries: total, Skip: q.Skip, Limit: q.Limit, Items: make([]dialogJSON, 0, len(dialogs))}
 	for _, d := range dialogs {
 		page.Items = append(page.Items, renderDialog(d, s.cfg.XMPPDomain))
 	}
 	return r.json(http.StatusOK, page)
+}
+
+// itemsCount is the answer to a list with count=1: {"items_count":N}.
+type itemsCount struct {
+	ItemsCount int `json:"items_count"`
 }
 
 // getDialog: GET /chat/Dialog/{id}.json → the dialog.
@@ -76,7 +80,8 @@ func (s *Server) getDialog(r *request) error {
 // createDialog: POST /chat/Dialog.json with type, occupants_ids ("1,2",
 // "1, 2", a list, occupants_ids[]), name, photo, data[…], is_join_required
 // → 201 and the bare dialog; the existing private dialog of a pair → 200
-// and that dialog.
+// and that dialog. A group (type 2) needs an occupant other than the
+// caller.
 func (s *Server) createDialog(r *request) error {
 	p := r.params
 	if _, err := r.required("type"); err != nil {
@@ -110,6 +115,12 @@ func (s *Server) createDialog(r *request) error {
 			return err
 		}
 		in.JoinRequired = &j
+	}
+	if in.Type == history.Group && !slices.ContainsFunc(occupants, func(id int64) bool { return id != r.user() }) {
+		// QuickBlox requires occupants_ids for a group. A room made by
+		// joining it over XMPP starts with its creator alone, so the rule is
+		// this endpoint's, not history's.
+		return invalid("occupants_ids", "can't be blank")
 	}
 	d, created, err := s.history.CreateDialog(r.ctx(), r.app(), r.user(), in)
 	if err != nil {

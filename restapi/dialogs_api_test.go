@@ -86,14 +86,20 @@ func TestCreateDialog(t *testing.T) {
 			`{"errors":{"occupants_ids":["must name exactly one other user for a private dialog"]}}`},
 		{[]string{"type", "3"}, 422, `{"errors":{"occupants_ids":["must name exactly one other user for a private dialog"]}}`},
 		{[]string{"type", "2", "occupants_ids", csv(bob.id)}, 422, `{"errors":{"name":["can't be blank"]}}`},
+		// A group names someone besides its creator.
+		{[]string{"type", "2", "name", "x"}, 422, `{"errors":{"occupants_ids":["can't be blank"]}}`},
+		{[]string{"type", "2", "name", "x", "occupants_ids", ""}, 422, `{"errors":{"occupants_ids":["can't be blank"]}}`},
+		{[]string{"type", "2", "name", "x", "occupants_ids", csv(alice.id)}, 422, `{"errors":{"occupants_ids":["can't be blank"]}}`},
 		{[]string{"type", "2", "name", "x", "occupants_ids", "999999"}, 422, `{"errors":{"occupants_ids":["user 999999 does not exist"]}}`},
 		{[]string{"type", "2", "name", "x", "occupants_ids", "1,x"}, 400, `{"errors":["occupants_ids must be a list of integers"]}`},
 		{[]string{"type", "2", "name", "x", "is_join_required", "2"}, 400, `{"errors":["is_join_required must be 0 or 1"]}`},
 		{[]string{"type", "2", "name", "x", "data", "red"}, 422, `{"errors":{"data":["must be an object of fields"]}}`},
-		{[]string{"type", "2", "name", string(make([]byte, 201))}, 422, ""},
+		{[]string{"type", "2", "name", string(make([]byte, 201)), "occupants_ids", csv(bob.id)}, 422, ""},
 	} {
 		e.call(http.MethodPost, "/chat/Dialog.json", alice.token, c.kv...).want(t, c.status, c.body)
 	}
+	// A refused create leaves no dialog behind.
+	e.call(http.MethodGet, "/chat/Dialog.json", alice.token, "count", "1").want(t, http.StatusOK, `{"items_count":5}`)
 }
 
 func TestChatNeedsUserSession(t *testing.T) {
@@ -186,6 +192,12 @@ func TestListDialogs(t *testing.T) {
 		{[]string{"occupants_ids[all]", fmt.Sprintf("%d,%d", bob.id, carol.id)}, []string{g1}},
 		{[]string{"last_message_date_sent[gt]", "0", "sort_asc", "last_message_date_sent"}, []string{priv, g1}},
 		{[]string{"last_message_date_sent[gte]", fmt.Sprint(t0Unix + 300)}, []string{g1}},
+		// A fraction is compared exactly (priv's last message is at +240).
+		{[]string{"last_message_date_sent[lt]", fmt.Sprint(t0Unix+240) + ".5"}, []string{priv, pub}},
+		{[]string{"last_message_date_sent[gte]", fmt.Sprint(t0Unix+240) + ".5"}, []string{g1}},
+		{[]string{"last_message_date_sent", fmt.Sprint(t0Unix+240) + ".5"}, nil},
+		{[]string{"last_message_date_sent[ne]", fmt.Sprint(t0Unix+240) + ".5"}, []string{g1, priv, pub}},
+		{[]string{"created_at[lt]", fmt.Sprint(t0Unix+60) + ".5", "sort_desc", "created_at"}, []string{g1, priv}},
 		{[]string{"created_at[gte]", fmt.Sprint(t0Unix + 60), "sort_desc", "created_at"}, []string{pub, g1}},
 		{[]string{"updated_at[lte]", "2026-11-22T00:08:16Z"}, []string{pub}},
 		{[]string{"sort_asc", "created_at", "limit", "1", "skip", "1"}, []string{g1}},
@@ -201,6 +213,8 @@ func TestListDialogs(t *testing.T) {
 	// count=1: only the number.
 	e.call(http.MethodGet, "/chat/Dialog.json", alice.token, "count", "1").want(t, http.StatusOK, `{"items_count":3}`)
 	e.call(http.MethodGet, "/chat/Dialog.json", alice.token, "count", "1", "type", "2").want(t, http.StatusOK, `{"items_count":1}`)
+	e.call(http.MethodGet, "/chat/Dialog.json", alice.token, "count", "1", "last_message_date_sent", fmt.Sprint(t0Unix+240)+".5").
+		want(t, http.StatusOK, `{"items_count":0}`)
 
 	// Bad queries: 400 naming the parameter.
 	for _, c := range []struct{ kv []string }{
@@ -226,6 +240,23 @@ func TestListDialogs(t *testing.T) {
 		want(t, http.StatusBadRequest, `{"errors":["unknown dialog field \"colour\""]}`)
 	e.call(http.MethodGet, "/chat/Dialog.json", alice.token, "type[like]", "2").
 		want(t, http.StatusBadRequest, `{"errors":["unknown operator \"like\" on \"type\""]}`)
+
+	// ctn ignores the case of every letter, not only of ASCII ones.
+	g3 := e.mkDialog(alice, 201, "type", "2", "name", "Ärger im BÜRO", "occupants_ids", csv(bob.id))["_id"].(string)
+	msg := e.sendText(bob, g3, "Grüße aus München")
+	for _, q := range []string{"ärger", "büro", "ÄRGER IM Büro"} {
+		if _, ids := list(alice, "name[ctn]", q); !slices.Equal(ids, []string{g3}) {
+			t.Errorf("name[ctn]=%s: %v, want [%s]", q, ids, g3)
+		}
+	}
+	if _, ids := list(alice, "last_message[ctn]", "GRÜSSE"); len(ids) != 0 {
+		t.Errorf("last_message[ctn]=GRÜSSE: %v, want none (ß is not ss)", ids)
+	}
+	for _, q := range []string{"MÜNCHEN", "GRÜẞE"} {
+		if got := idsOf(e.messages(alice, g3, "mark_as_read", "0", "message[ctn]", q)); !slices.Equal(got, []string{msg}) {
+			t.Errorf("message[ctn]=%s: %v, want [%s]", q, got, msg)
+		}
+	}
 }
 
 func TestGetUpdateDeleteDialog(t *testing.T) {
@@ -339,6 +370,21 @@ func TestGetUpdateDeleteDialog(t *testing.T) {
 	if _, ids := listIDs(t, e, alice); !slices.Contains(ids, priv) {
 		t.Errorf("alice lost the private dialog bob deleted: %v", ids)
 	}
+	// Starting the chat again (the pair's dialog, 200) shows it to him
+	// again, with what he had read when he deleted it read.
+	e.sendText(alice, priv, "are you there?")
+	e.call(http.MethodDelete, "/chat/Dialog/"+priv+".json", bob.token).want(t, http.StatusOK, "")
+	d = e.mkDialog(bob, http.StatusOK, "type", "3", "occupants_ids", csv(alice.id))
+	if d["_id"] != priv || num(t, d["unread_messages_count"]) != 0 {
+		t.Errorf("bob's new chat with alice: %v, want %s with nothing unread", d, priv)
+	}
+	if _, ids := listIDs(t, e, bob); !slices.Contains(ids, priv) {
+		t.Errorf("bob started the chat with alice again, but his dialog list %v does not have %s", ids, priv)
+	}
+	if total, counts := e.unread(bob, priv); total != 0 || counts[priv] != 0 {
+		t.Errorf("bob's unread after starting the chat again: total %d, %v", total, counts)
+	}
+	e.call(http.MethodDelete, "/chat/Dialog/"+priv+".json", bob.token).want(t, http.StatusOK, "")
 	// force=1 by a non-owner: WrongPermissions.
 	e.call(http.MethodDelete, "/chat/Dialog/"+priv+".json", bob.token, "force", "1").
 		want(t, http.StatusOK, fmt.Sprintf(`{"SuccessfullyDeleted":{"ids":[]},"NotFound":{"ids":[]},"WrongPermissions":{"ids":[%q]}}`, priv))

@@ -53,7 +53,7 @@
 //	DELETE /chat/Dialog/{id1},{id2}.json      200 {"SuccessfullyDeleted":{"ids"},"NotFound":{"ids"},"WrongPermissions":{"ids"}}
 //	GET    /chat/Dialog/{id}/notifications.json  200 {"notifications":{"enabled":1}}
 //	PUT    /chat/Dialog/{id}/notifications.json  200 {"notifications":{"enabled":0}}
-//	GET    /chat/Message.json?chat_dialog_id=…    200 {"skip","limit","items":[message]}
+//	GET    /chat/Message.json?chat_dialog_id=…    200 {"skip","limit","items":[message]}; count=1 → {"items_count":N}
 //	POST   /chat/Message.json                 201 message
 //	PUT    /chat/Message/{id1},{id2}.json     200, empty body (also /chat/Message.json: every message of the dialog)
 //	DELETE /chat/Message/{id1},{id2}.json     200 {"SuccessfullyDeleted","NotFound","WrongPermissions"}
@@ -71,13 +71,35 @@
 //   - Lists take every parameter that is not a paging, sorting or control
 //     key as a filter, field=v or field[op]=v (data[f]=v filters dialog
 //     data); an unknown field or operator is 400, never ignored. count=1 is
-//     answered {"items_count":N} for dialogs and refused (400) for messages.
-//     A missing chat_dialog_id on GET /chat/Message is 422.
+//     answered {"items_count":N}, for dialogs and for messages alike: N is
+//     the number of items the same filters select among those the caller
+//     would be listed (for messages, not those they deleted for
+//     themselves), limit and skip aside; counting messages marks none
+//     read. A missing chat_dialog_id on GET /chat/Message is 422.
+//   - ctn (dialogs, messages, and users' filter[]) is a substring match that
+//     ignores the case of every letter, not only of ASCII ones
+//     (name[ctn]=ärger finds "Ärger im Büro"), on either storage backend;
+//     letters are folded one by one, so "ß" does not match "SS".
+//   - A fraction in a filter on an integer field or a time
+//     (date_sent[lt]=1700000000.5, as clients send) is compared exactly
+//     with the stored whole seconds: lt 1.5 selects 1, gte 1.5 does not;
+//     eq with a fraction selects nothing, ne everything; in and nin ignore
+//     a fraction among their values (in with nothing else selects nothing,
+//     nin everything), and all with one selects nothing. A number with an
+//     exponent, an infinity or out of the 64-bit range is 400.
 //   - Dialog JSON: name, photo and the last_message fields are null when
 //     empty; xmpp_room_jid is null for private dialogs; occupants_ids is []
 //     for public groups; is_join_required is 0/1 for groups and null
 //     otherwise; data is left out when the dialog has none. Private
 //     dialogs keep a null name (QuickBlox may show the opponent's).
+//   - POST /chat/Dialog with type 2 needs occupants_ids naming a user other
+//     than the caller, as QuickBlox requires; without one it is 422
+//     {"errors":{"occupants_ids":["can't be blank"]}}. (A room made by
+//     joining it over XMPP starts with its creator alone.)
+//   - POST /chat/Dialog with type 3 for a pair that has its dialog answers
+//     that dialog (200) and shows it again to a caller who had deleted
+//     (hidden) it, so it is back in their list; their unread count in it
+//     stays as it was.
 //   - A PUT that empties a group deletes it (history's rule); the answer is
 //     the dialog as it was, with no occupants.
 //   - DELETE answers the three id lists for one id as well (the SDK reads

@@ -30,20 +30,19 @@ func (s *Server) messageRoutes() []route {
 // filters.
 var messageListKeys = map[string]bool{
 	"chat_dialog_id": true, "limit": true, "skip": true, "sort_asc": true, "sort_desc": true,
-	"mark_as_read": true, "token": true,
+	"mark_as_read": true, "count": true, "token": true,
 }
 
 // listMessages: GET /chat/Message.json?chat_dialog_id=… with filters,
 // sort_asc|sort_desc, limit, skip and mark_as_read (default 1: the returned
-// messages become read by the caller) → {"skip","limit","items"}.
+// messages become read by the caller) → {"skip","limit","items"}; count=1 →
+// {"items_count":N}, the number of messages the filters select (limit and
+// skip aside), marking nothing read.
 func (s *Server) listMessages(r *request) error {
 	p := r.params
 	dialogID, err := r.required("chat_dialog_id")
 	if err != nil {
 		return err
-	}
-	if p.Has("count") {
-		return &history.QueryError{Msg: "count is not supported for messages"}
 	}
 	filters, err := filterParams(p, messageListKeys, false)
 	if err != nil {
@@ -56,9 +55,20 @@ func (s *Server) listMessages(r *request) error {
 	if r.c.Request().Method == http.MethodHead {
 		markRead = false // HEAD changes nothing
 	}
+	count, err := p.Bool("count", false)
+	if err != nil {
+		return err
+	}
 	q, err := history.ParseMessageQuery(filters, p.String("sort_asc"), p.String("sort_desc"), p.String("limit"), p.String("skip"))
 	if err != nil {
 		return err
+	}
+	if count {
+		n, err := s.history.CountMessages(r.ctx(), r.app(), r.user(), strings.TrimSpace(dialogID), q)
+		if err != nil {
+			return err
+		}
+		return r.json(http.StatusOK, itemsCount{n})
 	}
 	msgs, err := s.history.Messages(r.ctx(), r.app(), r.user(), strings.TrimSpace(dialogID), q, markRead)
 	if err != nil {

@@ -198,6 +198,18 @@ func TestListMessages(t *testing.T) {
 		{[]string{"date_sent[gte]", at(3)}, []int{3, 4}},
 		{[]string{"date_sent[lte]", at(1), "date_sent[gt]", at(0)}, []int{1}},
 		{[]string{"date_sent", at(2)}, []int{2}},
+		// A fraction is compared exactly: no message is sent at 1.5.
+		{[]string{"date_sent[lt]", at(1) + ".5"}, []int{0, 1}},
+		{[]string{"date_sent[lte]", at(1) + ".5"}, []int{0, 1}},
+		{[]string{"date_sent[gt]", at(1) + ".5"}, []int{2, 3, 4}},
+		{[]string{"date_sent[gte]", at(1) + ".5"}, []int{2, 3, 4}},
+		{[]string{"date_sent", at(1) + ".5"}, nil},
+		{[]string{"date_sent[ne]", at(1) + ".5"}, []int{0, 1, 2, 3, 4}},
+		{[]string{"date_sent[in]", at(1) + ".5," + at(2)}, []int{2}},
+		{[]string{"date_sent[in]", at(1) + ".5"}, nil},
+		{[]string{"date_sent[nin]", at(1) + ".5," + at(2)}, []int{0, 1, 3, 4}},
+		{[]string{"date_sent[nin]", at(1) + ".5"}, []int{0, 1, 2, 3, 4}},
+		{[]string{"date_sent[gte]", at(1) + ".000"}, []int{1, 2, 3, 4}},
 		{[]string{"created_at[gt]", at(3)}, []int{4}},
 		{[]string{"updated_at[lt]", "2026-11-22T00:06:16Z"}, []int{0}},
 		{[]string{"recipient_id", "0"}, []int{0, 1, 2, 3, 4}},
@@ -217,6 +229,19 @@ func TestListMessages(t *testing.T) {
 		if got := idsOf(items(t, res.obj(t))); !slices.Equal(got, want) {
 			t.Errorf("%v: %v, want %v", c.kv, got, want)
 		}
+		// count=1: the number the filters select, limit and skip aside.
+		n := len(want)
+		if slices.Contains(c.kv, "limit") || slices.Contains(c.kv, "skip") {
+			n = len(ids)
+		}
+		e.call(http.MethodGet, "/chat/Message.json", alice.token, append([]string{"chat_dialog_id", f.group, "count", "1"}, c.kv...)...).
+			want(t, http.StatusOK, fmt.Sprintf(`{"items_count":%d}`, n))
+	}
+	// Counting reads nothing: bob has not read carol's message.
+	e.call(http.MethodGet, "/chat/Message.json", bob.token, "chat_dialog_id", f.group, "count", "1").
+		want(t, http.StatusOK, `{"items_count":5}`)
+	if got := e.dialogUnread(bob, f.group); got != 3 {
+		t.Errorf("bob's unread after counting: %d, want 3", got)
 	}
 
 	// Refusals.
@@ -234,7 +259,7 @@ func TestListMessages(t *testing.T) {
 		{[]string{"date_sent[like]", "1"}, `{"errors":["unknown operator \"like\" on \"date_sent\""]}`},
 		{[]string{"sender_id", "bob"}, `{"errors":["bad value \"bob\" for sender_id: not a number"]}`},
 		{[]string{"sort_desc", "sender_id"}, `{"errors":["cannot sort by \"sender_id\""]}`},
-		{[]string{"count", "1"}, `{"errors":["count is not supported for messages"]}`},
+		{[]string{"count", "x"}, `{"errors":["count must be 0 or 1"]}`},
 		{[]string{"mark_as_read", "x"}, `{"errors":["mark_as_read must be 0 or 1"]}`},
 		{[]string{"attachments.type[gt]", "a"}, `{"errors":["operator gt does not apply to the array field \"attachments.type\""]}`},
 	} {
@@ -256,6 +281,10 @@ func TestListMessages(t *testing.T) {
 	if got := idsOf(e.messages(bob, f.group, "mark_as_read", "0")); len(got) != 5 {
 		t.Errorf("bob's list after carol deleted one for herself: %v", got)
 	}
+	e.call(http.MethodGet, "/chat/Message.json", carol.token, "chat_dialog_id", f.group, "count", "1").
+		want(t, http.StatusOK, `{"items_count":4}`)
+	e.call(http.MethodGet, "/chat/Message.json", f.dave.token, "chat_dialog_id", f.group, "count", "1").
+		want(t, http.StatusForbidden, "")
 }
 
 func TestUnreadCounts(t *testing.T) {

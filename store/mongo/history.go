@@ -439,6 +439,10 @@ func (h historyStore) HideDialog(ctx context.Context, app int64, id string, user
 	return err
 }
 
+func (h historyStore) UnhideDialog(ctx context.Context, app int64, id string, user int64) error {
+	return deleteWhere(ctx, h.db.dialogFlags, bson.D{{Key: "_id", Value: flagKey(id, user, flagHidden)}, {Key: "app_id", Value: app}})
+}
+
 func (h historyStore) Notifications(ctx context.Context, app int64, id string, user int64) (bool, error) {
 	n, err := h.db.dialogFlags.CountDocuments(ctx, bson.D{{Key: "_id", Value: flagKey(id, user, flagMuted)},
 		{Key: "app_id", Value: app}})
@@ -829,8 +833,10 @@ func (h historyStore) Message(ctx context.Context, app int64, id string, viewer 
 	return out[0], nil
 }
 
-func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string, viewer int64, q history.MessageQuery) ([]*history.Message, error) {
-	conds, err := messageConds(q.Conds)
+// messageFilter selects the messages of a dialog that match conds, without
+// those deleted for viewer.
+func (h historyStore) messageFilter(ctx context.Context, app int64, dialog string, viewer int64, conds []history.Cond) (bson.D, error) {
+	match, err := messageConds(conds)
 	if err != nil {
 		return nil, err
 	}
@@ -843,7 +849,14 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 	if len(hidden) > 0 {
 		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$nin", Value: hidden}}})
 	}
-	filter = and(filter, conds)
+	return and(filter, match), nil
+}
+
+func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string, viewer int64, q history.MessageQuery) ([]*history.Message, error) {
+	filter, err := h.messageFilter(ctx, app, dialog, viewer, q.Conds)
+	if err != nil {
+		return nil, err
+	}
 	opts, err := findPage(bson.D{{Key: "date_sent", Value: 1}, {Key: "_id", Value: 1}},
 		messageField, "messages", q.Sort, q.Desc, q.Limit, q.Skip)
 	if err != nil {
@@ -854,6 +867,18 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 		return nil, err
 	}
 	return h.messagesOf(ctx, docs)
+}
+
+func (h historyStore) CountMessages(ctx context.Context, app int64, dialog string, viewer int64, q history.MessageQuery) (int, error) {
+	filter, err := h.messageFilter(ctx, app, dialog, viewer, q.Conds)
+	if err != nil {
+		return 0, err
+	}
+	n, err := h.db.messages.CountDocuments(ctx, filter)
+	if err != nil {
+		return 0, fmt.Errorf("mongo: count messages: %w", err)
+	}
+	return int(n), nil
 }
 
 func markKind(mark history.Mark) string {

@@ -92,8 +92,8 @@ func scalarCond(path string, c history.Cond) (bson.D, error) {
 		if !ok {
 			return nil, fmt.Errorf("mongo: operator ctn does not apply to %s", c.Field)
 		}
-		// Case-insensitive substring. Note: MongoDB and FerretDB fold
-		// case beyond ASCII, SQLite's lower() only within it.
+		// Case-insensitive substring, for every script (store/sqlite
+		// folds with Go's strings.ToLower to match).
 		expr = bson.D{{Key: "$regex", Value: regexp.QuoteMeta(s)}, {Key: "$options", Value: "i"}}
 	default:
 		return nil, fmt.Errorf("mongo: operator %s does not apply to %s", c.Op, c.Field)

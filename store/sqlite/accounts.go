@@ -325,7 +325,7 @@ func userCondition(col string, f account.Filter) (string, []any, error) {
 		}
 		return col + " IN (" + strings.TrimSuffix(strings.Repeat("?,", len(args)), ",") + ")", args, nil
 	case account.OpContains:
-		return "instr(lower(" + col + "), lower(?)) > 0", []any{v}, nil
+		return containsSQL(col), []any{v}, nil
 	}
 	return "", nil, fmt.Errorf("sqlite: unknown operator %s", f.Op)
 }

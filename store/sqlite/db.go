@@ -12,6 +12,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -32,6 +33,31 @@ const writerCacheKiB = 32 << 10
 // readerCacheKiB is each reader's page cache (and the checkpointer's):
 // with the database memory-mapped it holds little more than page headers.
 const readerCacheKiB = 8 << 10
+
+// foldFunc names the SQL function that lowers text for ctn, the
+// case-insensitive substring match: SQLite's lower() folds ASCII letters
+// only, and a ctn must match "Ärger" with "ärger" as MongoDB's
+// case-insensitive match does. Registered with the driver for every
+// connection it opens.
+const foldFunc = "chatd_lower"
+
+func init() {
+	sqlite.MustRegisterDeterministicScalarFunction(foldFunc, 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		switch v := args[0].(type) {
+		case string:
+			return strings.ToLower(v), nil
+		case []byte:
+			return strings.ToLower(string(v)), nil
+		}
+		return args[0], nil // NULL, a number: nothing to fold
+	})
+}
+
+// containsSQL is the condition "col contains the parameter, whatever the
+// case".
+func containsSQL(col string) string {
+	return "instr(" + foldFunc + "(" + col + "), " + foldFunc + "(?)) > 0"
+}
 
 // DB is an open chatd database.
 type DB struct {

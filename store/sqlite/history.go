@@ -274,7 +274,7 @@ func compare(c *condSQL, col string, cond history.Cond) error {
 	case history.OpNin:
 		c.add(col+" NOT IN ("+placeholders(len(cond.Values))+")", cond.Values...)
 	case history.OpContains:
-		c.add("instr(lower("+col+"), lower(?)) > 0", v)
+		c.add(containsSQL(col), v)
 	default:
 		return fmt.Errorf("sqlite: operator %s does not apply to %s", cond.Op, cond.Field)
 	}
@@ -463,6 +463,12 @@ func (h historyStore) HideDialog(ctx context.Context, app int64, id string, user
 			WHERE dialog_id = ? AND user_id = ? AND recipient = 1 AND read = 0`, id, user)
 		return err
 	})
+}
+
+func (h historyStore) UnhideDialog(ctx context.Context, app int64, id string, user int64) error {
+	_, err := h.db.w.ExecContext(ctx, `UPDATE dialog_members SET hidden = 0
+		WHERE dialog_id = ? AND user_id = ? AND app_id = ? AND hidden = 1`, id, user, app)
+	return err
 }
 
 func (h historyStore) Notifications(ctx context.Context, app int64, id string, user int64) (bool, error) {
@@ -787,9 +793,12 @@ var messageColumn = map[string]string{
 	"recipient_id": "m.recipient_id", "created_at": "m.created_at", "updated_at": "m.updated_at",
 }
 
-func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string, viewer int64, q history.MessageQuery) ([]*history.Message, error) {
+// messageWhere is the WHERE clause over messages m selecting the messages
+// of a dialog that match conds, without those deleted for viewer; hid tells
+// whether viewer deleted any there.
+func (h historyStore) messageWhere(ctx context.Context, app int64, dialog string, viewer int64, conds []history.Cond) (where string, args []any, hid bool, err error) {
 	c := &condSQL{}
-	for _, cond := range q.Conds {
+	for _, cond := range conds {
 		if cond.Field == "attachments.type" {
 			sub := `(SELECT count(DISTINCT json_extract(a.value, '$.type')) FROM json_each(m.attachments) a
 				WHERE json_extract(a.value, '$.type') IN (` + placeholders(len(cond.Values)) + `))`
@@ -801,28 +810,27 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 			case history.OpAll:
 				c.add(sub+" = "+strconv.Itoa(distinct(cond.Values)), cond.Values...)
 			default:
-				return nil, fmt.Errorf("sqlite: operator %s does not apply to attachments.type", cond.Op)
+				return "", nil, false, fmt.Errorf("sqlite: operator %s does not apply to attachments.type", cond.Op)
 			}
 			continue
 		}
 		col, ok := messageColumn[cond.Field]
 		if !ok {
-			return nil, fmt.Errorf("sqlite: unknown message field %s", cond.Field)
+			return "", nil, false, fmt.Errorf("sqlite: unknown message field %s", cond.Field)
 		}
 		if err := compare(c, col, cond); err != nil {
-			return nil, err
+			return "", nil, false, err
 		}
 	}
-	where := `m.app_id = ? AND m.dialog_id = ?`
-	args := []any{app, dialog}
-	var hid bool
+	where = `m.app_id = ? AND m.dialog_id = ?`
+	args = []any{app, dialog}
 	if viewer != 0 {
 		// Most users never hide a message of a dialog; only for those who did
 		// is each message checked.
 		err := h.db.r.QueryRowContext(ctx, `SELECT hid FROM dialog_members WHERE dialog_id = ? AND user_id = ?`,
 			dialog, viewer).Scan(&hid)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, err
+			return "", nil, false, err
 		}
 		if hid {
 			where += notHidden
@@ -832,6 +840,14 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 	args = append(args, c.args...)
 	if len(c.where) > 0 {
 		where += " AND " + strings.Join(c.where, " AND ")
+	}
+	return where, args, hid, nil
+}
+
+func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string, viewer int64, q history.MessageQuery) ([]*history.Message, error) {
+	where, args, hid, err := h.messageWhere(ctx, app, dialog, viewer, q.Conds)
+	if err != nil {
+		return nil, err
 	}
 	order := "m.date_sent ASC, m.id ASC"
 	if q.Sort != "" {
@@ -866,6 +882,16 @@ func (h historyStore) FindMessages(ctx context.Context, app int64, dialog string
 	// without its recipients' marks, as it goes.
 	contiguous := len(q.Conds) == 0 && (q.Sort == "" || q.Sort == "date_sent") && !hid
 	return out, h.loadMarks(ctx, h.db.r, dialog, out, contiguous)
+}
+
+func (h historyStore) CountMessages(ctx context.Context, app int64, dialog string, viewer int64, q history.MessageQuery) (int, error) {
+	where, args, _, err := h.messageWhere(ctx, app, dialog, viewer, q.Conds)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	err = h.db.r.QueryRowContext(ctx, `SELECT count(*) FROM messages m WHERE `+where, args...).Scan(&n)
+	return n, err
 }
 
 // markSQL returns the column a mark sets.

@@ -278,7 +278,7 @@ func testFindUsers(t *testing.T, s account.Store) {
 	var ids []int64
 	for i := range 6 {
 		u := mustUser(t, s, app.ID, fmt.Sprintf("user%d", i), func(u *account.User) {
-			u.FullName = []string{"Ann Smith", "Bob Stone", "ann lee", "Dan", "Eve", "Fay Anne"}[i]
+			u.FullName = []string{"Ann Smith", "Bob Stone", "ann lee", "Dän Öhl", "Eve", "Fay Anne"}[i]
 			u.ExternalUserID = int64(100 + i)
 			u.CreatedAt = t0.Add(time.Duration(i) * time.Hour)
 			u.Tags = [][]string{{"red"}, {"blue"}, {"red", "green"}, nil, {"green"}, {"reddish"}}[i]
@@ -299,6 +299,7 @@ func testFindUsers(t *testing.T, s account.Store) {
 		{"login eq", account.UserQuery{Filters: []account.Filter{f(account.FieldLogin, account.OpEq, "user2")}}, []int{2}},
 		{"login ne", account.UserQuery{Filters: []account.Filter{f(account.FieldLogin, account.OpNe, "user2")}}, []int{0, 1, 3, 4, 5}},
 		{"full_name ctn", account.UserQuery{Filters: []account.Filter{f(account.FieldFullName, account.OpContains, "ANN")}}, []int{0, 2, 5}},
+		{"full_name ctn folds every letter", account.UserQuery{Filters: []account.Filter{f(account.FieldFullName, account.OpContains, "äN ö")}}, []int{3}},
 		{"external between", account.UserQuery{Filters: []account.Filter{f(account.FieldExternalUserID, account.OpBetween, int64(101), int64(103))}}, []int{1, 2, 3}},
 		{"external ge le", account.UserQuery{Filters: []account.Filter{f(account.FieldExternalUserID, account.OpGe, int64(102)), f(account.FieldExternalUserID, account.OpLe, int64(104))}}, []int{2, 3, 4}},
 		{"created lt", account.UserQuery{Filters: []account.Filter{f(account.FieldCreatedAt, account.OpLt, t0.Add(2*time.Hour))}}, []int{0, 1}},

@@ -32,6 +32,7 @@ func runHistory(t *testing.T, open Open) {
 		{"ConcurrentCounters", testConcurrentCounters},
 		{"DialogQueryLanguage", testDialogQueryLanguage},
 		{"MessageQueryLanguage", testMessageQueryLanguage},
+		{"ContainsFoldsCase", testContainsFoldsCase},
 		{"ConcurrentMarkers", testConcurrentMarkers},
 	}
 	for _, tc := range tests {
@@ -296,11 +297,45 @@ func testFindDialogs(t *testing.T, s history.Store) {
 	if got, _ := find(history.DialogQuery{}); !slices.Equal(got, []string{group.ID}) {
 		t.Errorf("after hiding two: %v", got)
 	}
+	// Unhiding shows a dialog again for that user only, with the unread
+	// count it had (hiding read everything); unhiding a dialog that is
+	// not hidden, or through another application, changes nothing.
+	if err := s.UnhideDialog(ctx, 1, public.ID, me); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{group.ID, public.ID} {
+		if err := s.UnhideDialog(ctx, 1, id, me); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.UnhideDialog(ctx, 2, private.ID, me); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := find(history.DialogQuery{}); !slices.Equal(got, []string{group.ID, public.ID}) {
+		t.Errorf("after unhiding the public group: %v", got)
+	}
+	if ds, _, err := s.FindDialogs(ctx, 1, 14, history.DialogQuery{}); err != nil || !slices.Equal(dialogIDs(ds), []string{public.ID}) {
+		t.Errorf("the public group's owner sees %v, %v", dialogIDs(ds), err)
+	}
 	save(t, s, mkMessage(private, 11, 400, "again"))
-	if got, _ := find(history.DialogQuery{}); !slices.Equal(got, []string{private.ID, group.ID}) {
+	if got, _ := find(history.DialogQuery{}); !slices.Equal(got, []string{private.ID, group.ID, public.ID}) {
 		t.Errorf("after a new message: %v", got)
 	}
 	checkUnread(t, s, private, me, 1)
+	if err := s.HideDialog(ctx, 1, private.ID, me); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UnhideDialog(ctx, 1, private.ID, me); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := find(history.DialogQuery{}); !slices.Equal(got, []string{private.ID, group.ID, public.ID}) {
+		t.Errorf("after hiding and unhiding the private dialog: %v", got)
+	}
+	checkUnread(t, s, private, me, 0)
+	checkUnread(t, s, private, 11, 0)
+	if counts, total, err := s.UnreadCounts(ctx, 1, me, nil); err != nil || total != 1 || counts[private.ID] != 0 || counts[group.ID] != 1 {
+		t.Errorf("unread after unhiding: %v total %d, %v", counts, total, err)
+	}
 }
 
 func testSaveMessages(t *testing.T, s history.Store) {
@@ -664,6 +699,25 @@ func testHideAndDelete(t *testing.T, s history.Store) {
 	if got, _ := s.FindMessages(ctx, 1, d.ID, 11, history.MessageQuery{}); len(got) != 2 {
 		t.Errorf("11 sees %d messages, want 2", len(got))
 	}
+	count := func(viewer int64, q history.MessageQuery) int {
+		t.Helper()
+		n, err := s.CountMessages(ctx, 1, d.ID, viewer, q)
+		if err != nil {
+			t.Fatalf("CountMessages(%d, %+v): %v", viewer, q, err)
+		}
+		return n
+	}
+	after := history.MessageQuery{Conds: []history.Cond{{Field: "date_sent", Kind: history.KindInt, Op: history.OpGte,
+		Values: []any{int64(101)}}}}
+	if n := count(11, history.MessageQuery{}); n != 2 {
+		t.Errorf("counted for 11, who deleted two of four: %d, want 2", n)
+	}
+	if n := count(11, after); n != 2 {
+		t.Errorf("counted for 11 from 101 on: %d, want 2", n)
+	}
+	if n := count(12, history.MessageQuery{}); n != 4 {
+		t.Errorf("counted for 12: %d, want 4", n)
+	}
 	// Marking a hidden message read does not count twice.
 	if _, err := s.MarkMessages(ctx, 1, d.ID, 11, nil, history.Read); err != nil {
 		t.Fatal(err)
@@ -676,6 +730,9 @@ func testHideAndDelete(t *testing.T, s history.Store) {
 	if got, _ := s.FindMessages(ctx, 1, d.ID, 10, history.MessageQuery{}); len(got) != 3 {
 		t.Errorf("sender sees %d messages, want 3", len(got))
 	}
+	if n := count(10, history.MessageQuery{}); n != 3 {
+		t.Errorf("counted for the sender: %d, want 3", n)
+	}
 	// Deleting for everyone: counters drop, the last message moves back.
 	checkUnread(t, s, d, 12, 4)
 	done, err = s.DeleteMessages(ctx, 1, []string{ms[3].ID, ms[2].ID, newID()})
@@ -685,6 +742,9 @@ func testHideAndDelete(t *testing.T, s history.Store) {
 	checkUnread(t, s, d, 12, 2)
 	if _, err := s.Message(ctx, 1, ms[3].ID, 0); !errors.Is(err, history.ErrNotFound) {
 		t.Errorf("deleted message: %v", err)
+	}
+	if n := count(12, history.MessageQuery{}); n != 2 {
+		t.Errorf("counted after a delete for everyone: %d, want 2", n)
 	}
 	dl, _ := s.Dialog(ctx, 1, d.ID)
 	if dl.LastMessageID != ms[1].ID || dl.LastMessage != "1" || dl.LastMessageDateSent != 101 {
@@ -1053,9 +1113,20 @@ func testMessageQueryLanguage(t *testing.T, s history.Store) {
 		if !slices.Equal(idx, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, idx, tc.want)
 		}
+		// Counting selects the same messages, limit and skip aside.
+		want := len(tc.want)
+		if tc.q.Limit > 0 || tc.q.Skip > 0 {
+			want = len(ms)
+		}
+		if n, err := s.CountMessages(ctx, 1, d.ID, 11, tc.q); err != nil || n != want {
+			t.Errorf("%s counted: %d, %v; want %d", tc.name, n, err, want)
+		}
 	}
 	if got, err := s.FindMessages(ctx, 2, d.ID, 11, history.MessageQuery{}); err != nil || len(got) != 0 {
 		t.Errorf("messages through another application: %d, %v", len(got), err)
+	}
+	if n, err := s.CountMessages(ctx, 2, d.ID, 11, history.MessageQuery{}); err != nil || n != 0 {
+		t.Errorf("messages counted through another application: %d, %v", n, err)
 	}
 	// Operators that do not apply are errors, not empty results.
 	for _, c := range []history.Cond{
@@ -1064,6 +1135,62 @@ func testMessageQueryLanguage(t *testing.T, s history.Store) {
 	} {
 		if _, err := s.FindMessages(ctx, 1, d.ID, 11, history.MessageQuery{Conds: []history.Cond{c}}); err == nil {
 			t.Errorf("%s[%s] accepted", c.Field, c.Op)
+		}
+		if _, err := s.CountMessages(ctx, 1, d.ID, 11, history.MessageQuery{Conds: []history.Cond{c}}); err == nil {
+			t.Errorf("%s[%s] accepted by CountMessages", c.Field, c.Op)
+		}
+	}
+}
+
+// ctn matches whatever the case of any letter, not only of ASCII ones.
+func testContainsFoldsCase(t *testing.T, s history.Store) {
+	ctx := context.Background()
+	g := mkDialog(t, s, 1, history.Group, 10, 11)
+	g.Name = "Ärger im BÜRO"
+	g.Data = map[string]string{"city": "Zürich"}
+	if err := s.UpdateDialog(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	other := mkDialog(t, s, 1, history.Group, 10, 11) // named "d"
+	m1, m2 := mkMessage(g, 11, 100, "Grüße aus MÜNCHEN"), mkMessage(g, 10, 101, "ΣΟΦΊΑ")
+	save(t, s, m1, m2, mkMessage(other, 10, 102, "Munchen"))
+	for _, c := range []struct {
+		field, value string
+		want         []string
+	}{
+		{"name", "ärger", []string{g.ID}},
+		{"name", "büro", []string{g.ID}},
+		{"name", "äRGER IM bÜro", []string{g.ID}},
+		{"name", "arger", nil},
+		{"data.city", "ZÜRICH", []string{g.ID}},
+		{"last_message", "σοφία", []string{g.ID}},
+	} {
+		q := history.DialogQuery{Conds: []history.Cond{{Field: c.field, Kind: history.KindString, Op: history.OpContains,
+			Values: []any{c.value}}}}
+		ds, total, err := s.FindDialogs(ctx, 1, 10, q)
+		if err != nil || !slices.Equal(dialogIDs(ds), c.want) || total != len(c.want) {
+			t.Errorf("%s ctn %q: %v (total %d), %v; want %v", c.field, c.value, dialogIDs(ds), total, err, c.want)
+		}
+	}
+	for _, c := range []struct {
+		value string
+		want  []string
+	}{
+		{"MÜNCHEN", []string{m1.ID}},
+		{"münchen", []string{m1.ID}},
+		{"GRÜSSE", nil}, // folding is letter by letter: ß is not ss
+		{"grüße", []string{m1.ID}},
+		{"σοφία", []string{m2.ID}},
+	} {
+		q := history.MessageQuery{Conds: []history.Cond{{Field: "message", Kind: history.KindString, Op: history.OpContains,
+			Values: []any{c.value}}}}
+		ms, err := s.FindMessages(ctx, 1, g.ID, 10, q)
+		var got []string
+		for _, m := range ms {
+			got = append(got, m.ID)
+		}
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("message ctn %q: %v, %v; want %v", c.value, got, err, c.want)
 		}
 	}
 }
