@@ -44,10 +44,18 @@ func (srv *Server) historyChanged(ctx context.Context, ev history.Event) {
 		return
 	}
 	actor := UserJID(UserRef{App: d.AppID, User: ev.Actor}, srv.cfg.Domain)
+	// Only occupants with a session: for the others a headline would be
+	// dropped after a look at their privacy lists in the store, and a
+	// group may have thousands of them.
+	var online []UserRef
+	for _, user := range d.Occupants {
+		if u := (UserRef{App: d.AppID, User: user}); len(srv.router.sessions(u)) > 0 {
+			online = append(online, u)
+		}
+	}
 	for _, m := range ev.Messages {
 		el := DeletionNotice(d, actor, m.ID)
-		for _, user := range d.Occupants {
-			u := UserRef{App: d.AppID, User: user}
+		for _, u := range online {
 			srv.deliverMessage(ctx, u, UserJID(u, srv.cfg.Domain), el, nil)
 		}
 	}
