@@ -220,12 +220,37 @@ func TestAdminAffiliations(t *testing.T) {
 	// Bob is no owner: he cannot remove others (the dialog's rule).
 	r.As("bob").Send(`<iq type='set' id='s2' to='` + room + `'><query xmlns='` + nsAdmin + `'><item affiliation='none' jid='{dave}'/></query></iq>`)
 	r.As("bob").Expect(attr("id", "s2"), errCond("forbidden"))
-	// Kick: bob leaves the room with 307 but stays a member.
-	a.Send(`<iq type='set' id='s3' to='` + room + `'><query xmlns='` + nsAdmin + `'><item role='none' nick='{bob.id}'><reason>out</reason></item></query></iq>`)
-	a.Expect(attr("id", "s3"), attr("type", "result"))
+	// Kick: bob leaves the room with 307 (and 110, his own presence) but
+	// stays a member. Alice's standard client (she is in the room from the
+	// SDK too) is told of the kick (307); her SDK session, which reads a
+	// leave only without a status, gets a plain leave.
+	std := r.As("alice/std")
+	std.Send(plainJoin(room, "std1", r.U("alice").ID))
+	std.Expect(attr("id", "std1"), codes("110", "100"))
+	std.Send(`<iq type='set' id='s3' to='` + room + `'><query xmlns='` + nsAdmin + `'><item role='none' nick='{bob.id}'><reason>out</reason></item></query></iq>`)
 	k = r.As("bob").Expect(append(presence(room+"/"+r.U("bob").ID), attr("type", "unavailable"))...)
-	if !codes("307").fn(k) || itemOf(k).Child("actor", nsMUCUser).Attr("nick") != r.U("alice").ID {
+	if !codes("307", "110").fn(k) || itemOf(k).Child("actor", nsMUCUser).Attr("nick") != r.U("alice").ID {
 		t.Fatalf("kick %s", k)
+	}
+	bobLeft := append(presence(room+"/"+r.U("bob").ID), attr("type", "unavailable"))
+	a.Expect(append(bobLeft, codes())...)
+	// The standard client sent the kick: its answer and the leave may come
+	// in either order.
+	var sawResult, sawLeave bool
+	for !sawResult || !sawLeave {
+		el := std.c.Next()
+		switch {
+		case el.Attr("id") == "s3":
+			sawResult = el.Attr("type") == "result"
+			if !sawResult {
+				t.Fatalf("kick answered %s", el)
+			}
+		case matches(el, bobLeft):
+			if !codes("307").fn(el) {
+				t.Fatalf("a standard client was told of the kick with %s", el)
+			}
+			sawLeave = true
+		}
 	}
 	r.As("bob").Send(sdkJoin(room, "back", r.U("bob").ID))
 	r.As("bob").Expect(attr("id", "back:join"), codes("110", "100"))

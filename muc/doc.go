@@ -50,7 +50,9 @@
 // none and outcast are pull_all (under the dialog's rules: any occupant may
 // add, only the owner removes others), owner and admin cannot be given. A
 // subject change renames the dialog. A kick (role none, moderators only)
-// only takes the occupant out of the room, with status 307. A mediated
+// only takes the occupant out of the room: its presence carries statuses
+// 307 then 110 (the SDK reads the first), the others' 307, except QuickBlox
+// SDK sessions', which read a leave only without a status. A mediated
 // invitation adds the invitee to the group, as adding them over REST does;
 // direct invitations (XEP-0249) are plain 1:1 messages the XMPP server
 // routes. Private messages go between joined occupants. IQs to an occupant

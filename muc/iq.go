@@ -454,8 +454,12 @@ func (svc *Service) adminList(r *room, d *history.Dialog, req *stanza.Element) (
 }
 
 // kick removes an occupant from the room without touching the dialog
-// (XEP-0045 §8.2, role none): it gets status 307 with the actor, the others
-// a plain leave; it may join again.
+// (XEP-0045 §8.2, role none): it gets statuses 307 and 110 with the actor
+// (307 first: the QuickBlox SDK reads only the first status, and 110 alone
+// would look like its own leave to it); the others get the leave with
+// status 307, but for QuickBlox SDK sessions, which read a leave only
+// without a status (onLeaveOccupant) and get a plain one. It may join
+// again.
 func (svc *Service) kick(r *room, target, actor int64) {
 	r.mu.Lock()
 	o := r.occupants[target]
@@ -471,9 +475,15 @@ func (svc *Service) kick(r *room, target, actor int64) {
 	}
 	delete(r.occupants, target)
 	r.snap = nil
-	var others []*xmpp.Session
+	var others, sdkOthers []*xmpp.Session
 	if !quiet {
-		others = r.othersLocked(nil)
+		for s, m := range r.members {
+			if m.sdk {
+				sdkOthers = append(sdkOthers, s)
+			} else {
+				others = append(others, s)
+			}
+		}
 	}
 	d := r.dialog
 	empty := len(r.members) == 0
@@ -484,14 +494,20 @@ func (svc *Service) kick(r *room, target, actor int64) {
 	aff := affiliation(d, target)
 	kick := stanza.New("item", nsMUCUser, "affiliation", aff, "role", "none").
 		Append(stanza.New("actor", nsMUCUser, "jid", svc.userJID(d.AppID, actor), "nick", nick(actor)))
-	it := xmpp.NewItem(svc.unavailable(r.jid, target, "", kick, status("307")))
+	it := xmpp.NewItem(svc.unavailable(r.jid, target, "", kick, status("307"), status("110")))
 	for _, s := range sessions {
 		s.Enqueue(it)
 		svc.untrack(s, r)
 	}
 	if len(others) > 0 {
-		left := xmpp.NewItem(svc.unavailable(r.jid, target, "", mucItem(aff, "none", "")))
+		kicked := xmpp.NewItem(svc.unavailable(r.jid, target, "", mucItem(aff, "none", ""), status("307")))
 		for _, s := range others {
+			s.Enqueue(kicked)
+		}
+	}
+	if len(sdkOthers) > 0 {
+		left := xmpp.NewItem(svc.unavailable(r.jid, target, "", mucItem(aff, "none", "")))
+		for _, s := range sdkOthers {
 			s.Enqueue(left)
 		}
 	}
