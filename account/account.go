@@ -196,6 +196,10 @@ type Store interface {
 	SessionByToken(ctx context.Context, tokenHash string) (*Session, error)
 	// UpdateSession replaces UserID, TokenKeys, UpdatedAt and ExpiresAt.
 	UpdateSession(ctx context.Context, s *Session) error
+	// RefreshSession sets only UpdatedAt and ExpiresAt (the sliding expiry),
+	// leaving the user and token keys as a login or logout made meanwhile
+	// left them.
+	RefreshSession(ctx context.Context, tokenHash string, updatedAt, expiresAt time.Time) error
 	DeleteSession(ctx context.Context, tokenHash string) error
 	// UserSessions returns the sessions of a user that expire after now.
 	UserSessions(ctx context.Context, appID, userID int64, now time.Time) ([]*Session, error)

@@ -253,9 +253,13 @@ func (s *Service) Resolve(ctx context.Context, token string) (*Principal, error)
 		return nil, err
 	}
 	if now.Sub(sess.UpdatedAt) >= refreshEvery {
+		// Only the expiry: writing back the whole session read above
+		// would undo a login or logout made with the token meanwhile.
 		sess.UpdatedAt = now
 		sess.ExpiresAt = now.Add(s.cfg.SessionTTL)
-		if err := s.store.UpdateSession(ctx, sess); err != nil {
+		if err := s.store.RefreshSession(ctx, sess.TokenHash, now, sess.ExpiresAt); errors.Is(err, ErrNotFound) {
+			return nil, ErrNoSession
+		} else if err != nil {
 			return nil, err
 		}
 		if sess.UserID != 0 {

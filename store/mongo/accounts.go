@@ -590,6 +590,21 @@ func (a accounts) UpdateSession(ctx context.Context, s *account.Session) error {
 	return nil
 }
 
+func (a accounts) RefreshSession(ctx context.Context, tokenHash string, updatedAt, expiresAt time.Time) error {
+	res, err := a.db.sessions.UpdateOne(ctx, bson.D{{Key: "token_hash", Value: tokenHash}},
+		bson.D{{Key: "$set", Value: bson.D{
+			{Key: "updated_at", Value: date(updatedAt)},
+			{Key: "expires_at", Value: date(expiresAt)},
+		}}})
+	if err != nil {
+		return fmt.Errorf("mongo: refresh session: %w", err)
+	}
+	if res.MatchedCount == 0 {
+		return account.ErrNotFound
+	}
+	return nil
+}
+
 func (a accounts) DeleteSession(ctx context.Context, tokenHash string) error {
 	res, err := a.db.sessions.DeleteOne(ctx, bson.D{{Key: "token_hash", Value: tokenHash}})
 	if err != nil {

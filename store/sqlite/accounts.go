@@ -396,6 +396,15 @@ func (a accounts) UpdateSession(ctx context.Context, s *account.Session) error {
 	return affected(res)
 }
 
+func (a accounts) RefreshSession(ctx context.Context, tokenHash string, updatedAt, expiresAt time.Time) error {
+	res, err := a.db.w.ExecContext(ctx, `UPDATE sessions SET updated_at = ?, expires_at = ? WHERE token_hash = ?`,
+		unix(updatedAt), unix(expiresAt), tokenHash)
+	if err != nil {
+		return err
+	}
+	return affected(res)
+}
+
 func (a accounts) DeleteSession(ctx context.Context, tokenHash string) error {
 	res, err := a.db.w.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, tokenHash)
 	if err != nil {

@@ -386,6 +386,14 @@ func testSessions(t *testing.T, s account.Store) {
 	if got.UserID != 7 || got.TokenKeys == nil || !got.ExpiresAt.Equal(appSess.ExpiresAt) || !got.UpdatedAt.Equal(appSess.UpdatedAt) {
 		t.Errorf("after UpdateSession = %+v", got)
 	}
+	// A refresh moves the expiry only: the user bound to the session stays.
+	if err := s.RefreshSession(ctx, "h-app", t0.Add(2*time.Minute), t0.Add(4*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.SessionByToken(ctx, "h-app")
+	if got.UserID != 7 || got.TokenKeys == nil || !got.ExpiresAt.Equal(t0.Add(4*time.Hour)) || !got.UpdatedAt.Equal(t0.Add(2*time.Minute)) {
+		t.Errorf("after RefreshSession = %+v", got)
+	}
 	appSess.UserID, appSess.TokenKeys = 0, nil
 	if err := s.UpdateSession(ctx, appSess); err != nil {
 		t.Fatal(err)
@@ -393,6 +401,16 @@ func testSessions(t *testing.T, s account.Store) {
 	got, _ = s.SessionByToken(ctx, "h-app")
 	if got.UserID != 0 || got.TokenKeys != nil {
 		t.Errorf("after logout = %+v", got)
+	}
+	// Refreshing it after the logout does not bring the user back.
+	if err := s.RefreshSession(ctx, "h-app", t0.Add(3*time.Minute), t0.Add(5*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.SessionByToken(ctx, "h-app"); got.UserID != 0 || got.TokenKeys != nil || !got.ExpiresAt.Equal(t0.Add(5*time.Hour)) {
+		t.Errorf("after logout and refresh = %+v", got)
+	}
+	if err := s.RefreshSession(ctx, "nope", t0, t0); !errors.Is(err, account.ErrNotFound) {
+		t.Errorf("RefreshSession(unknown) = %v, want ErrNotFound", err)
 	}
 	if err := s.DeleteExpired(ctx, t0); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,159 @@
+package account_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/hex"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"chatd/account"
+	"chatd/store/sqlite"
+)
+
+// heldStore holds the next SessionByToken call, once armed, after it has
+// read the session and before it returns, so that a test can run another
+// request with the same token in between.
+type heldStore struct {
+	account.Store
+	mu      sync.Mutex
+	armed   bool
+	reached chan struct{}
+	release chan struct{}
+}
+
+func (s *heldStore) SessionByToken(ctx context.Context, h string) (*account.Session, error) {
+	sess, err := s.Store.SessionByToken(ctx, h)
+	s.mu.Lock()
+	armed := s.armed
+	s.armed = false
+	s.mu.Unlock()
+	if armed {
+		close(s.reached)
+		<-s.release
+	}
+	return sess, err
+}
+
+func (s *heldStore) arm() {
+	s.mu.Lock()
+	s.armed, s.reached, s.release = true, make(chan struct{}), make(chan struct{})
+	s.mu.Unlock()
+}
+
+type sessionEnv struct {
+	svc   *account.Service
+	store *heldStore
+	app   *account.Application
+	mu    sync.Mutex
+	now   time.Time
+	nonce int64
+}
+
+func newSessionEnv(t *testing.T) *sessionEnv {
+	t.Helper()
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "chatd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	e := &sessionEnv{store: &heldStore{Store: db.Accounts()}, now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	e.svc = account.NewService(e.store, account.Config{Iterations: 256, Now: e.clock}, slog.New(slog.DiscardHandler))
+	if e.app, err = e.svc.CreateApp(context.Background(), "sessions"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CreateUserAdmin(context.Background(), e.app.ID, "alice", "password1"); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *sessionEnv) clock() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.now
+}
+
+func (e *sessionEnv) advance(d time.Duration) {
+	e.mu.Lock()
+	e.now = e.now.Add(d)
+	e.mu.Unlock()
+}
+
+// request is a signed session request (POST /session.json) of the
+// application, with this nonce, over the string signed.
+func (e *sessionEnv) request(nonce int64, signed, login, password string) account.SessionRequest {
+	mac := hmac.New(sha1.New, []byte(e.app.AuthSecret))
+	mac.Write([]byte(signed))
+	return account.SessionRequest{AppID: e.app.ID, AuthKey: e.app.AuthKey, Nonce: nonce, Timestamp: e.clock().Unix(),
+		Signature: hex.EncodeToString(mac.Sum(nil)), Signed: signed, Login: login, Password: password}
+}
+
+func (e *sessionEnv) start(t *testing.T, login, password string) *account.Principal {
+	t.Helper()
+	e.nonce++
+	p, err := e.svc.StartSession(context.Background(), e.request(e.nonce, "signed by "+login, login, password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// whileResolving runs change while another request with the token is in
+// flight: it has read the session and will refresh its sliding expiry.
+func (e *sessionEnv) whileResolving(t *testing.T, token string, change func()) {
+	t.Helper()
+	e.advance(2 * time.Minute) // past the refresh interval
+	e.store.arm()
+	done := make(chan error, 1)
+	go func() { _, err := e.svc.Resolve(context.Background(), token); done <- err }()
+	<-e.store.reached
+	change()
+	close(e.store.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A logout (DELETE /login.json) or a login (POST /login.json) made while
+// another request with the same token is under way stays made: that
+// request's refresh of the session's expiry does not write back the user
+// it had read.
+func TestSessionChangesSurviveConcurrentRequests(t *testing.T) {
+	ctx := context.Background()
+	t.Run("logout", func(t *testing.T) {
+		e := newSessionEnv(t)
+		p := e.start(t, "alice", "password1")
+		alice := p.UserID
+		e.whileResolving(t, p.Token, func() {
+			if err := e.svc.Logout(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if got, err := e.svc.Resolve(ctx, p.Token); err != nil || got.UserID != 0 {
+			t.Errorf("after the logout the token resolves to user %v (%v), want the application session", got.UserID, err)
+		}
+		if err := e.svc.VerifyPassword(ctx, e.app.ID, alice, p.Token); err == nil {
+			t.Error("after the logout the token is still alice's XMPP password")
+		}
+	})
+	t.Run("login", func(t *testing.T) {
+		e := newSessionEnv(t)
+		p := e.start(t, "", "")
+		var alice int64
+		e.whileResolving(t, p.Token, func() {
+			u, err := e.svc.Login(ctx, p, "alice", "", "password1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			alice = u.ID
+		})
+		if got, err := e.svc.Resolve(ctx, p.Token); err != nil || got.UserID != alice {
+			t.Errorf("after the login as user %d the token resolves to user %v (%v)", alice, got.UserID, err)
+		}
+	})
+}
