@@ -12,6 +12,12 @@
 // with its user's salt, so a live token works as the XMPP password under every
 // mechanism chatd offers.
 //
+// A replay is the same signed session request again (timestamp, nonce and
+// signature): QuickBlox SDKs draw the nonce from 0..9999, so two users'
+// requests in one second may share one, and both are served. A session's
+// sliding refresh writes only its expiry, never the user it was read with,
+// so a login or logout made meanwhile with the same token stays made.
+//
 // A Service is safe for concurrent use; it holds no mutable state of its own
 // beyond what its Store keeps.
 package account

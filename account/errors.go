@@ -19,7 +19,8 @@ var (
 	ErrBadSignature = errors.New("account: unexpected signature")
 	// ErrStaleTimestamp: the signed timestamp is outside the accepted window.
 	ErrStaleTimestamp = errors.New("account: timestamp is out of the accepted window")
-	// ErrNonceReused: the (application, timestamp, nonce) triple was used before.
+	// ErrNonceReused: the same signed request (application, timestamp, nonce
+	// and signature) was used before.
 	ErrNonceReused = errors.New("account: nonce has already been used")
 	// ErrForbidden: the caller may not do this.
 	ErrForbidden = errors.New("account: forbidden")

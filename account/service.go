@@ -159,7 +159,10 @@ func (s *Service) StartSession(ctx context.Context, r SessionRequest) (*Principa
 			return nil, err
 		}
 	}
-	key := strconv.FormatInt(r.Timestamp, 10) + ":" + strconv.FormatInt(r.Nonce, 10)
+	// A replay is the same signed request again: the key holds the
+	// signature, so two users whose SDKs drew the same nonce (0..9999) in
+	// the same second each get their session.
+	key := strconv.FormatInt(r.Timestamp, 10) + ":" + strconv.FormatInt(r.Nonce, 10) + ":" + strings.ToLower(r.Signature)
 	if err := s.store.UseNonce(ctx, app.ID, key, ts.Add(s.cfg.SignatureWindow)); err != nil {
 		return nil, err
 	}

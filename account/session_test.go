@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -156,4 +157,25 @@ func TestSessionChangesSurviveConcurrentRequests(t *testing.T) {
 			t.Errorf("after the login as user %d the token resolves to user %v (%v)", alice, got.UserID, err)
 		}
 	})
+}
+
+// The nonce guards against replays of one signed request: another user's
+// request with the same nonce in the same second is not one, the same
+// request again is.
+func TestNonceRefusesOnlyReplays(t *testing.T) {
+	e := newSessionEnv(t)
+	ctx := context.Background()
+	if _, err := e.svc.CreateUserAdmin(ctx, e.app.ID, "bob", "password2"); err != nil {
+		t.Fatal(err)
+	}
+	alice := e.request(42, "alice's request", "alice", "password1")
+	if _, err := e.svc.StartSession(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.StartSession(ctx, e.request(42, "bob's request", "bob", "password2")); err != nil {
+		t.Errorf("bob's request with the nonce alice drew in the same second: %v", err)
+	}
+	if _, err := e.svc.StartSession(ctx, alice); !errors.Is(err, account.ErrNonceReused) {
+		t.Errorf("alice's request again: %v, want %v", err, account.ErrNonceReused)
+	}
 }
