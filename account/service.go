@@ -184,9 +184,28 @@ func (s *Service) StartSession(ctx context.Context, r SessionRequest) (*Principa
 		return nil, err
 	}
 	if user != nil {
+		if err := s.stillThere(ctx, user, sess); err != nil {
+			return nil, err
+		}
 		s.touch(ctx, user.AppID, user.ID, now)
 	}
 	return &Principal{App: app, UserID: sess.UserID, Session: sess, Token: token}, nil
+}
+
+// stillThere makes sure the user a session was just bound to was not
+// deleted meanwhile: DeleteUser deletes the user, then its sessions, so a
+// session written after the second step would outlive the user. When the
+// user is gone, the session is deleted and the login fails as for an
+// unknown user.
+func (s *Service) stillThere(ctx context.Context, user *User, sess *Session) error {
+	_, err := s.store.User(ctx, user.AppID, user.ID)
+	if errors.Is(err, ErrNotFound) {
+		if err := s.store.DeleteSession(ctx, sess.TokenHash); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return ErrBadCredentials
+	}
+	return err
 }
 
 // verifySignature checks a hex HMAC-SHA1 (40 characters) or HMAC-SHA256 (64
@@ -320,6 +339,9 @@ func (s *Service) Login(ctx context.Context, p *Principal, login, email, passwor
 	p.Session.UpdatedAt = s.now()
 	p.Session.ExpiresAt = p.Session.UpdatedAt.Add(s.cfg.SessionTTL)
 	if err := s.store.UpdateSession(ctx, p.Session); err != nil {
+		return nil, err
+	}
+	if err := s.stillThere(ctx, u, p.Session); err != nil {
 		return nil, err
 	}
 	p.UserID = u.ID

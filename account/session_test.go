@@ -179,3 +179,57 @@ func TestNonceRefusesOnlyReplays(t *testing.T) {
 		t.Errorf("alice's request again: %v, want %v", err, account.ErrNonceReused)
 	}
 }
+
+// heldUsers holds the next UserBy call, once armed, after it has read the
+// user (a login checking the password) and before it returns.
+type heldUsers struct {
+	account.Store
+	reached, release chan struct{}
+	once             sync.Once
+}
+
+func (s *heldUsers) UserBy(ctx context.Context, appID int64, f account.UserField, v any) (*account.User, error) {
+	u, err := s.Store.UserBy(ctx, appID, f, v)
+	s.once.Do(func() {
+		close(s.reached)
+		<-s.release
+	})
+	return u, err
+}
+
+// A login racing with the deletion of its user gives no session that
+// outlives the user: a session request checked against the user before the
+// deletion and stored after it is refused, and its token works nowhere.
+func TestNoSessionOutlivesItsUser(t *testing.T) {
+	e := newSessionEnv(t)
+	ctx := context.Background()
+	owner := e.start(t, "alice", "password1")
+	held := &heldUsers{Store: e.store, reached: make(chan struct{}), release: make(chan struct{})}
+	svc := account.NewService(held, account.Config{Iterations: 256, Now: e.clock}, slog.New(slog.DiscardHandler))
+	type result struct {
+		p   *account.Principal
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		p, err := svc.StartSession(ctx, e.request(999, "second login", "alice", "password1"))
+		done <- result{p, err}
+	}()
+	<-held.reached
+	if err := svc.DeleteUser(ctx, owner, owner.UserID); err != nil {
+		t.Fatal(err)
+	}
+	close(held.release)
+	r := <-done
+	if !errors.Is(r.err, account.ErrBadCredentials) {
+		t.Errorf("the login of a user deleted meanwhile: %v, want %v", r.err, account.ErrBadCredentials)
+	}
+	if r.p != nil {
+		if got, err := svc.Resolve(ctx, r.p.Token); err == nil {
+			t.Errorf("a token of deleted user %d resolves (user %d)", owner.UserID, got.UserID)
+		}
+		if err := svc.VerifyPassword(ctx, e.app.ID, owner.UserID, r.p.Token); err == nil {
+			t.Errorf("a token of deleted user %d is their XMPP password", owner.UserID)
+		}
+	}
+}
