@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -164,6 +165,11 @@ func (s *Service) CreateUserAdmin(ctx context.Context, appID int64, login, passw
 	return s.CreateUser(ctx, appID, UserInput{Login: &login, Password: &password})
 }
 
+// MaxFilterValues bounds the values of one user query's filters together (a
+// long in list), so that every backend can answer it (SQLite binds at most
+// 32,766 values to a statement).
+const MaxFilterValues = 1000
+
 // ParseFilter builds a typed filter from its text form: field, operator and a
 // value (a comma list for in and between). The value is converted according to
 // the field's kind; an unknown field or operator, or a value of the wrong
@@ -195,6 +201,9 @@ func ParseFilter(field, op, value string) (Filter, error) {
 	}
 	if len(parts) == 0 {
 		return f, &ValidationError{Fields: []FieldError{{"filter", "missing value for " + field}}}
+	}
+	if len(parts) > MaxFilterValues {
+		return f, &ValidationError{Fields: []FieldError{{"filter", fmt.Sprintf("at most %d values", MaxFilterValues)}}}
 	}
 	for _, p := range parts {
 		v, err := parseValue(kind, strings.TrimSpace(p))

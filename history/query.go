@@ -89,10 +89,13 @@ type MessageQuery struct {
 	None  bool // as DialogQuery.None
 }
 
-// Query limits.
+// Query limits. MaxValues bounds the values of a query's conditions
+// together (a long in list), so that every backend can answer it (SQLite
+// binds at most 32,766 values to a statement).
 const (
 	DefaultLimit = 100
 	MaxLimit     = 100
+	MaxValues    = 1000
 )
 
 var dialogFields = map[string]Kind{
@@ -143,6 +146,9 @@ func ParseDialogQuery(params []Param, sortAsc, sortDesc, limit, skip string, cou
 			q.None = true
 		}
 	}
+	if err := checkValues(q.Conds); err != nil {
+		return q, err
+	}
 	var err error
 	if q.Sort, q.Desc, err = parseSort(sortAsc, sortDesc, dialogSorts); err != nil {
 		return q, err
@@ -171,6 +177,9 @@ func ParseMessageQuery(params []Param, sortAsc, sortDesc, limit, skip string) (M
 		case none:
 			q.None = true
 		}
+	}
+	if err := checkValues(q.Conds); err != nil {
+		return q, err
 	}
 	var err error
 	if q.Sort, q.Desc, err = parseSort(sortAsc, sortDesc, messageSorts); err != nil {
@@ -216,6 +225,18 @@ func parsePaging(limit, skip string) (int, int, error) {
 		s = n
 	}
 	return l, s, nil
+}
+
+// checkValues refuses conditions with more than MaxValues values together.
+func checkValues(conds []Cond) error {
+	n := 0
+	for _, c := range conds {
+		n += len(c.Values)
+	}
+	if n > MaxValues {
+		return queryErr("at most %d filter values in all, not %d", MaxValues, n)
+	}
+	return nil
 }
 
 // match is what a condition selects.

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -387,6 +389,30 @@ func TestParseQueries(t *testing.T) {
 		p := []history.Param{{Field: "attachments.type", Op: op, Value: "image"}}
 		if _, err := history.ParseMessageQuery(p, "", "", "", ""); !errors.As(err, &qe) {
 			t.Errorf("ParseMessageQuery(attachments.type[%s]) = %v, want a QueryError", op, err)
+		}
+	}
+	// Up to MaxValues filter values in all; more is refused, so that no
+	// backend is handed more than it can bind.
+	ids := func(n int) string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = strconv.Itoa(i + 1)
+		}
+		return strings.Join(out, ",")
+	}
+	if _, err := history.ParseMessageQuery([]history.Param{{Field: "sender_id", Op: "in", Value: ids(history.MaxValues)}}, "", "", "", ""); err != nil {
+		t.Errorf("%d sender ids: %v", history.MaxValues, err)
+	}
+	for _, p := range [][]history.Param{
+		{{Field: "sender_id", Op: "in", Value: ids(history.MaxValues + 1)}},
+		{{Field: "sender_id", Op: "in", Value: ids(600)}, {Field: "recipient_id", Op: "nin", Value: ids(600)}},
+	} {
+		var qe *history.QueryError
+		if _, err := history.ParseMessageQuery(p, "", "", "", ""); !errors.As(err, &qe) {
+			t.Errorf("message query with more than %d values: %v, want a QueryError", history.MaxValues, err)
+		}
+		if _, err := history.ParseDialogQuery([]history.Param{{Field: "user_id", Op: "in", Value: ids(history.MaxValues + 1)}}, "", "", "", "", false); !errors.As(err, &qe) {
+			t.Errorf("dialog query with more than %d values: %v, want a QueryError", history.MaxValues, err)
 		}
 	}
 	// Fractions on integer fields are compared exactly: the stores get

@@ -1,6 +1,7 @@
 package restapi
 
 import (
+	"fmt"
 	"strings"
 
 	"chatd/account"
@@ -137,6 +138,7 @@ func userQuery(p params) (account.UserQuery, page, error) {
 	if n := p.get("filter"); n != nil && !scalars(n) {
 		return q, page{}, invalid("filter", "must be a list of filters")
 	}
+	values := 0
 	for _, raw := range p.Raw("filter") {
 		if strings.TrimSpace(raw) == "" {
 			continue
@@ -145,6 +147,9 @@ func userQuery(p params) (account.UserQuery, page, error) {
 			f, err := parseUserFilter(text)
 			if err != nil {
 				return q, page{}, err
+			}
+			if values += len(f.Values); values > account.MaxFilterValues {
+				return q, page{}, invalid("filter", fmt.Sprintf("at most %d values in all", account.MaxFilterValues))
 			}
 			q.Filters = append(q.Filters, f)
 		}
