@@ -104,8 +104,11 @@ func (s *Session) smAck(h uint32) {
 	n := int(h - sm.acked) // modulo 2^32, as XEP-0198 counts
 	if sm.resume {
 		if n > len(sm.unacked) {
-			s.log.Debug("ack beyond what was sent", "h", h, "acked", sm.acked, "unacked", len(sm.unacked))
-			n = len(sm.unacked)
+			// Below an earlier ack (the difference wrapped) or beyond what
+			// was sent: no ack of anything, so that nothing unacknowledged
+			// is thrown away and the count does not move backwards.
+			s.log.Debug("ack outside what is unacknowledged", "h", h, "acked", sm.acked, "unacked", len(sm.unacked))
+			return
 		}
 		for _, it := range sm.unacked[:n] {
 			sm.unackedBytes -= len(it.data)

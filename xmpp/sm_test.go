@@ -280,3 +280,45 @@ func TestUnackedGoToResourcesThatMissedThem(t *testing.T) {
 		}
 	}
 }
+
+// A resume (or an ack) with an h below an earlier ack acknowledges nothing:
+// every stanza not acknowledged before is sent again, in order (the wrapped
+// difference had thrown them all away; found in audit).
+func TestResumeWithOldHResendsUnacked(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) { c.SMAckEvery = 1000; c.SMAckInterval = time.Hour })
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	c, _ := e.authOnly(alice)
+	c.Bind("phone")
+	a := &smClient{client: c}
+	a.Write(`<enable xmlns='urn:xmpp:sm:3' resume='true' max='60'/>`)
+	en := a.pump(func(el *stanza.Element) bool { return el.Name == "enabled" })
+	a.id = en.Attr("id")
+	a.Write(`<presence/>`)
+	a.Write(`<iq type='get' id='p0'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	a.pump(func(el *stanza.Element) bool { return el.Attr("id") == "p0" })
+	b := e.Online(bob, "b")
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='m0'><body>m0</body></message>`)
+	a.pump(func(el *stanza.Element) bool { return el.ChildText("body", "") == "m0" })
+	acked := a.h
+	a.Write(`<a xmlns='urn:xmpp:sm:3' h='` + strconv.Itoa(acked) + `'/>`)
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='m1'><body>m1</body></message>`)
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='m2'><body>m2</body></message>`)
+	a.pump(func(el *stanza.Element) bool { return el.ChildText("body", "") == "m2" })
+	a.Conn.Close()
+	waitFor(t, func() bool { return e.Server.Stats().Detached == 1 })
+
+	c2, _ := e.authOnly(alice)
+	stale := acked - 1 // a client restored from an older checkpoint
+	c2.Write(`<resume xmlns='urn:xmpp:sm:3' previd='` + a.id + `' h='` + strconv.Itoa(stale) + `'/>`)
+	c2.StartReading()
+	a2 := &smClient{client: c2, h: stale}
+	r := a2.pump(func(el *stanza.Element) bool { return el.Name == "resumed" || el.Name == "failed" })
+	if r.Name != "resumed" {
+		t.Fatalf("resume with h=%d after an ack of h=%d: %s", stale, acked, r)
+	}
+	a2.Write(`<iq type='get' id='chk'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	a2.pump(func(el *stanza.Element) bool { return el.Attr("id") == "chk" })
+	if got := fmt.Sprint(a2.bodies); got != "[m1 m2]" {
+		t.Fatalf("resumed (%s) with h=%d after an ack of h=%d: re-sent %s, want [m1 m2] (never acknowledged)", r, stale, acked, got)
+	}
+}
