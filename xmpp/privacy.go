@@ -218,6 +218,9 @@ func blockedError(outbound bool) *StanzaError {
 // privacyIQ answers jabber:iq:privacy.
 func (srv *Server) privacyIQ(ctx context.Context, s *Session, iq *stanza.Element) error {
 	q := iq.Child("query", nsPrivacy)
+	if q == nil {
+		return stanzaErr(errModify, "bad-request", "jabber:iq:privacy requests are a <query/>")
+	}
 	children := q.Elements()
 	if iq.Attr("type") == "get" {
 		lists, def, err := srv.store.PrivacyLists(ctx, s.user)

@@ -203,6 +203,32 @@ func TestPrivacyListsBlock(t *testing.T) {
 	a2.Expect(isMessage("friends again"))
 }
 
+// Malformed privacy, blocking and carbons requests get bad-request and the
+// session goes on (a privacy payload other than <query/> had crashed it;
+// found in audit).
+func TestMalformedListRequests(t *testing.T) {
+	e := startEnv(t, nil)
+	a := e.Online(e.NewUser("alice"), "a")
+	for i, payload := range []string{
+		`<list xmlns='jabber:iq:privacy' name='x'/>`,
+		`<query xmlns='jabber:iq:privacy'><list name='a'/><list name='b'/></query>`,
+		`<nothing xmlns='urn:xmpp:blocking'/>`,
+		`<what xmlns='urn:xmpp:carbons:2'/>`,
+	} {
+		for _, typ := range []string{"get", "set"} {
+			id := fmt.Sprintf("bad%d%s", i, typ)
+			a.Write(`<iq type='` + typ + `' id='` + id + `'>` + payload + `</iq>`)
+			r := a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == id })
+			if r.Attr("type") != "error" || xmpptest.ErrorCondition(r) != "bad-request" {
+				t.Errorf("%s %s answered %s, want bad-request", typ, payload, r)
+			}
+		}
+	}
+	if p := e.Server.Stats().Panics; p != 0 {
+		t.Errorf("%d panics", p)
+	}
+}
+
 // Blocking command (XEP-0191) on the same stored list.
 func TestBlockingCommand(t *testing.T) {
 	e := startEnv(t, nil)
