@@ -138,7 +138,7 @@ func (srv *Server) applyAMP(ctx context.Context, s *Session, el *stanza.Element,
 		case "drop":
 			return false
 		case "error":
-			s.send(srv.ampReply(el, to.String(), r.el, "", stanzaErr(errModify, "undefined-condition", ""), "failed-rules"))
+			s.send(srv.ampReply(el, to.String(), r.el, "error", stanzaErr(errModify, "undefined-condition", ""), "failed-rules"))
 			return false
 		}
 	}
@@ -180,7 +180,7 @@ func (srv *Server) ampExpired(el *stanza.Element) bool {
 		case "error":
 			if from, err := ParseJID(el.Attr("from")); err == nil {
 				if u, ok := srv.local(from); ok {
-					reply := srv.ampReply(el, el.Attr("to"), r.el, "", stanzaErr(errModify, "undefined-condition", ""), "failed-rules")
+					reply := srv.ampReply(el, el.Attr("to"), r.el, "error", stanzaErr(errModify, "undefined-condition", ""), "failed-rules")
 					for _, ss := range srv.router.sessions(u) {
 						ss.send(reply)
 					}

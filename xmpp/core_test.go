@@ -247,7 +247,7 @@ func TestServerIQs(t *testing.T) {
 		t.Errorf("ping: %s", r)
 	}
 	r := ask("d", `<iq type='get' id='d'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
-	for _, f := range []string{"urn:xmpp:ping", "jabber:iq:roster", "jabber:iq:last", "urn:xmpp:time", "jabber:iq:version"} {
+	for _, f := range []string{"urn:xmpp:ping", "jabber:iq:roster", "jabber:iq:last", "urn:xmpp:time", "jabber:iq:version", "msgoffline"} {
 		if !strings.Contains(r.String(), `var="`+f+`"`) {
 			t.Errorf("disco#info lacks %s: %s", f, r)
 		}

@@ -279,8 +279,9 @@ func TestAdvancedMessageProcessing(t *testing.T) {
 	// Bob is offline: "error if it would be stored" bounces with the rule.
 	a.Write(`<message to='` + bob.JID + `' type='chat' id='s1'><body>x</body>` + amp(`<rule condition='deliver' value='stored' action='error'/>`) + `</message>`)
 	r := a.Expect(byID("s1"))
-	if r.Attr("type") != "error" || r.Child("error", "").Child("failed-rules", "http://jabber.org/protocol/amp#errors") == nil {
-		t.Errorf("deliver=stored/error answered %s", r)
+	if r.Attr("type") != "error" || r.Child("error", "").Child("failed-rules", "http://jabber.org/protocol/amp#errors") == nil ||
+		r.Child("amp", "http://jabber.org/protocol/amp").Attr("status") != "error" {
+		t.Errorf("deliver=stored/error answered %s, want failed-rules and <amp status='error'>", r)
 	}
 	// An expired message is dropped without a word; a live one is stored.
 	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)

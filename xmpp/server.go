@@ -162,7 +162,7 @@ func New(cfg Config, tlsConfig *tls.Config, accounts Accounts, store Store, log 
 		resumable: map[string]*Session{},
 	}
 	srv.iqHandlers = map[string]IQHandler{nsCarbons: srv.carbonsIQ, nsPrivacy: srv.privacyIQ, nsBlocking: srv.blockingIQ}
-	srv.features = append([]string{nsCarbons, nsPrivacy, nsBlocking, nsIBB}, ampFeatures...)
+	srv.features = append([]string{nsCarbons, nsPrivacy, nsBlocking, nsIBB, "msgoffline"}, ampFeatures...)
 	return srv, nil
 }
 
