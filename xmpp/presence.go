@@ -72,9 +72,14 @@ func (srv *Server) broadcast(ctx context.Context, s *Session, el *stanza.Element
 		if err != nil {
 			prio = 0
 		}
+		// Offline messages go to a resource when it becomes available
+		// with a non-negative priority (XEP-0160): at initial presence,
+		// or later, when it raises its priority from below 0 or comes
+		// back from unavailable. A negative priority gets none.
+		wasEligible := s.available.Load() && s.priority.Load() >= 0
 		s.priority.Store(int32(max(-128, min(127, prio))))
 		s.presence.Store(el)
-		if !s.initialSent {
+		if prio >= 0 && !wasEligible {
 			srv.flushOffline(ctx, s) // makes the session available
 		} else {
 			s.available.Store(true)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -358,5 +359,35 @@ func TestInBandBytestream(t *testing.T) {
 	a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "close" })
 	if !bytes.Equal(got, file) {
 		t.Fatalf("received %d bytes that differ from the %d sent", len(got), len(file))
+	}
+}
+
+// Offline messages go to a resource once it is available with a
+// non-negative priority (XEP-0160): not to one whose initial presence has
+// priority -1, but to it as soon as it raises its priority (found in
+// audit).
+func TestOfflineWaitsForNonNegativePriority(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	b := e.Online(bob, "b")
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='o1'><body>before</body></message>`)
+	b.RoundTrip()
+	a := e.Login(alice, "lurk")
+	a.Write(`<presence><priority>-1</priority></presence>`)
+	if got := msgIDs(a.RoundTrip()); len(got) > 0 {
+		t.Errorf("a resource with priority -1 got offline messages %v", got)
+	}
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='o2'><body>while negative</body></message>`)
+	for _, el := range b.RoundTrip() {
+		if el.Attr("type") == "error" {
+			t.Fatalf("bob got %s", el)
+		}
+	}
+	if got := msgIDs(a.RoundTrip()); len(got) > 0 {
+		t.Errorf("a resource with priority -1 got %v", got)
+	}
+	a.Write(`<presence><priority>5</priority></presence>`)
+	if got := msgIDs(a.RoundTrip()); !slices.Equal(got, []string{"o1", "o2"}) {
+		t.Errorf("after raising its priority to 5 the resource got %v, want [o1 o2]", got)
 	}
 }

@@ -395,30 +395,36 @@ func (s *Session) pendingMessages() []*Item {
 // message to the bare JID (the others got it with this one). The caller
 // holds the user's delivery lock and has taken the session out of the
 // router.
+//
+// Only available resources with a non-negative priority take messages
+// (RFC 6121 §8.5.2.1.1); a message none of them has or takes is stored
+// offline.
 func (srv *Server) rescue(ctx context.Context, s *Session, items []*Item) {
-	others := false
+	var others []*Session
 	for _, r := range srv.router.sessions(s.user) {
-		if r.available.Load() {
-			others = true
+		if r.available.Load() && r.priority.Load() >= 0 {
+			others = append(others, r)
 		}
 	}
 	for _, it := range items {
 		el := it.el
-		if !others {
+		to, _ := ParseJID(el.Attr("to"))
+		from, _ := ParseJID(el.Attr("from"))
+		kept := false
+		for _, r := range others {
+			switch {
+			case to.IsBare() && slices.Contains(it.sentTo, r):
+				kept = true // it got the message with this session
+			case srv.blockedIn(ctx, r, from, kindMessage):
+				kept = true // refused by the privacy list in force there
+			default:
+				r.send(el)
+				kept = true
+			}
+		}
+		if !kept {
 			if _, err := srv.storeOffline(ctx, s.user, el); err != nil {
 				s.log.Warn("keeping an undelivered message", "id", el.Attr("id"), "err", err)
-			}
-			continue
-		}
-		to, err := ParseJID(el.Attr("to"))
-		if err != nil {
-			continue
-		}
-		from, _ := ParseJID(el.Attr("from"))
-		for _, r := range srv.router.sessions(s.user) {
-			if r.available.Load() && r.priority.Load() >= 0 && (!to.IsBare() || !slices.Contains(it.sentTo, r)) &&
-				!srv.blockedIn(ctx, r, from, kindMessage) {
-				r.send(el)
 			}
 		}
 	}

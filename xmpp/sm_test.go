@@ -2,6 +2,7 @@ package xmpp_test
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -320,5 +321,45 @@ func TestResumeWithOldHResendsUnacked(t *testing.T) {
 	a2.pump(func(el *stanza.Element) bool { return el.Attr("id") == "chk" })
 	if got := fmt.Sprint(a2.bodies); got != "[m1 m2]" {
 		t.Fatalf("resumed (%s) with h=%d after an ack of h=%d: re-sent %s, want [m1 m2] (never acknowledged)", r, stale, acked, got)
+	}
+}
+
+// msgIDs returns the ids of the messages among els.
+func msgIDs(els []*stanza.Element) []string {
+	var out []string
+	for _, el := range els {
+		if el.Name == "message" {
+			out = append(out, el.Attr("id"))
+		}
+	}
+	return out
+}
+
+// A message a resumable session never acknowledged, whose window ends
+// unresumed while the user's only other resource has a negative priority,
+// is stored offline (that resource takes no message to the bare JID), and
+// reaches the user's next login (it had been lost; found in audit).
+func TestRescueSkipsNegativePriority(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) { c.SMResumeWindow = 300 * time.Millisecond })
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	phone, _ := e.resumable(alice, "phone")
+	desk := e.Login(alice, "desk")
+	desk.Write(`<presence><priority>-1</priority></presence>`)
+	desk.RoundTrip()
+	b := e.Online(bob, "b")
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='neg1'><body>to the phone only</body></message>`)
+	phone.Expect(isMessage("to the phone only"))
+	phone.Conn.Close() // never acknowledged: the window ends unresumed
+	waitFor(t, func() bool { return len(e.Server.Sessions(alice.Ref)) == 1 })
+	if ids := msgIDs(desk.RoundTrip()); len(ids) > 0 {
+		t.Errorf("the priority -1 resource got %v", ids)
+	}
+	desk.Write(`</stream:stream>`)
+	desk.Ended()
+	waitFor(t, func() bool { return len(e.Server.Sessions(alice.Ref)) == 0 })
+	again := e.Login(alice, "again")
+	again.Write(`<presence/>`)
+	if ids := msgIDs(again.RoundTrip()); !slices.Equal(ids, []string{"neg1"}) {
+		t.Errorf("the next login got %v, want [neg1] from offline storage", ids)
 	}
 }
