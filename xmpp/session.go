@@ -634,9 +634,10 @@ func (s *Session) cleanup() {
 		defer cancel()
 		mu := s.srv.deliveryLocks.lock(s.user)
 		removed := s.srv.router.unbind(s)
-		if removed {
-			s.srv.rescue(ctx, s, s.pendingMessages())
-		}
+		// Also when a new session took the resource over (a client that
+		// reconnected without resuming): what this one never got
+		// acknowledged goes to the user's resources or offline storage.
+		s.srv.rescue(ctx, s, s.pendingMessages())
 		mu.Unlock()
 		if removed {
 			s.srv.ended(s)

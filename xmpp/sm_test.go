@@ -363,3 +363,24 @@ func TestRescueSkipsNegativePriority(t *testing.T) {
 		t.Errorf("the next login got %v, want [neg1] from offline storage", ids)
 	}
 }
+
+// A client that reconnects binding its usual resource instead of resuming
+// (an app that restarted and lost its stream management id) gets what the
+// replaced session never acknowledged (it had been lost; found in audit).
+func TestRebindSameResourceKeepsUnacked(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) { c.SMResumeWindow = time.Minute })
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	phone, _ := e.resumable(alice, "phone")
+	b := e.Online(bob, "b")
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='r1'><body>in flight</body></message>`)
+	phone.Expect(isMessage("in flight"))
+	phone.Conn.Close() // never acknowledged
+	waitFor(t, func() bool { return e.Server.Stats().Detached == 1 })
+	again := e.Login(alice, "phone")
+	again.Write(`<presence/>`)
+	again.Expect(isMessage("in flight"))
+	waitFor(t, func() bool { return len(e.Server.Sessions(alice.Ref)) == 1 })
+	if ids := msgIDs(again.RoundTrip()); len(ids) > 0 {
+		t.Errorf("then also %v", ids)
+	}
+}
