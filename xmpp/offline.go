@@ -83,12 +83,12 @@ func (srv *Server) storeOffline(ctx context.Context, u UserRef, el *stanza.Eleme
 func (srv *Server) flushOffline(ctx context.Context, s *Session) {
 	// Batches first, without the lock: the client may take its time.
 	for {
-		n, err := srv.flushBatch(ctx, s)
+		more, err := srv.flushBatch(ctx, s)
 		if err != nil {
 			s.log.Warn("delivering offline messages", "err", err)
 			break
 		}
-		if n < offlineBatch {
+		if !more {
 			break
 		}
 		if err := s.awaitQueue(ctx); err != nil {
@@ -99,25 +99,31 @@ func (srv *Server) flushOffline(ctx context.Context, s *Session) {
 	// with respect to deliveries.
 	defer srv.deliveryLocks.lock(s.user).Unlock()
 	for {
-		n, err := srv.flushBatch(ctx, s)
+		more, err := srv.flushBatch(ctx, s)
 		if err != nil {
 			s.log.Warn("delivering offline messages", "err", err)
 		}
-		if err != nil || n < offlineBatch {
+		if err != nil || !more {
 			break
 		}
 	}
 	s.available.Store(true)
 }
 
-// flushBatch enqueues one batch of stored messages and removes them from
-// storage; it returns how many there were.
-func (srv *Server) flushBatch(ctx context.Context, s *Session) (int, error) {
+// flushBatch enqueues stored messages, at most a batch and no more once the
+// session's queue is half full (the first always goes), and removes them
+// from storage; more reports that storage may hold others.
+func (srv *Server) flushBatch(ctx context.Context, s *Session) (more bool, err error) {
 	msgs, err := srv.store.OfflineMessages(ctx, s.user, offlineBatch)
 	if err != nil || len(msgs) == 0 {
-		return 0, err
+		return false, err
 	}
-	for _, m := range msgs {
+	more = len(msgs) == offlineBatch
+	for i, m := range msgs {
+		if i > 0 && s.queueHalfFull() {
+			msgs, more = msgs[:i], true
+			break
+		}
 		el, err := stanza.ParseElement(m.Data, stanza.NSClient, 1<<24)
 		if err != nil {
 			s.log.Error("an offline message does not parse; dropped", "seq", m.Seq, "err", err)
@@ -129,10 +135,10 @@ func (srv *Server) flushBatch(ctx context.Context, s *Session) (int, error) {
 		s.enqueue(NewItem(el))
 	}
 	if err := srv.store.DeleteOffline(ctx, s.user, msgs[len(msgs)-1].Seq); err != nil {
-		return 0, err
+		return false, err
 	}
 	srv.metrics.offlineDelivered.Add(int64(len(msgs)))
-	return len(msgs), nil
+	return more, nil
 }
 
 var errOfflineFull = stanzaErr(errWait, "service-unavailable", "the recipient's offline storage is full")

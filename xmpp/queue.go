@@ -193,9 +193,11 @@ func (s *Session) startWriter() {
 
 // closeWith ends the session: it sends the stream error (if any), the end of
 // the stream, and closes the connection. With drop, items still queued are
-// discarded instead of being written first, and the reader acts on nothing
-// more the client sent, even what it has read already (Session.cut). Safe
-// from any goroutine and more than once.
+// not written (the messages among them go to the rescue when the session
+// ends: other resources or offline storage, after the messages that came
+// once it was closing), and the reader acts on nothing more the client
+// sent, even what it has read already (Session.cut). Safe from any
+// goroutine and more than once.
 func (s *Session) closeWith(se *StreamError, drop bool) {
 	s.qmu.Lock()
 	if s.closing {
@@ -204,6 +206,13 @@ func (s *Session) closeWith(se *StreamError, drop bool) {
 	}
 	s.closing = true
 	if drop {
+		// Not written, not lost: the messages among them are rescued
+		// when the session ends (pendingMessages).
+		for _, it := range s.queue {
+			if it.el != nil && it.el.Name == "message" && it.counted {
+				s.dropped = append(s.dropped, it)
+			}
+		}
 		s.queue, s.queued = nil, 0
 		s.cut.Store(true)
 	}

@@ -80,6 +80,7 @@ type Session struct {
 	qmu      sync.Mutex
 	queue    []*Item
 	queued   int
+	dropped  []*Item // messages closeWith(…, drop) took off the queue: rescued at cleanup
 	writing  bool
 	closing  bool
 	final    [][]byte
@@ -644,6 +645,14 @@ func (s *Session) cleanup() {
 		}
 	}
 	s.srv.forget(s)
+}
+
+// queueHalfFull reports whether the session's outbound queue is more than
+// half full.
+func (s *Session) queueHalfFull() bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return s.queued > s.srv.cfg.MaxQueueBytes/2
 }
 
 // awaitQueue holds the reader while the session's own outbound queue is more

@@ -375,10 +375,11 @@ func (s *Session) pendingMessages() []*Item {
 		items = append(items, s.sm.unacked...)
 		s.sm.unacked = nil
 	}
+	items = append(items, s.dropped...) // never written, whatever the stream
 	if s.sm == nil || s.sm.resume {
 		items = append(items, s.queue...)
 	}
-	s.queue, s.queued = nil, 0
+	s.queue, s.queued, s.dropped = nil, 0, nil
 	var out []*Item
 	for _, it := range items {
 		if it.el != nil && it.el.Name == "message" && it.counted {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -382,5 +383,47 @@ func TestRebindSameResourceKeepsUnacked(t *testing.T) {
 	waitFor(t, func() bool { return len(e.Server.Sessions(alice.Ref)) == 1 })
 	if ids := msgIDs(again.RoundTrip()); len(ids) > 0 {
 		t.Errorf("then also %v", ids)
+	}
+}
+
+// Messages queued for a session waiting for resumption are not lost when
+// its queue overflows: the session ends, and they reach offline storage
+// with those that came after (they had been dropped; found in audit).
+func TestDetachedOverflowKeepsMessages(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) {
+		c.SMResumeWindow = time.Minute
+		c.MaxQueueBytes = 16 << 10
+		c.StanzaRate, c.StanzaBurst = 10000, 10000
+	})
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	c, _ := e.resumable(alice, "phone")
+	c.Conn.Close()
+	waitFor(t, func() bool { return e.Server.Stats().Detached == 1 })
+	b := e.Online(bob, "b")
+	big := strings.Repeat("x", 1000)
+	const n = 30 // 30 KB: more than the 16 KB queue
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprintf("q%d", i))
+		b.Write(fmt.Sprintf(`<message to='%s' type='chat' id='q%d'><body>%d %s</body></message>`, alice.JID, i, i, big))
+	}
+	for _, el := range b.RoundTrip() {
+		if el.Name == "message" && el.Attr("type") == "error" {
+			t.Errorf("bob got %s", el)
+		}
+	}
+	waitFor(t, func() bool { return len(e.Server.Sessions(alice.Ref)) == 0 })
+	again := e.Login(alice, "again")
+	again.Write(`<presence/>`)
+	got := msgIDs(again.RoundTrip())
+	sorted := slices.Clone(got)
+	slices.SortStableFunc(sorted, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(a) - len(b)
+		}
+		return strings.Compare(a, b)
+	})
+	if !slices.Equal(sorted, want) {
+		t.Errorf("the next login got %v, want each of q0…q%d once", got, n-1)
 	}
 }
