@@ -227,10 +227,26 @@ func (p pendingChat) deliver(ctx context.Context, s *Session) {
 	srv.deliverMessage(ctx, p.u, p.to, el, s)
 }
 
-// chatStateOnly reports a XEP-0085 notification without a body, which is
-// routed and never stored.
+// chatStateOnly reports a XEP-0085 notification that carries nothing else
+// (XEP-0160: "messages that contain only Chat State Notifications"), which
+// is routed and never stored, and held while the recipient is inactive
+// (CSI). Beside the chat state it may have a thread, hints, stanza ids and
+// the QuickBlox SDK's extraParams (its typing notifications name their
+// dialog there); a body, a marker, a receipt or anything else makes it a
+// message like others.
 func chatStateOnly(el *stanza.Element) bool {
-	return el.ChildNS(nsChatStates) != nil && el.Child("body", stanza.NSClient) == nil
+	state := false
+	for _, c := range el.Elements() {
+		switch {
+		case c.Space == nsChatStates:
+			state = true
+		case c.Space == nsHints, c.Space == nsStanzaID,
+			c.Space == stanza.NSClient && (c.Name == "thread" || c.Name == "extraParams"):
+		default:
+			return false
+		}
+	}
+	return state
 }
 
 // markerOf returns a XEP-0333 received or displayed element.

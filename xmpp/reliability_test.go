@@ -391,3 +391,39 @@ func TestOfflineWaitsForNonNegativePriority(t *testing.T) {
 		t.Errorf("after raising its priority to 5 the resource got %v, want [o1 o2]", got)
 	}
 }
+
+// A marker sent with a chat state is a message like others, not a chat
+// state notification: an inactive client gets it when active again (it is
+// not replaced by the next chat state), and an offline user gets it from
+// offline storage; a QuickBlox typing notification (a chat state with
+// extraParams) is still only a chat state (found in audit).
+func TestMarkerWithChatStateIsNotChatStateOnly(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob, carol := e.NewUser("alice"), e.NewUser("bob"), e.NewUser("carol")
+	const markerWithState = `<displayed xmlns='urn:xmpp:chat-markers:0' id='seen-1'/><active xmlns='http://jabber.org/protocol/chatstates'/>`
+	const sdkTyping = `<composing xmlns='http://jabber.org/protocol/chatstates'/><extraParams xmlns='jabber:client'><dialog_id>d1</dialog_id></extraParams>`
+	a := e.Online(alice, "a")
+	a.Write(`<inactive xmlns='urn:xmpp:csi:0'/>`)
+	a.RoundTrip()
+	b := e.Online(bob, "b")
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='mk1'>` + markerWithState + `</message>`)
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='cs2'>` + sdkTyping + `</message>`)
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='cs3'><paused xmlns='http://jabber.org/protocol/chatstates'/></message>`)
+	b.RoundTrip()
+	a.Write(`<active xmlns='urn:xmpp:csi:0'/>`)
+	if ids := msgIDs(a.RoundTrip()); !slices.Equal(ids, []string{"mk1", "cs3"}) {
+		t.Errorf("after CSI active alice got %v, want the marker and the latest chat state [mk1 cs3]", ids)
+	}
+	b.Write(`<message to='` + carol.JID + `' type='chat' id='mk2'>` + markerWithState + `</message>`)
+	b.Write(`<message to='` + carol.JID + `' type='chat' id='cs4'>` + sdkTyping + `</message>`)
+	for _, el := range b.RoundTrip() {
+		if el.Attr("id") == "mk2" {
+			t.Errorf("the marker to offline carol bounced: %s", el)
+		}
+	}
+	c := e.Login(carol, "c")
+	c.Write(`<presence/>`)
+	if ids := msgIDs(c.RoundTrip()); !slices.Equal(ids, []string{"mk2"}) {
+		t.Errorf("carol's offline messages %v, want [mk2] (not the typing notification)", ids)
+	}
+}
