@@ -80,14 +80,16 @@ func (srv *Server) sentCarbons(user UserRef, from *Session, el *stanza.Element) 
 }
 
 // receivedCarbons copies a delivered message to the recipient's
-// carbon-enabled resources that did not get it.
+// carbon-enabled resources that did not get it, unless the privacy list in
+// force there refuses the sender's messages.
 func (srv *Server) receivedCarbons(user UserRef, got []*Session, el *stanza.Element) {
 	if !carbonEligible(el) {
 		return
 	}
 	var it *Item
+	from, _ := ParseJID(el.Attr("from"))
 	for _, r := range srv.router.sessions(user) {
-		if !r.carbons.Load() || !r.available.Load() || contains(got, r) {
+		if !r.carbons.Load() || !r.available.Load() || contains(got, r) || !r.Accepts(from, kindMessage) {
 			continue
 		}
 		if it == nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -425,5 +426,31 @@ func TestMarkerWithChatStateIsNotChatStateOnly(t *testing.T) {
 	c.Write(`<presence/>`)
 	if ids := msgIDs(c.RoundTrip()); !slices.Equal(ids, []string{"mk2"}) {
 		t.Errorf("carol's offline messages %v, want [mk2] (not the typing notification)", ids)
+	}
+}
+
+// A resource whose active privacy list refuses a sender's messages gets no
+// carbon copy of them either (found in audit).
+func TestCarbonsHonourActiveList(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	phone := e.Online(alice, "phone")
+	desk := e.Online(alice, "desk")
+	for _, c := range []*client{phone, desk} {
+		c.Write(`<iq type='set' id='cb'><enable xmlns='urn:xmpp:carbons:2'/></iq>`)
+		c.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "cb" })
+	}
+	phone.Write(`<iq type='set' id='l1'><query xmlns='jabber:iq:privacy'><list name='nobob'>` +
+		`<item type='jid' value='` + bob.JID + `' action='deny' order='1'><message/></item></list></query></iq>`)
+	phone.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "l1" })
+	phone.Write(`<iq type='set' id='a1'><query xmlns='jabber:iq:privacy'><active name='nobob'/></query></iq>`)
+	phone.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "a1" })
+	b := e.Online(bob, "b")
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='c1'><body>hello alice</body></message>`)
+	desk.Expect(isMessage("hello alice"))
+	for _, el := range phone.RoundTrip() {
+		if el.Name == "message" && strings.Contains(el.String(), "hello alice") {
+			t.Errorf("the phone, whose active list denies bob's messages, got %s", el)
+		}
 	}
 }
