@@ -183,9 +183,12 @@ type Store interface {
 	// UserBy finds the user of appID whose field equals value; for a field
 	// that is not unique (phone) the user with the lowest id.
 	UserBy(ctx context.Context, appID int64, field UserField, value any) (*User, error)
-	// UpdateUser replaces every stored attribute of u (matched by AppID and
-	// ID), or returns ErrNotFound or *DuplicateError.
-	UpdateUser(ctx context.Context, u *User) error
+	// UpdateUser writes the named attributes of u (UserAttrs; all of them
+	// when fields is nil) and its updated_at, matched by AppID and ID, or
+	// returns ErrNotFound or *DuplicateError. What is not named stays as
+	// stored, so two updates of different attributes made at once both
+	// take effect.
+	UpdateUser(ctx context.Context, u *User, fields []string) error
 	DeleteUser(ctx context.Context, appID, id int64) error
 	FindUsers(ctx context.Context, appID int64, q UserQuery) (users []*User, total int, err error)
 	// TouchUser sets last_request_at.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,15 +186,15 @@ func TestNonceRefusesOnlyReplays(t *testing.T) {
 type heldUsers struct {
 	account.Store
 	reached, release chan struct{}
-	once             sync.Once
+	done             atomic.Bool
 }
 
 func (s *heldUsers) UserBy(ctx context.Context, appID int64, f account.UserField, v any) (*account.User, error) {
 	u, err := s.Store.UserBy(ctx, appID, f, v)
-	s.once.Do(func() {
+	if s.done.CompareAndSwap(false, true) {
 		close(s.reached)
 		<-s.release
-	})
+	}
 	return u, err
 }
 
@@ -231,5 +232,57 @@ func TestNoSessionOutlivesItsUser(t *testing.T) {
 		if err := svc.VerifyPassword(ctx, e.app.ID, owner.UserID, r.p.Token); err == nil {
 			t.Errorf("a token of deleted user %d is their XMPP password", owner.UserID)
 		}
+	}
+}
+
+// heldUser holds the next User call after it has read the user (an update
+// reading what it changes) and before it returns.
+type heldUser struct {
+	account.Store
+	reached, release chan struct{}
+	done             atomic.Bool
+}
+
+func (s *heldUser) User(ctx context.Context, appID, id int64) (*account.User, error) {
+	u, err := s.Store.User(ctx, appID, id)
+	if s.done.CompareAndSwap(false, true) {
+		close(s.reached)
+		<-s.release
+	}
+	return u, err
+}
+
+// Two updates of one user at once, from two devices, both take effect: a
+// full_name change made from a copy read before a password change does not
+// write the old password back (found in audit).
+func TestConcurrentUserUpdatesBothTakeEffect(t *testing.T) {
+	e := newSessionEnv(t)
+	ctx := context.Background()
+	p := e.start(t, "alice", "password1")
+	held := &heldUser{Store: e.store, reached: make(chan struct{}), release: make(chan struct{})}
+	svc := account.NewService(held, account.Config{Iterations: 256, Now: e.clock}, slog.New(slog.DiscardHandler))
+	name := "Alice A."
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.UpdateUser(ctx, p, p.UserID, account.UserInput{FullName: &name})
+		done <- err
+	}()
+	<-held.reached
+	pw, old := "new-password2", "password1"
+	if _, err := svc.UpdateUser(ctx, p, p.UserID, account.UserInput{Password: &pw, OldPassword: &old}); err != nil {
+		t.Fatal(err)
+	}
+	close(held.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.VerifyPassword(ctx, e.app.ID, p.UserID, pw); err != nil {
+		t.Errorf("the new password is refused: %v", err)
+	}
+	if err := svc.VerifyPassword(ctx, e.app.ID, p.UserID, old); err == nil {
+		t.Error("the old password works again")
+	}
+	if u, err := svc.User(ctx, e.app.ID, p.UserID); err != nil || u.FullName != name {
+		t.Errorf("full name %q (%v), want %q", u.FullName, err, name)
 	}
 }

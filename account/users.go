@@ -29,6 +29,34 @@ type UserInput struct {
 	OldPassword    *string
 }
 
+// UserAttrs are the attributes Store.UpdateUser may be asked to write, by
+// their stored names.
+var UserAttrs = []string{"login", "email", "full_name", "phone", "website", "external_user_id", "facebook_id",
+	"twitter_id", "blob_id", "custom_data", "tags", "credentials"}
+
+// changed names the attributes an update sets.
+func (in UserInput) changed() []string {
+	var out []string
+	add := func(name string, set bool) {
+		if set {
+			out = append(out, name)
+		}
+	}
+	add("login", in.Login != nil)
+	add("email", in.Email != nil)
+	add("full_name", in.FullName != nil)
+	add("phone", in.Phone != nil)
+	add("website", in.Website != nil)
+	add("external_user_id", in.ExternalUserID != nil)
+	add("facebook_id", in.FacebookID != nil)
+	add("twitter_id", in.TwitterID != nil)
+	add("blob_id", in.BlobID != nil)
+	add("custom_data", in.CustomData != nil)
+	add("tags", in.Tags != nil)
+	add("credentials", in.Password != nil)
+	return out
+}
+
 // Limits on user attributes.
 const (
 	MinPasswordLen = 8
@@ -96,7 +124,9 @@ func (s *Service) UpdateUser(ctx context.Context, p *Principal, id int64, in Use
 		u.Credentials = DeriveCredentials(*in.Password, u.Credentials.Salt, s.cfg.Iterations)
 	}
 	u.UpdatedAt = s.now()
-	if err := s.store.UpdateUser(ctx, u); err != nil {
+	// Only what this request changes: a concurrent update of other
+	// attributes (a password change from another device) is not undone.
+	if err := s.store.UpdateUser(ctx, u, in.changed()); err != nil {
 		return nil, duplicateAsValidation(err)
 	}
 	return u, nil

@@ -343,11 +343,47 @@ func (a accounts) UserBy(ctx context.Context, appID int64, field account.UserFie
 	return a.findUser(ctx, bson.D{{Key: "app_id", Value: appID}, {Key: name, Value: v}})
 }
 
-func (a accounts) UpdateUser(ctx context.Context, u *account.User) error {
+func (a accounts) UpdateUser(ctx context.Context, u *account.User, fields []string) error {
 	doc := toUserDoc(u, u.ID)
+	if fields == nil {
+		fields = account.UserAttrs
+	}
+	// Only the named attributes (with their uniqueness keys) and updated_at.
+	set := bson.D{{Key: "updated_at", Value: doc.UpdatedAt}}
+	for _, f := range fields {
+		switch f {
+		case "login":
+			set = append(set, bson.E{Key: "login", Value: doc.Login}, bson.E{Key: "k_login", Value: doc.KLogin})
+		case "email":
+			set = append(set, bson.E{Key: "email", Value: doc.Email}, bson.E{Key: "k_email", Value: doc.KEmail})
+		case "full_name":
+			set = append(set, bson.E{Key: "full_name", Value: doc.FullName})
+		case "phone":
+			set = append(set, bson.E{Key: "phone", Value: doc.Phone})
+		case "website":
+			set = append(set, bson.E{Key: "website", Value: doc.Website})
+		case "external_user_id":
+			set = append(set, bson.E{Key: "external_user_id", Value: doc.ExternalUserID},
+				bson.E{Key: "k_external_user_id", Value: doc.KExternalUserID})
+		case "facebook_id":
+			set = append(set, bson.E{Key: "facebook_id", Value: doc.FacebookID}, bson.E{Key: "k_facebook_id", Value: doc.KFacebookID})
+		case "twitter_id":
+			set = append(set, bson.E{Key: "twitter_id", Value: doc.TwitterID}, bson.E{Key: "k_twitter_id", Value: doc.KTwitterID})
+		case "blob_id":
+			set = append(set, bson.E{Key: "blob_id", Value: doc.BlobID})
+		case "custom_data":
+			set = append(set, bson.E{Key: "custom_data", Value: doc.CustomData})
+		case "tags":
+			set = append(set, bson.E{Key: "tags", Value: doc.Tags})
+		case "credentials":
+			set = append(set, bson.E{Key: "credentials", Value: doc.Credentials})
+		default:
+			return fmt.Errorf("mongo: no user attribute %q", f)
+		}
+	}
 	filter := bson.D{{Key: "_id", Value: u.ID}, {Key: "app_id", Value: u.AppID}}
 	for attempt := 1; ; attempt++ {
-		res, err := a.db.users.ReplaceOne(ctx, filter, doc)
+		res, err := a.db.users.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: set}})
 		if err == nil {
 			if res.MatchedCount == 0 {
 				return account.ErrNotFound

@@ -174,15 +174,29 @@ func (a accounts) UserBy(ctx context.Context, appID int64, field account.UserFie
 		`SELECT `+userColumns+` FROM users WHERE app_id = ? AND `+col+` = ? ORDER BY id LIMIT 1`, appID, sqlValue(value)))
 }
 
-func (a accounts) UpdateUser(ctx context.Context, u *account.User) error {
-	args, err := userArgs(u)
+func (a accounts) UpdateUser(ctx context.Context, u *account.User, fields []string) error {
+	cred, err := json.Marshal(u.Credentials)
 	if err != nil {
 		return err
 	}
-	res, err := a.db.w.ExecContext(ctx, `UPDATE users SET app_id = ?, login = ?, email = ?, full_name = ?, phone = ?,
-		website = ?, external_user_id = ?, facebook_id = ?, twitter_id = ?, blob_id = ?, custom_data = ?, tags = ?,
-		created_at = ?, updated_at = ?, last_request_at = ?, credentials = ? WHERE app_id = ? AND id = ?`,
-		append(args, u.AppID, u.ID)...)
+	values := map[string]any{"login": u.Login, "email": u.Email, "full_name": u.FullName, "phone": u.Phone,
+		"website": u.Website, "external_user_id": u.ExternalUserID, "facebook_id": u.FacebookID,
+		"twitter_id": u.TwitterID, "blob_id": u.BlobID, "custom_data": u.CustomData, "tags": encodeTags(u.Tags),
+		"credentials": cred}
+	if fields == nil {
+		fields = account.UserAttrs
+	}
+	set := "updated_at = ?"
+	args := []any{unix(u.UpdatedAt)}
+	for _, f := range fields {
+		v, ok := values[f]
+		if !ok {
+			return fmt.Errorf("sqlite: no user attribute %q", f)
+		}
+		set += ", " + f + " = ?"
+		args = append(args, v)
+	}
+	res, err := a.db.w.ExecContext(ctx, `UPDATE users SET `+set+` WHERE app_id = ? AND id = ?`, append(args, u.AppID, u.ID)...)
 	if err != nil {
 		return duplicate(err)
 	}

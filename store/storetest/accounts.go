@@ -232,7 +232,7 @@ func testUserUpdateDelete(t *testing.T, s account.Store) {
 	bob.Email = "b@x"
 	bob.Tags = []string{"t"}
 	bob.UpdatedAt = t0.Add(time.Hour)
-	if err := s.UpdateUser(ctx, bob); err != nil {
+	if err := s.UpdateUser(ctx, bob, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := s.User(ctx, app.ID, bob.ID)
@@ -241,7 +241,7 @@ func testUserUpdateDelete(t *testing.T, s account.Store) {
 	stale := *bob
 	stale.Email = "a@x"
 	var dup *account.DuplicateError
-	if err := s.UpdateUser(ctx, &stale); !errors.As(err, &dup) || dup.Field != "email" {
+	if err := s.UpdateUser(ctx, &stale, nil); !errors.As(err, &dup) || dup.Field != "email" {
 		t.Errorf("update to a taken email: %v, want DuplicateError{email}", err)
 	}
 	got, _ = s.User(ctx, app.ID, bob.ID)
@@ -249,12 +249,37 @@ func testUserUpdateDelete(t *testing.T, s account.Store) {
 
 	// Freed values can be taken again.
 	bob.Email = ""
-	if err := s.UpdateUser(ctx, bob); err != nil {
+	if err := s.UpdateUser(ctx, bob, nil); err != nil {
 		t.Fatal(err)
+	}
+	// An update names what it writes: the rest stays as stored, even when
+	// the copy it was made from is older (two devices updating at once).
+	old := *bob
+	bob.Phone = "555"
+	bob.Credentials = account.DeriveCredentials("new-password", bob.Credentials.Salt, 4096)
+	bob.UpdatedAt = t0.Add(2 * time.Hour)
+	if err := s.UpdateUser(ctx, bob, []string{"phone", "credentials"}); err != nil {
+		t.Fatal(err)
+	}
+	old.FullName = "Bobby"
+	old.UpdatedAt = t0.Add(3 * time.Hour)
+	if err := s.UpdateUser(ctx, &old, []string{"full_name"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.User(ctx, app.ID, bob.ID)
+	bob.FullName, bob.UpdatedAt = "Bobby", old.UpdatedAt
+	checkUser(t, got, bob)
+	if !got.Credentials.Matches("new-password") {
+		t.Error("an update of full_name from an older copy undid the password change")
+	}
+	// Renaming (a unique attribute) alone still checks uniqueness.
+	old.Login = "alice"
+	if err := s.UpdateUser(ctx, &old, []string{"login"}); !errors.As(err, &dup) || dup.Field != "login" {
+		t.Errorf("login update to a taken login: %v, want DuplicateError{login}", err)
 	}
 	ghost := *alice
 	ghost.ID = alice.ID + 1000
-	if err := s.UpdateUser(ctx, &ghost); !errors.Is(err, account.ErrNotFound) {
+	if err := s.UpdateUser(ctx, &ghost, nil); !errors.Is(err, account.ErrNotFound) {
 		t.Errorf("UpdateUser(unknown) = %v, want ErrNotFound", err)
 	}
 	if err := s.DeleteUser(ctx, app.ID, alice.ID); err != nil {
