@@ -176,8 +176,8 @@ func (s *Service) UserBy(ctx context.Context, appID int64, field UserField, valu
 		return s.store.UserBy(ctx, appID, field, normalizeEmail(value))
 	case FieldExternalUserID:
 		n, err := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
-		if err != nil {
-			return nil, ErrNotFound
+		if err != nil || n == 0 {
+			return nil, ErrNotFound // 0 is "no external id", not one
 		}
 		return s.store.UserBy(ctx, appID, field, n)
 	}

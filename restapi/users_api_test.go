@@ -225,6 +225,8 @@ func TestUserLookups(t *testing.T) {
 	e.call(http.MethodGet, "/users/by_login.json", token, "login", "nobody").want(t, http.StatusNotFound, notFound)
 	e.call(http.MethodGet, "/users/external/556.json", token).want(t, http.StatusNotFound, notFound)
 	e.call(http.MethodGet, "/users/external/x.json", token).want(t, http.StatusNotFound, notFound)
+	// A user without an external id is not found by 0 (found in audit).
+	e.call(http.MethodGet, "/users/external/0.json", token).want(t, http.StatusNotFound, notFound)
 	e.call(http.MethodGet, "/users/by_login.json", token).want(t, http.StatusUnprocessableEntity, `{"errors":{"login":["can't be blank"]}}`)
 
 	// Full name: case-insensitive substring, paged.
