@@ -638,8 +638,9 @@ func (s *Session) cleanup() {
 		// Also when a new session took the resource over (a client that
 		// reconnected without resuming): what this one never got
 		// acknowledged goes to the user's resources or offline storage.
-		s.srv.rescue(ctx, s, s.pendingMessages())
+		bounces := s.srv.rescue(ctx, s, s.pendingMessages())
 		mu.Unlock()
+		s.srv.bounceRescued(ctx, bounces)
 		if removed {
 			s.srv.ended(s)
 		}

@@ -399,8 +399,10 @@ func (s *Session) pendingMessages() []*Item {
 //
 // Only available resources with a non-negative priority take messages
 // (RFC 6121 §8.5.2.1.1); a message none of them has or takes is stored
-// offline.
-func (srv *Server) rescue(ctx context.Context, s *Session, items []*Item) {
+// offline. What cannot be stored either (offline storage is full) is
+// returned, for bounceRescued to tell its senders once the caller let go of
+// the lock.
+func (srv *Server) rescue(ctx context.Context, s *Session, items []*Item) (bounces []*stanza.Element) {
 	var others []*Session
 	for _, r := range srv.router.sessions(s.user) {
 		if r.available.Load() && r.priority.Load() >= 0 {
@@ -426,7 +428,23 @@ func (srv *Server) rescue(ctx context.Context, s *Session, items []*Item) {
 		if !kept {
 			if _, err := srv.storeOffline(ctx, s.user, el); err != nil {
 				s.log.Warn("keeping an undelivered message", "id", el.Attr("id"), "err", err)
+				bounces = append(bounces, errorReply(el, offlineError(err)))
 			}
+		}
+	}
+	return bounces
+}
+
+// bounceRescued delivers the errors rescue returned to the senders (local
+// users) of the messages it could not keep, so that none is lost silently.
+func (srv *Server) bounceRescued(ctx context.Context, bounces []*stanza.Element) {
+	for _, el := range bounces {
+		to, err := ParseJID(el.Attr("to"))
+		if err != nil {
+			continue
+		}
+		if u, ok := srv.local(to); ok {
+			srv.deliverMessage(ctx, u, to, el, nil)
 		}
 	}
 }

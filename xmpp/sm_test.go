@@ -427,3 +427,27 @@ func TestDetachedOverflowKeepsMessages(t *testing.T) {
 		t.Errorf("the next login got %v, want each of q0…q%d once", got, n-1)
 	}
 }
+
+// An unacknowledged message that offline storage cannot take any more (the
+// recipient's store is full) bounces to its sender when the session ends
+// unresumed, instead of vanishing (found in audit).
+func TestRescuePastOfflineLimitBounces(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) { c.SMResumeWindow = 200 * time.Millisecond; c.OfflineLimit = 1 })
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	phone, _ := e.resumable(alice, "phone")
+	b := e.Online(bob, "b")
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='f1'><body>one</body></message>`)
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='f2'><body>two</body></message>`)
+	phone.Expect(isMessage("two"))
+	phone.Conn.Close() // never acknowledged
+	bounce := b.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "f2" })
+	if bounce.Attr("type") != "error" || xmpptest.ErrorCondition(bounce) != "service-unavailable" {
+		t.Errorf("bob got %s, want a service-unavailable error for f2", bounce)
+	}
+	waitFor(t, func() bool { return len(e.Server.Sessions(alice.Ref)) == 0 })
+	again := e.Login(alice, "again")
+	again.Write(`<presence/>`)
+	if ids := msgIDs(again.RoundTrip()); !slices.Equal(ids, []string{"f1"}) {
+		t.Errorf("alice's next login got %v, want [f1]", ids)
+	}
+}
