@@ -298,6 +298,12 @@ func (srv *Server) iq(ctx context.Context, s *Session, el *stanza.Element, to JI
 		return
 	}
 	if to.IsBare() {
+		// Answered on the user's behalf, but not to someone the user
+		// blocks (XEP-0016: a blocked entity's IQ gets an error).
+		if u != s.user && (typ == "get" || typ == "set") && srv.userBlocks(ctx, u, s.jid, kindIQ) {
+			srv.reply(s, el, blockedError(false))
+			return
+		}
 		srv.serverIQ(ctx, s, el, to)
 		return
 	}

@@ -175,7 +175,7 @@ func (srv *Server) directed(s *Session, el *stanza.Element, to JID, available bo
 	}
 	it := NewItem(el)
 	if !to.IsBare() {
-		if r := srv.router.session(u, to.Resource); r != nil {
+		if r := srv.router.session(u, to.Resource); r != nil && r.Accepts(s.jid, kindPresenceIn) {
 			r.enqueue(it)
 		}
 		return
@@ -231,9 +231,14 @@ func (srv *Server) presenceTo(ctx context.Context, s *Session, u UserRef, it *It
 }
 
 // toAvailable enqueues an item to every available session of a user.
+//
+// A resource whose privacy list refuses the sender's inbound presence
+// (XEP-0016 presence-in, which XEP-0191 blocking sets too) gets nothing:
+// no directed presence, no subscription request.
 func (srv *Server) toAvailable(u UserRef, it *Item) {
+	from, _ := ParseJID(it.el.Attr("from"))
 	for _, r := range srv.router.sessions(u) {
-		if r.available.Load() {
+		if r.available.Load() && r.Accepts(from, kindPresenceIn) {
 			r.enqueue(it)
 		}
 	}

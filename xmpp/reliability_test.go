@@ -454,3 +454,45 @@ func TestCarbonsHonourActiveList(t *testing.T) {
 		}
 	}
 }
+
+// A contact the user blocks reaches the user with nothing (XEP-0016,
+// XEP-0191): not a directed presence, not a subscription request, and an IQ
+// to the user's bare JID (last activity would tell that the user is online)
+// gets an error; an unblocked contact's do go through (found in audit).
+func TestBlockedContactReachesNothing(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob, carol := e.NewUser("alice"), e.NewUser("bob"), e.NewUser("carol")
+	b := e.Online(bob, "b")
+	a := e.Online(alice, "a")
+	c := e.Online(carol, "c")
+	b.Write(`<iq type='set' id='blk'><block xmlns='urn:xmpp:blocking'><item jid='` + alice.JID + `'/></block></iq>`)
+	b.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "blk" })
+	for _, x := range []*client{a, c} {
+		x.Write(`<presence to='` + bob.JID + `'><status>knock knock</status></presence>`)
+		x.Write(`<presence to='` + bob.JID + `/b'><status>knock on b</status></presence>`)
+		x.Write(`<presence to='` + bob.JID + `' type='subscribe'/>`)
+		x.RoundTrip()
+	}
+	got := map[string]int{}
+	for _, el := range b.RoundTrip() {
+		if el.Name == "presence" {
+			got[el.Attr("from")+" "+el.Attr("type")+el.ChildText("status", "")]++
+		}
+	}
+	for k := range got {
+		if strings.HasPrefix(k, alice.JID) {
+			t.Errorf("bob, who blocks alice, got her presence %q", k)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("bob got %v, want carol's two directed presences and her subscription request", got)
+	}
+	a.Write(`<iq type='get' id='last' to='` + bob.JID + `'><query xmlns='jabber:iq:last'/></iq>`)
+	if r := a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "last" }); xmpptest.ErrorCondition(r) != "service-unavailable" {
+		t.Errorf("alice, whom bob blocks, asked his last activity and got %s", r)
+	}
+	c.Write(`<iq type='get' id='last' to='` + bob.JID + `'><query xmlns='jabber:iq:last'/></iq>`)
+	if r := c.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "last" }); r.Attr("type") != "result" {
+		t.Errorf("carol asked bob's last activity and got %s", r)
+	}
+}
