@@ -257,6 +257,7 @@ func (srv *Server) privacyIQ(ctx context.Context, s *Session, iq *stanza.Element
 	}
 	c := children[0]
 	name := c.Attr("name")
+	before := srv.effectiveLists(s.user)
 	switch c.Name {
 	case "active":
 		st := *s.privacy.state.Load()
@@ -312,7 +313,60 @@ func (srv *Server) privacyIQ(ctx context.Context, s *Session, iq *stanza.Element
 		return errBadRequest
 	}
 	s.send(result(iq, s.bare.String(), nil))
+	srv.cutOffPresence(ctx, s.user, before)
 	return nil
+}
+
+// effectiveLists returns the privacy list in force at each of the user's
+// sessions.
+func (srv *Server) effectiveLists(u UserRef) map[*Session]*PrivacyList {
+	out := map[*Session]*PrivacyList{}
+	for _, r := range srv.router.sessions(u) {
+		out[r] = r.privacy.state.Load().effective()
+	}
+	return out
+}
+
+// cutOffPresence applies XEP-0016's "Blocking Outbound Presence
+// Notifications" after a privacy change: a contact that was sent a
+// resource's presence (a subscriber) and that the list now in force there
+// refuses outbound presence, as the one before did not, is sent that
+// resource's unavailable presence, so it does not see it online forever.
+// (The QuickBlox SDK blocks users only this way.)
+func (srv *Server) cutOffPresence(ctx context.Context, u UserRef, before map[*Session]*PrivacyList) {
+	var subscribers []JID
+	loaded := false
+	for _, r := range srv.router.sessions(u) {
+		now := r.privacy.state.Load().effective()
+		if now == nil || !r.available.Load() {
+			continue
+		}
+		if !loaded {
+			loaded = true
+			items, _, err := srv.store.Roster(ctx, u)
+			if err != nil {
+				r.log.Warn("reading the roster after a privacy change", "err", err)
+				return
+			}
+			for _, it := range items {
+				if it.Subscription != SubFrom && it.Subscription != SubBoth {
+					continue
+				}
+				if j, err := ParseJID(it.JID); err == nil {
+					subscribers = append(subscribers, j)
+				}
+			}
+		}
+		for _, j := range subscribers {
+			cu, ok := srv.local(j)
+			if !ok || cu.App != u.App {
+				continue
+			}
+			if srv.denies(ctx, now, u, j, kindPresenceOut) && !srv.denies(ctx, before[r], u, j, kindPresenceOut) {
+				srv.toAvailable(cu, NewItem(stanza.New("presence", stanza.NSClient, "type", "unavailable", "from", r.full)))
+			}
+		}
+	}
 }
 
 // listElement renders a list.

@@ -496,3 +496,37 @@ func TestBlockedContactReachesNothing(t *testing.T) {
 		t.Errorf("carol asked bob's last activity and got %s", r)
 	}
 }
+
+// Blocking a subscriber with a privacy list, as the QuickBlox SDK does
+// (a deny-all item, then default and active), sends it the user's
+// unavailable presence at once (XEP-0016); it had gone on seeing the user
+// online for good (found in audit).
+func TestPrivacyBlockSendsUnavailable(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
+	b := e.Online(bob, "b")
+	b.Write(`<presence to='` + alice.JID + `' type='subscribe'/>`)
+	a.Expect(func(el *stanza.Element) bool { return el.Attr("type") == "subscribe" })
+	a.Write(`<presence to='` + bob.JID + `' type='subscribed'/>`)
+	b.Expect(func(el *stanza.Element) bool {
+		return el.Name == "presence" && el.Attr("from") == a.JID && el.Attr("type") == ""
+	})
+	a.Write(`<iq type='set' id='l1'><query xmlns='jabber:iq:privacy'><list name='blocked'>` +
+		`<item type='jid' value='` + bob.JID + `' action='deny' order='1'/>` +
+		`<item type='jid' value='muc.localhost/` + bob.ID + `' action='deny' order='2'/></list></query></iq>`)
+	a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "l1" })
+	a.Write(`<iq type='set' id='d1'><query xmlns='jabber:iq:privacy'><default name='blocked'/></query></iq>`)
+	a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "d1" })
+	b.Expect(func(el *stanza.Element) bool {
+		return el.Name == "presence" && el.Attr("from") == a.JID && el.Attr("type") == "unavailable"
+	})
+	// Activating the same list changes nothing for bob: no second one.
+	a.Write(`<iq type='set' id='a1'><query xmlns='jabber:iq:privacy'><active name='blocked'/></query></iq>`)
+	a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "a1" })
+	for _, el := range b.RoundTrip() {
+		if el.Name == "presence" && el.Attr("from") == a.JID {
+			t.Errorf("then bob got %s", el)
+		}
+	}
+}
