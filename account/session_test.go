@@ -143,6 +143,25 @@ func TestSessionChangesSurviveConcurrentRequests(t *testing.T) {
 			t.Error("after the logout the token is still alice's XMPP password")
 		}
 	})
+	t.Run("end", func(t *testing.T) {
+		// A request under way when its token is ended (DELETE
+		// /session.json) is answered as for an unknown token, 401, which
+		// the SDK's session-expired hook looks for (it had been a 404).
+		e := newSessionEnv(t)
+		p := e.start(t, "alice", "password1")
+		e.advance(2 * time.Minute)
+		e.store.arm()
+		done := make(chan error, 1)
+		go func() { _, err := e.svc.Resolve(ctx, p.Token); done <- err }()
+		<-e.store.reached
+		if err := e.svc.EndSession(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		close(e.store.release)
+		if err := <-done; !errors.Is(err, account.ErrNoSession) {
+			t.Errorf("the request under way got %v, want %v", err, account.ErrNoSession)
+		}
+	})
 	t.Run("login", func(t *testing.T) {
 		e := newSessionEnv(t)
 		p := e.start(t, "", "")
