@@ -330,6 +330,9 @@ func (a accounts) UserBy(ctx context.Context, appID int64, field account.UserFie
 	if s, ok := value.(string); ok && s == "" {
 		return nil, account.ErrNotFound
 	}
+	if n, ok := value.(int64); ok && n == 0 && field == account.FieldExternalUserID {
+		return nil, account.ErrNotFound // 0 is "no external id", not one
+	}
 	v, err := queryValue(field, kind, value)
 	if err != nil {
 		return nil, err

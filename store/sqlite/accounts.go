@@ -170,6 +170,9 @@ func (a accounts) UserBy(ctx context.Context, appID int64, field account.UserFie
 	if s, ok := value.(string); ok && s == "" {
 		return nil, account.ErrNotFound
 	}
+	if n, ok := value.(int64); ok && n == 0 && field == account.FieldExternalUserID {
+		return nil, account.ErrNotFound // 0 is "no external id", not one
+	}
 	return scanUser(a.db.r.QueryRowContext(ctx,
 		`SELECT `+userColumns+` FROM users WHERE app_id = ? AND `+col+` = ? ORDER BY id LIMIT 1`, appID, sqlValue(value)))
 }

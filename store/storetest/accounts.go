@@ -135,6 +135,11 @@ func testUserRoundTrip(t *testing.T, s account.Store) {
 	if _, err := s.UserBy(ctx, app.ID, account.FieldEmail, ""); !errors.Is(err, account.ErrNotFound) {
 		t.Errorf("UserBy(empty email) = %v, want ErrNotFound", err)
 	}
+	// 0 is no external id: it finds nobody, not a user without one.
+	mustUser(t, s, app.ID, "no-external", nil)
+	if got, err := s.UserBy(ctx, app.ID, account.FieldExternalUserID, int64(0)); !errors.Is(err, account.ErrNotFound) {
+		t.Errorf("UserBy(external_user_id 0) = %v, %v; want ErrNotFound", got, err)
+	}
 	other := mustApp(t, s, "b")
 	if _, err := s.User(ctx, other.ID, u.ID); !errors.Is(err, account.ErrNotFound) {
 		t.Errorf("User from another app = %v, want ErrNotFound", err)
