@@ -34,8 +34,11 @@ type NewMessage struct {
 
 // Record stores a message before anyone is told about it. It creates the
 // private dialog of a pair on their first message. Recording the same id
-// again from the same sender into the same dialog returns the stored
-// message (client retries and stream resumption stay idempotent).
+// again from the same sender into the same dialog with the same text
+// returns the stored message (client retries and stream resumption stay
+// idempotent; Recording.Repeated tells a caller that delivers messages not
+// to deliver it twice); with another text it is ErrDuplicate, as is an id
+// another sender or dialog uses.
 func (s *Service) Record(ctx context.Context, in NewMessage) (*Message, *Dialog, error) {
 	return s.Begin(ctx, in).Wait()
 }
@@ -54,6 +57,8 @@ type Recording struct {
 	cached bool
 	save   *pendingSave
 	err    error
+	// repeated: the message had been stored before (see Repeated).
+	repeated bool
 }
 
 // Begin starts recording a message: it finds (or creates) the dialog and
@@ -72,7 +77,7 @@ func (r *Recording) Wait() (*Message, *Dialog, error) {
 	m, d, err := r.m, r.d, r.err
 	if err == nil {
 		err = r.save.wait()
-		m, err = r.s.saved(r.ctx, m, err)
+		m, r.repeated, err = r.s.saved(r.ctx, m, err)
 	}
 	if staleDialog(r.cached, err) {
 		// The pair's dialog was deleted since it was cached (by another
@@ -83,7 +88,7 @@ func (r *Recording) Wait() (*Message, *Dialog, error) {
 		var save *pendingSave
 		m, d, _, save, err = r.s.begin(r.ctx, r.in, r.m)
 		if err == nil {
-			m, err = r.s.saved(r.ctx, m, save.wait())
+			m, r.repeated, err = r.s.saved(r.ctx, m, save.wait())
 		}
 	}
 	if err != nil {
@@ -91,6 +96,13 @@ func (r *Recording) Wait() (*Message, *Dialog, error) {
 	}
 	return m, d, nil
 }
+
+// Repeated reports, after Wait returned no error, that the message had been
+// stored before: a client sent the same message (id, dialog, sender and
+// text) again, after a reconnection say. Wait returned the message stored
+// then, and whoever was to be told of it was told then (or has it waiting
+// in offline storage), so it is not delivered again.
+func (r *Recording) Repeated() bool { return r.repeated }
 
 // begin finds the dialog of a new message, with the pair's dialog taken
 // from the cache (cached tells whether it was), and queues the message for
@@ -150,18 +162,19 @@ func (s *Service) begin(ctx context.Context, in NewMessage, retryOf *Message) (m
 }
 
 // saved completes a save that ended with err: an id stored before by the
-// same sender in the same dialog is the message stored then.
-func (s *Service) saved(ctx context.Context, m *Message, err error) (*Message, error) {
+// same sender in the same dialog with the same text is the message stored
+// then (repeated).
+func (s *Service) saved(ctx context.Context, m *Message, err error) (_ *Message, repeated bool, _ error) {
 	if errors.Is(err, ErrDuplicate) {
 		old, err2 := s.store.Message(ctx, m.AppID, m.ID, 0)
-		if err2 == nil && old.DialogID == m.DialogID && old.SenderID == m.SenderID {
-			return old, nil
+		if err2 == nil && old.DialogID == m.DialogID && old.SenderID == m.SenderID && old.Text == m.Text {
+			return old, true, nil
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return m, nil
+	return m, false, nil
 }
 
 // dialogFor finds the dialog a new message goes to and checks the sender may

@@ -209,13 +209,19 @@ func TestRecordRules(t *testing.T) {
 	}
 	// The same client id again is the same message (idempotent retries).
 	id := oid.New(now)
-	a, _, err := f.svc.Record(ctx, history.NewMessage{App: f.app, SenderID: alice, DialogID: d.ID, ID: id, Text: "once"})
-	if err != nil {
-		t.Fatal(err)
+	first := f.svc.Begin(ctx, history.NewMessage{App: f.app, SenderID: alice, DialogID: d.ID, ID: id, Text: "once"})
+	a, _, err := first.Wait()
+	if err != nil || first.Repeated() {
+		t.Fatalf("first: %v, repeated %v", err, first.Repeated())
 	}
-	b, _, err := f.svc.Record(ctx, history.NewMessage{App: f.app, SenderID: alice, DialogID: d.ID, ID: id, Text: "once"})
-	if err != nil || b.ID != a.ID {
-		t.Errorf("retry: %+v %v", b, err)
+	rec := f.svc.Begin(ctx, history.NewMessage{App: f.app, SenderID: alice, DialogID: d.ID, ID: id, Text: "once"})
+	b, _, err := rec.Wait()
+	if err != nil || b.ID != a.ID || !rec.Repeated() {
+		t.Errorf("retry: %+v %v, repeated %v", b, err, rec.Repeated())
+	}
+	// The same id with another text is not a retry: the id is taken.
+	if _, _, err := f.svc.Record(ctx, history.NewMessage{App: f.app, SenderID: alice, DialogID: d.ID, ID: id, Text: "twice?"}); !errors.Is(err, history.ErrDuplicate) {
+		t.Errorf("the id again with another text: %v", err)
 	}
 	if counts, _, _ := f.svc.UnreadCounts(ctx, f.app, bob, []string{d.ID}); counts[d.ID] != 2 {
 		t.Errorf("bob's unread %d, want 2 (the retry counts once)", counts[d.ID])

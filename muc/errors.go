@@ -40,6 +40,8 @@ func stanzaError(err error) *xmpp.StanzaError {
 		return xmpp.NewStanzaError("auth", "forbidden", "not allowed by the dialog's rules")
 	case errors.As(err, &ve):
 		return xmpp.NewStanzaError("modify", "not-acceptable", ve.Error())
+	case errors.Is(err, history.ErrDuplicate):
+		return xmpp.NewStanzaError("cancel", "conflict", "the message id is taken by another message")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return xmpp.NewStanzaError("wait", "remote-server-timeout", "")
 	}

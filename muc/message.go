@@ -93,13 +93,20 @@ func (svc *Service) groupchat(ctx context.Context, from xmpp.Sender, el *stanza.
 	case wantsHistory(el):
 		in := xmpp.StanzaMessage(el)
 		in.App, in.SenderID, in.DialogID, in.RecipientID = d.AppID, user, d.ID, 0
-		m, _, err := svc.hist.Record(ctx, in)
+		rec := svc.hist.Begin(ctx, in)
+		m, _, err := rec.Wait()
 		if err != nil {
 			svc.reply(from, el, stanzaError(err))
 			return
 		}
 		el = xmpp.Annotate(el, m)
 		stamp = time.Unix(m.DateSent, 0)
+		if rec.Repeated() {
+			// Sent again (no reflection reached the sender, say): the room
+			// had it the first time; only the sender gets its reflection.
+			from.Session.Send(svc.groupStanza(el, r.jidOr(svc, d), nick(user), stamp, delay))
+			return
+		}
 	}
 	out := svc.groupStanza(el, r.jidOr(svc, d), nick(user), stamp, delay)
 	sender, _ := xmpp.ParseJID(out.Attr("from"))

@@ -98,6 +98,50 @@ func TestGroupMessageStoredAndFannedOut(t *testing.T) {
 	}
 }
 
+// A stored group message sent again with the same id is stored once: the
+// room gets it once and the sender gets its reflection again; the id with
+// another text is refused with conflict.
+func TestRepeatedGroupMessage(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	r := newRunner(t, e, "alice", "bob")
+	d := e.group(r.U("alice"), "g", false, r.U("bob"))
+	room := e.roomJID(d)
+	joinAll(r, room, "alice", "bob")
+	id := oid.New(time.Now())
+	send := func(text string) {
+		r.As("alice").Send(`<message type='groupchat' to='` + room + `' id='` + id + `'><body>` + text + `</body>` +
+			`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
+	}
+	send("once")
+	send("once")
+	send("other")
+	// Alice's sync first: her messages are handled before her ping, so bob's
+	// copies are on their way before his.
+	for _, n := range []string{"alice", "bob"} {
+		got, conflicts := 0, 0
+		for _, el := range r.As(n).Sync() {
+			switch {
+			case el.Attr("type") == "error" && el.Attr("id") == id && xmpptest.ErrorCondition(el) == "conflict":
+				conflicts++
+			case el.Name == "message" && el.ChildText("body", "jabber:client") == "once":
+				got++
+			case el.ChildText("body", "jabber:client") == "other":
+				t.Errorf("%s got the refused message: %s", n, el)
+			}
+		}
+		if want := map[string]int{"alice": 2, "bob": 1}[n]; got != want {
+			t.Errorf("%s got the message %d times, want %d", n, got, want)
+		}
+		if want := map[string]int{"alice": 1, "bob": 0}[n]; conflicts != want {
+			t.Errorf("%s got %d conflict errors, want %d", n, conflicts, want)
+		}
+	}
+	msgs, err := e.History.Messages(context.Background(), e.App.ID, r.U("bob").Ref.User, d.ID, history.MessageQuery{}, false)
+	if err != nil || len(msgs) != 1 || msgs[0].Text != "once" {
+		t.Errorf("stored %v %v", msgs, err)
+	}
+}
+
 // When the dialog requires joining, a session that did not join can
 // neither send nor receive.
 func TestJoinRequired(t *testing.T) {

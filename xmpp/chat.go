@@ -222,6 +222,12 @@ func (p pendingChat) deliver(ctx context.Context, s *Session) {
 		srv.reply(s, p.el, historyError(err))
 		return
 	}
+	if p.rec.Repeated() {
+		// Sent again (a client resending what it had no ack for): it was
+		// delivered, or stored offline, the first time.
+		s.log.Debug("repeated message not delivered again", "id", m.ID)
+		return
+	}
 	el := annotate(p.el, m)
 	srv.sentCarbons(s.user, s, el)
 	srv.deliverMessage(ctx, p.u, p.to, el, s)
@@ -290,6 +296,8 @@ func historyError(err error) *StanzaError {
 		return stanzaErr(errAuth, "forbidden", "not an occupant of the dialog")
 	case errors.As(err, &ve):
 		return stanzaErr(errModify, "bad-request", ve.Error())
+	case errors.Is(err, history.ErrDuplicate):
+		return stanzaErr(errCancel, "conflict", "the message id is taken by another message")
 	}
 	return stanzaErrorOf(err)
 }

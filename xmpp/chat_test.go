@@ -115,6 +115,57 @@ func TestSaveToHistory(t *testing.T) {
 	}
 }
 
+// A stored message sent again with the same id (a client resending what it
+// got no ack for) is stored once and delivered once, carbons included; the
+// same id with another text is refused with conflict and reaches no one.
+func TestRepeatedMessageDeliveredOnce(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
+	a2 := e.Online(alice, "a2")
+	a2.Write(`<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>`)
+	a2.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "carbons" })
+	b := e.Online(bob, "b")
+	id := oid.New(time.Now())
+	send := func(text string) {
+		a.Write(`<message to='` + bob.JID + `' type='chat' id='` + id + `'><body>` + text + `</body>` +
+			`<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>`)
+	}
+	send("only once")
+	send("only once")
+	send("another text")
+	r := a.Expect(func(el *stanza.Element) bool { return el.Attr("type") == "error" })
+	if r.Attr("id") != id || xmpptest.ErrorCondition(r) != "conflict" {
+		t.Errorf("the id reused for another text answered %s, want conflict", r)
+	}
+	a.RoundTrip()
+	count := func(c *xmpptest.Client, who string) {
+		n := 0
+		for _, el := range c.RoundTrip() {
+			if strings.Contains(el.String(), "another text") {
+				t.Errorf("%s got the refused message: %s", who, el)
+			}
+			if strings.Contains(el.String(), "only once") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s got the message %d times, want once", who, n)
+		}
+	}
+	count(b, "bob")
+	count(a2, "alice's other resource (carbons)")
+	ctx := context.Background()
+	ds, _, err := e.History.FindDialogs(ctx, e.App.ID, bob.Ref.User, history.DialogQuery{})
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("bob's dialogs: %v %v", ds, err)
+	}
+	msgs, err := e.History.Messages(ctx, e.App.ID, bob.Ref.User, ds[0].ID, history.MessageQuery{}, false)
+	if err != nil || len(msgs) != 1 || msgs[0].ID != id || msgs[0].Text != "only once" {
+		t.Errorf("stored: %+v %v, want the one message", msgs, err)
+	}
+}
+
 // Without save_to_history, chat states, headlines: routed, never stored.
 func TestNotStored(t *testing.T) {
 	e := startEnv(t, nil)
