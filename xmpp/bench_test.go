@@ -94,3 +94,37 @@ func (e *env) plainLogin(u user, resource string) *client {
 	}
 	return c
 }
+
+// BenchmarkStanzaPathPaced is BenchmarkStanzaPath one message at a time:
+// each is sent once the one before has arrived, as in chatbench's rate
+// mode, where every message costs the server a read, a wake-up of the
+// recipient's writer and a write of its own.
+//
+//	go test -run '^$' -bench StanzaPathPaced -benchmem ./xmpp
+func BenchmarkStanzaPathPaced(b *testing.B) {
+	e := startBenchEnv(b)
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.plainLogin(alice, "a")
+	r := e.plainLogin(bob, "b")
+	msg := []byte(fmt.Sprintf(`<message to='%s' type='chat' id='6b0231bc2b1d9e0e6f000000'><body>hello over xmpp, a message of typical length</body>`+
+		`<markable xmlns='urn:xmpp:chat-markers:0'/></message>`, bob.JID))
+	end := []byte("</message>")
+	buf := make([]byte, 64<<10)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		a.Conn.SetWriteDeadline(time.Now().Add(xmpptest.Wait))
+		if _, err := a.Conn.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		r.Conn.SetReadDeadline(time.Now().Add(xmpptest.Wait))
+		var got []byte
+		for !bytes.HasSuffix(got, end) {
+			k, err := r.Conn.Read(buf)
+			if err != nil {
+				b.Fatal(err)
+			}
+			got = append(got[:0], buf[:k]...)
+		}
+	}
+}
