@@ -233,7 +233,16 @@ func (s *Service) bind(sess *Session, user *User, token string) {
 }
 
 // checkPassword finds the user by login or email and checks the password.
+// Credentials that are not UTF-8 are a *ValidationError: no user can have
+// them (CreateUser and UpdateUser refuse them).
 func (s *Service) checkPassword(ctx context.Context, appID int64, login, email, password string) (*User, error) {
+	verr := &ValidationError{}
+	checkUTF8("login", login, verr)
+	checkUTF8("email", email, verr)
+	checkUTF8("password", password, verr)
+	if err := verr.orNil(); err != nil {
+		return nil, err
+	}
 	var (
 		u   *User
 		err error
