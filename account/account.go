@@ -109,7 +109,13 @@ const (
 type Op string
 
 // Filter operators. OpContains is a case-insensitive substring match on a
-// string field; OpIn on FieldTags matches users having any of the tags.
+// string field.
+//
+// A user's tags are a set, in no order: on FieldTags, OpEq with one or more
+// tags ("user_tags eq a,b") matches the users having all of them, OpNe
+// those lacking at least one of them (the users OpEq does not match), and
+// OpIn those having any of them. A tag is matched whole ("a" is not in
+// "ab").
 const (
 	OpEq       Op = "eq"
 	OpNe       Op = "ne"
@@ -150,7 +156,8 @@ func FieldKind(f UserField) (Kind, bool) {
 
 // Filter is one typed condition of a user query. Values hold int64, string or
 // time.Time according to the field's Kind (strings for FieldTags): one value,
-// two for OpBetween, one or more for OpIn.
+// two for OpBetween, one or more for OpIn and, on FieldTags, for OpEq and
+// OpNe.
 type Filter struct {
 	Field  UserField
 	Op     Op

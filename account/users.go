@@ -227,6 +227,9 @@ func ParseFilter(field, op, value string) (Filter, error) {
 	parts := []string{value}
 	switch f.Op {
 	case OpEq, OpNe, OpGt, OpLt, OpGe, OpLe, OpContains:
+		if kind == KindTags && (f.Op == OpEq || f.Op == OpNe) {
+			parts = splitList(value) // a set of tags: "a,b" is a and b
+		}
 	case OpIn:
 		parts = splitList(value)
 	case OpBetween:

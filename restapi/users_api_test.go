@@ -390,3 +390,23 @@ func TestUserInputMustBeUTF8(t *testing.T) {
 		t.Errorf("%d sessions of the user, want 1", n)
 	}
 }
+
+// filter[]=string user_tags eq a,b finds the users having both tags, in
+// whatever order they were stored (found in audit).
+func TestListUsersByTagsIgnoresOrder(t *testing.T) {
+	e := newEnv(t, restapi.Config{})
+	ab := e.mkUser("ab", "ab-password", func(in *account.UserInput) { in.Tags = &[]string{"a,b"} })
+	ba := e.mkUser("ba", "ba-password", func(in *account.UserInput) { in.Tags = &[]string{"b", "a"} })
+	onlyA := e.mkUser("only-a", "a-password", func(in *account.UserInput) { in.Tags = &[]string{"a"} })
+	token := e.appSession()
+	for _, value := range []string{"a,b", "b, a"} {
+		got := ids(t, e.call(http.MethodGet, "/users.json", token, "filter[]", "string user_tags eq "+value), 1, 10, 2)
+		if want := []int64{ab.ID, ba.ID}; !reflect.DeepEqual(got, want) {
+			t.Errorf("user_tags eq %s: %v, want %v", value, got, want)
+		}
+	}
+	got := ids(t, e.call(http.MethodGet, "/users.json", token, "filter[]", "string user_tags ne b,a"), 1, 10, 1)
+	if want := []int64{onlyA.ID}; !reflect.DeepEqual(got, want) {
+		t.Errorf("user_tags ne b,a: %v, want %v", got, want)
+	}
+}

@@ -507,12 +507,15 @@ func userCondition(f account.Filter) (bson.D, error) {
 	}
 	cond := func(expr bson.D) bson.D { return bson.D{{Key: name, Value: expr}} }
 	if kind == account.KindTags {
-		// The user has any of the tags (eq, in), or none of them (ne).
+		// The user has all of the tags (eq), lacks one of them (ne), or
+		// has any of them (in).
 		switch f.Op {
-		case account.OpEq, account.OpIn:
-			return cond(bson.D{{Key: "$in", Value: vals}}), nil
+		case account.OpEq:
+			return cond(bson.D{{Key: "$all", Value: vals}}), nil
 		case account.OpNe:
-			return cond(bson.D{{Key: "$nin", Value: vals}}), nil
+			return bson.D{{Key: "$nor", Value: bson.A{cond(bson.D{{Key: "$all", Value: vals}})}}}, nil
+		case account.OpIn:
+			return cond(bson.D{{Key: "$in", Value: vals}}), nil
 		}
 		return nil, fmt.Errorf("mongo: operator %s does not apply to tags", f.Op)
 	}

@@ -24,6 +24,7 @@ func runAccounts(t *testing.T, open Open) {
 		{"UserUniqueness", testUserUniqueness},
 		{"UserUpdateDelete", testUserUpdateDelete},
 		{"FindUsers", testFindUsers},
+		{"FindUsersByTags", testFindUsersByTags},
 		{"Sessions", testSessions},
 		{"Nonces", testNonces},
 		{"APIKeys", testAPIKeys},
@@ -358,6 +359,56 @@ func testFindUsers(t *testing.T, s account.Store) {
 		}
 		if total != wantTotal {
 			t.Errorf("%s: total %d, want %d", tc.name, total, wantTotal)
+		}
+	}
+}
+
+// findUsers runs q in app and returns the indexes in ids of the users found,
+// checking that the total counts them all.
+func findUsers(t *testing.T, s account.Store, appID int64, ids []int64, q account.UserQuery) []int {
+	t.Helper()
+	users, total, err := s.FindUsers(context.Background(), appID, q)
+	if err != nil {
+		t.Errorf("FindUsers(%+v): %v", q.Filters, err)
+		return nil
+	}
+	got := []int{}
+	for _, u := range users {
+		got = append(got, slices.Index(ids, u.ID))
+	}
+	if q.Limit == 0 && total != len(got) {
+		t.Errorf("FindUsers(%+v): total %d for %d users", q.Filters, total, len(got))
+	}
+	return got
+}
+
+// A user's tags are a set: eq with several tags matches the users having
+// all of them, ne those lacking one of them at least, in those having any,
+// whatever the order the tags were stored or asked in.
+func testFindUsersByTags(t *testing.T, s account.Store) {
+	app := mustApp(t, s, "a")
+	var ids []int64
+	for i, tags := range [][]string{{"a", "b"}, {"b", "a"}, {"a"}, {"b", "c", "a"}, nil, {"c"}, {"ab"}} {
+		ids = append(ids, mustUser(t, s, app.ID, fmt.Sprintf("user%d", i), func(u *account.User) { u.Tags = tags }).ID)
+	}
+	tags := func(op account.Op, vals ...any) account.UserQuery {
+		return account.UserQuery{Filters: []account.Filter{{Field: account.FieldTags, Op: op, Values: vals}}}
+	}
+	for _, tc := range []struct {
+		name string
+		q    account.UserQuery
+		want []int
+	}{
+		{"eq a,b", tags(account.OpEq, "a", "b"), []int{0, 1, 3}},
+		{"eq b,a", tags(account.OpEq, "b", "a"), []int{0, 1, 3}},
+		{"eq a,c", tags(account.OpEq, "a", "c"), []int{3}},
+		{"eq a", tags(account.OpEq, "a"), []int{0, 1, 2, 3}},
+		{"ne a,b", tags(account.OpNe, "b", "a"), []int{2, 4, 5, 6}},
+		{"ne c", tags(account.OpNe, "c"), []int{0, 1, 2, 4, 6}},
+		{"in b,c", tags(account.OpIn, "c", "b"), []int{0, 1, 3, 5}},
+	} {
+		if got := findUsers(t, s, app.ID, ids, tc.q); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: users %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
