@@ -154,6 +154,20 @@ func FieldKind(f UserField) (Kind, bool) {
 	return 0, false
 }
 
+// Nullable reports whether a user may have no value for the filterable
+// field f, which the zero value stands for (see User): every field but id,
+// created_at, updated_at and user_tags. A user without a value for f
+// matches no filter on f but OpNe (nor OpContains, having no text): it is
+// not less than anything, nor equal to 0 or to the epoch.
+func Nullable(f UserField) bool {
+	switch f {
+	case FieldID, FieldCreatedAt, FieldUpdatedAt, FieldTags:
+		return false
+	}
+	_, ok := FieldKind(f)
+	return ok
+}
+
 // Filter is one typed condition of a user query. Values hold int64, string or
 // time.Time according to the field's Kind (strings for FieldTags): one value,
 // two for OpBetween, one or more for OpIn and, on FieldTags, for OpEq and

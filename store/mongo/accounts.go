@@ -519,6 +519,21 @@ func userCondition(f account.Filter) (bson.D, error) {
 		}
 		return nil, fmt.Errorf("mongo: operator %s does not apply to tags", f.Op)
 	}
+	if f.Op != account.OpNe && f.Op != account.OpContains && account.Nullable(f.Field) {
+		// No value is stored as the zero value, which the comparison
+		// itself would take for one.
+		var none any
+		switch kind {
+		case account.KindInt:
+			none = int64(0)
+		case account.KindTime:
+			none = date(time.Time{})
+		default:
+			none = ""
+		}
+		compare := cond
+		cond = func(expr bson.D) bson.D { return compare(append(bson.D{{Key: "$ne", Value: none}}, expr...)) }
+	}
 	if op, ok := comparisons[f.Op]; ok {
 		return cond(bson.D{{Key: op, Value: vals[0]}}), nil
 	}

@@ -320,6 +320,22 @@ func userCondition(col string, f account.Filter) (string, []any, error) {
 		}
 		return "", nil, fmt.Errorf("sqlite: operator %s does not apply to tags", f.Op)
 	}
+	cond, args, err := valueCondition(col, f)
+	if err != nil || f.Op == account.OpNe || f.Op == account.OpContains || !account.Nullable(f.Field) {
+		return cond, args, err
+	}
+	// No value is stored as the zero value, which the comparison itself
+	// would take for one.
+	var none any = int64(0) // ints, and times (see unix)
+	if kind, _ := account.FieldKind(f.Field); kind == account.KindString {
+		none = ""
+	}
+	return "(" + col + " != ? AND " + cond + ")", append([]any{none}, args...), nil
+}
+
+// valueCondition is the condition of a filter on a field other than tags,
+// comparing values as stored.
+func valueCondition(col string, f account.Filter) (string, []any, error) {
 	v := sqlValue(f.Values[0])
 	switch f.Op {
 	case account.OpEq:
