@@ -228,10 +228,11 @@ type Store interface {
 	// UserSessions returns the sessions of a user that expire after now.
 	UserSessions(ctx context.Context, appID, userID int64, now time.Time) ([]*Session, error)
 	DeleteUserSessions(ctx context.Context, appID, userID int64) error
-	// DeleteExpired removes sessions and nonces that expired before now.
+	// DeleteExpired removes the sessions and nonces whose expiry is at or
+	// before now.
 	DeleteExpired(ctx context.Context, now time.Time) error
-	// UseNonce records a nonce key until expires, or returns ErrNonceReused
-	// when it is already recorded.
+	// UseNonce records a nonce key until expires (the first instant it may
+	// be forgotten), or returns ErrNonceReused when it is already recorded.
 	UseNonce(ctx context.Context, appID int64, key string, expires time.Time) error
 
 	// CreateAPIKey stores k and sets its ID.

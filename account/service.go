@@ -163,7 +163,12 @@ func (s *Service) StartSession(ctx context.Context, r SessionRequest) (*Principa
 	// signature, so two users whose SDKs drew the same nonce (0..9999) in
 	// the same second each get their session.
 	key := strconv.FormatInt(r.Timestamp, 10) + ":" + strconv.FormatInt(r.Nonce, 10) + ":" + strings.ToLower(r.Signature)
-	if err := s.store.UseNonce(ctx, app.ID, key, ts.Add(s.cfg.SignatureWindow)); err != nil {
+	// The timestamp is accepted up to and including ts+window (now is in
+	// whole seconds), and the store forgets a nonce at its expiry
+	// (DeleteExpired removes expires <= now): keep it until the first
+	// second the timestamp is refused in, or a sweep in the last second
+	// would let the request be replayed.
+	if err := s.store.UseNonce(ctx, app.ID, key, ts.Add(s.cfg.SignatureWindow+time.Second)); err != nil {
 		return nil, err
 	}
 	token := randomHex(20)
