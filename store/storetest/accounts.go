@@ -26,6 +26,7 @@ func runAccounts(t *testing.T, open Open) {
 		{"FindUsers", testFindUsers},
 		{"FindUsersByTags", testFindUsersByTags},
 		{"FindUsersWithoutValue", testFindUsersWithoutValue},
+		{"FindUsersFoldsCase", testFindUsersFoldsCase},
 		{"Sessions", testSessions},
 		{"Nonces", testNonces},
 		{"APIKeys", testAPIKeys},
@@ -458,6 +459,35 @@ func testFindUsersWithoutValue(t *testing.T, s account.Store) {
 	} {
 		if got := findUsers(t, s, app.ID, ids, tc.q); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: users %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// ctn ignores case as Unicode simple case folding does (MongoDB's
+// case-insensitive match): Σ, σ and the final ς are one letter, so are S, s
+// and the long ſ; İ (dotted capital I) is no case of i.
+func testFindUsersFoldsCase(t *testing.T, s account.Store) {
+	app := mustApp(t, s, "a")
+	var ids []int64
+	for i, name := range []string{"ΟΔΟΣ", "οδος", "Οδοσ", "İstanbul", "istanbul", "ſun", "SUN"} {
+		ids = append(ids, mustUser(t, s, app.ID, fmt.Sprintf("user%d", i), func(u *account.User) { u.FullName = name }).ID)
+	}
+	for _, tc := range []struct {
+		value string
+		want  []int
+	}{
+		{"ς", []int{0, 1, 2}},
+		{"οδος", []int{0, 1, 2}},
+		{"ΟΔΟΣ", []int{0, 1, 2}},
+		{"δοσ", []int{0, 1, 2}},
+		{"SUN", []int{5, 6}},
+		{"ſ", []int{3, 4, 5, 6}},
+		{"i", []int{4}},
+		{"İ", []int{3}},
+	} {
+		q := account.UserQuery{Filters: []account.Filter{{Field: account.FieldFullName, Op: account.OpContains, Values: []any{tc.value}}}}
+		if got := findUsers(t, s, app.ID, ids, q); !slices.Equal(got, tc.want) {
+			t.Errorf("full_name ctn %q: users %v, want %v", tc.value, got, tc.want)
 		}
 	}
 }
