@@ -109,7 +109,13 @@ const (
 type Op string
 
 // Filter operators. OpContains is a case-insensitive substring match on a
-// string field; OpIn on FieldTags matches users having any of the tags.
+// string field.
+//
+// A user's tags are a set, in no order: on FieldTags, OpEq with one or more
+// tags ("user_tags eq a,b") matches the users having all of them, OpNe
+// those lacking at least one of them (the users OpEq does not match), and
+// OpIn those having any of them. A tag is matched whole ("a" is not in
+// "ab").
 const (
 	OpEq       Op = "eq"
 	OpNe       Op = "ne"
@@ -148,9 +154,24 @@ func FieldKind(f UserField) (Kind, bool) {
 	return 0, false
 }
 
+// Nullable reports whether a user may have no value for the filterable
+// field f, which the zero value stands for (see User): every field but id,
+// created_at, updated_at and user_tags. A user without a value for f
+// matches no filter on f but OpNe (nor OpContains, having no text): it is
+// not less than anything, nor equal to 0 or to the epoch.
+func Nullable(f UserField) bool {
+	switch f {
+	case FieldID, FieldCreatedAt, FieldUpdatedAt, FieldTags:
+		return false
+	}
+	_, ok := FieldKind(f)
+	return ok
+}
+
 // Filter is one typed condition of a user query. Values hold int64, string or
 // time.Time according to the field's Kind (strings for FieldTags): one value,
-// two for OpBetween, one or more for OpIn.
+// two for OpBetween, one or more for OpIn and, on FieldTags, for OpEq and
+// OpNe.
 type Filter struct {
 	Field  UserField
 	Op     Op
@@ -207,10 +228,11 @@ type Store interface {
 	// UserSessions returns the sessions of a user that expire after now.
 	UserSessions(ctx context.Context, appID, userID int64, now time.Time) ([]*Session, error)
 	DeleteUserSessions(ctx context.Context, appID, userID int64) error
-	// DeleteExpired removes sessions and nonces that expired before now.
+	// DeleteExpired removes the sessions and nonces whose expiry is at or
+	// before now.
 	DeleteExpired(ctx context.Context, now time.Time) error
-	// UseNonce records a nonce key until expires, or returns ErrNonceReused
-	// when it is already recorded.
+	// UseNonce records a nonce key until expires (the first instant it may
+	// be forgotten), or returns ErrNonceReused when it is already recorded.
 	UseNonce(ctx context.Context, appID int64, key string, expires time.Time) error
 
 	// CreateAPIKey stores k and sets its ID.

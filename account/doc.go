@@ -14,7 +14,9 @@
 //
 // A replay is the same signed session request again (timestamp, nonce and
 // signature): QuickBlox SDKs draw the nonce from 0..9999, so two users'
-// requests in one second may share one, and both are served. A session's
+// requests in one second may share one, and both are served. A request is
+// remembered until the first second its timestamp is refused in, so an
+// expiry sweep never lets it be replayed. A session's
 // sliding refresh writes only its expiry, never the user it was read with,
 // so a login or logout made meanwhile with the same token stays made.
 //

@@ -163,7 +163,12 @@ func (s *Service) StartSession(ctx context.Context, r SessionRequest) (*Principa
 	// signature, so two users whose SDKs drew the same nonce (0..9999) in
 	// the same second each get their session.
 	key := strconv.FormatInt(r.Timestamp, 10) + ":" + strconv.FormatInt(r.Nonce, 10) + ":" + strings.ToLower(r.Signature)
-	if err := s.store.UseNonce(ctx, app.ID, key, ts.Add(s.cfg.SignatureWindow)); err != nil {
+	// The timestamp is accepted up to and including ts+window (now is in
+	// whole seconds), and the store forgets a nonce at its expiry
+	// (DeleteExpired removes expires <= now): keep it until the first
+	// second the timestamp is refused in, or a sweep in the last second
+	// would let the request be replayed.
+	if err := s.store.UseNonce(ctx, app.ID, key, ts.Add(s.cfg.SignatureWindow+time.Second)); err != nil {
 		return nil, err
 	}
 	token := randomHex(20)
@@ -233,7 +238,16 @@ func (s *Service) bind(sess *Session, user *User, token string) {
 }
 
 // checkPassword finds the user by login or email and checks the password.
+// Credentials that are not UTF-8 are a *ValidationError: no user can have
+// them (CreateUser and UpdateUser refuse them).
 func (s *Service) checkPassword(ctx context.Context, appID int64, login, email, password string) (*User, error) {
+	verr := &ValidationError{}
+	checkUTF8("login", login, verr)
+	checkUTF8("email", email, verr)
+	checkUTF8("password", password, verr)
+	if err := verr.orNil(); err != nil {
+		return nil, err
+	}
 	var (
 		u   *User
 		err error

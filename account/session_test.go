@@ -200,6 +200,40 @@ func TestNonceRefusesOnlyReplays(t *testing.T) {
 	}
 }
 
+// A signed request's nonce is remembered for as long as its timestamp is
+// accepted: a sweep in the last second of the window does not let the
+// request be replayed (found in audit). The window is an hour either way of
+// the server's clock, both ends included.
+func TestNonceOutlivesItsTimestampWindow(t *testing.T) {
+	ctx := context.Background()
+	for _, skew := range []time.Duration{-time.Hour, 0, time.Hour} {
+		t.Run(skew.String(), func(t *testing.T) {
+			e := newSessionEnv(t)
+			req := e.request(7, "signed", "alice", "password1")
+			req.Timestamp = e.clock().Add(skew).Unix()
+			if _, err := e.svc.StartSession(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+			// The last second the timestamp is accepted in, from its
+			// start to its end.
+			e.advance(time.Unix(req.Timestamp, 0).Add(time.Hour).Sub(e.clock()))
+			for range 2 {
+				if err := e.svc.SweepExpired(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := e.svc.StartSession(ctx, req); !errors.Is(err, account.ErrNonceReused) {
+					t.Fatalf("replay at %v after a sweep: %v, want %v", e.clock(), err, account.ErrNonceReused)
+				}
+				e.advance(999 * time.Millisecond)
+			}
+			e.advance(time.Millisecond)
+			if _, err := e.svc.StartSession(ctx, req); !errors.Is(err, account.ErrStaleTimestamp) {
+				t.Fatalf("replay at %v: %v, want %v", e.clock(), err, account.ErrStaleTimestamp)
+			}
+		})
+	}
+}
+
 // heldUsers holds the next UserBy call, once armed, after it has read the
 // user (a login checking the password) and before it returns.
 type heldUsers struct {

@@ -65,6 +65,20 @@ const (
 	maxCustomData  = 64 << 10
 )
 
+// msgNotUTF8 is the validation message for text that is not UTF-8. Every
+// attribute and credential of a user is text: a form value escaped byte by
+// byte (%FF) is refused rather than stored, where MongoDB would refuse it
+// later or JSON would render it as U+FFFD, and a user could not then be
+// found or log in by what they sent.
+const msgNotUTF8 = "is not valid UTF-8"
+
+// checkUTF8 adds a validation error for field when s is not UTF-8.
+func checkUTF8(field, s string, verr *ValidationError) {
+	if !utf8.ValidString(s) {
+		verr.add(field, msgNotUTF8)
+	}
+}
+
 // CreateUser validates and stores a new user of an application.
 func (s *Service) CreateUser(ctx context.Context, appID int64, in UserInput) (*User, error) {
 	if _, err := s.App(ctx, appID); err != nil {
@@ -213,6 +227,9 @@ func ParseFilter(field, op, value string) (Filter, error) {
 	parts := []string{value}
 	switch f.Op {
 	case OpEq, OpNe, OpGt, OpLt, OpGe, OpLe, OpContains:
+		if kind == KindTags && (f.Op == OpEq || f.Op == OpNe) {
+			parts = splitList(value) // a set of tags: "a,b" is a and b
+		}
 	case OpIn:
 		parts = splitList(value)
 	case OpBetween:
@@ -299,6 +316,7 @@ func apply(u *User, in UserInput, verr *ValidationError) {
 			return
 		}
 		s := strings.TrimSpace(*v)
+		checkUTF8(name, s, verr)
 		if utf8.RuneCountInString(s) > maxFieldLen {
 			verr.add(name, "is too long (maximum is 255 characters)")
 		}
@@ -311,12 +329,16 @@ func apply(u *User, in UserInput, verr *ValidationError) {
 	str("facebook_id", &u.FacebookID, in.FacebookID)
 	str("twitter_id", &u.TwitterID, in.TwitterID)
 	if in.Email != nil {
+		// Checked before lowering: strings.ToLower turns each invalid
+		// byte into U+FFFD.
+		checkUTF8("email", *in.Email, verr)
 		u.Email = normalizeEmail(*in.Email)
-		if u.Email != "" && !validEmail(u.Email) {
+		if utf8.ValidString(*in.Email) && u.Email != "" && !validEmail(u.Email) {
 			verr.add("email", "is invalid")
 		}
 	}
 	if in.CustomData != nil {
+		checkUTF8("custom_data", *in.CustomData, verr)
 		if len(*in.CustomData) > maxCustomData {
 			verr.add("custom_data", "is too long")
 		}
@@ -333,6 +355,9 @@ func apply(u *User, in UserInput, verr *ValidationError) {
 		for _, t := range *in.Tags {
 			u.Tags = append(u.Tags, SplitTags(t)...)
 		}
+		if !utf8.ValidString(strings.Join(u.Tags, "")) {
+			verr.add("tag_list", msgNotUTF8)
+		}
 		u.Tags = SplitTags(strings.Join(u.Tags, ","))
 	}
 	if strings.ContainsAny(u.Login, "\x00") {
@@ -341,6 +366,10 @@ func apply(u *User, in UserInput, verr *ValidationError) {
 }
 
 func checkPassword(pw string, verr *ValidationError) {
+	if !utf8.ValidString(pw) {
+		verr.add("password", msgNotUTF8)
+		return
+	}
 	switch n := utf8.RuneCountInString(pw); {
 	case n < MinPasswordLen:
 		verr.add("password", "is too short (minimum is 8 characters)")

@@ -21,6 +21,8 @@ func TestParseFilter(t *testing.T) {
 		{"user_tags", "in", "a,b", []any{"a", "b"}},
 		{"user_tags", "eq", "a", []any{"a"}},
 		{"user_tags", "ne", "a", []any{"a"}},
+		{"user_tags", "eq", "b, a", []any{"b", "a"}},
+		{"user_tags", "ne", "a,b", []any{"a", "b"}},
 	}
 	for _, tc := range tests {
 		f, err := account.ParseFilter(tc.field, tc.op, tc.value)

@@ -325,3 +325,88 @@ func TestDeleteUser(t *testing.T) {
 		t.Error("pat is still stored")
 	}
 }
+
+// Text that is not UTF-8 (a form value escaped byte by byte, %FF) is
+// refused with 422 wherever a user's attributes or credentials arrive:
+// user create and update, session create and login. Nothing is stored.
+func TestUserInputMustBeUTF8(t *testing.T) {
+	e := newEnv(t, restapi.Config{})
+	const bad = "ab\xffc"
+	app := e.appSession()
+	for _, field := range []string{"login", "email", "full_name", "phone", "website", "facebook_id", "twitter_id",
+		"custom_data", "tag_list", "password"} {
+		kv := []string{"user[login]", "utf8-" + strings.ReplaceAll(field, "_", ""), "user[password]", "utf8-password"}
+		switch field {
+		case "login", "password":
+			kv[map[string]int{"login": 1, "password": 3}[field]] = bad
+		case "email":
+			kv = append(kv, "user[email]", "x"+bad+"@example.com")
+		default:
+			kv = append(kv, "user["+field+"]", bad)
+		}
+		e.call(http.MethodPost, "/users.json", app, kv...).
+			want(t, http.StatusUnprocessableEntity, `{"errors":{"`+field+`":["is not valid UTF-8"]}}`)
+	}
+	if _, total, err := e.svc.FindUsers(t.Context(), e.app.ID, account.UserQuery{}); err != nil || total != 0 {
+		t.Errorf("%d users stored after refused creates (%v), want 0", total, err)
+	}
+
+	u := e.mkUser("utf8", "utf8-password", nil)
+	token, _ := e.userSession("utf8", "utf8-password")
+	path := "/users/" + itoa(u.ID) + ".json"
+	for _, field := range []string{"login", "full_name", "custom_data", "tag_list"} {
+		e.call(http.MethodPut, path, token, "user["+field+"]", bad).
+			want(t, http.StatusUnprocessableEntity, `{"errors":{"`+field+`":["is not valid UTF-8"]}}`)
+	}
+	e.call(http.MethodPut, path, token, "user[password]", "new-"+bad+"-password", "user[old_password]", "utf8-password").
+		want(t, http.StatusUnprocessableEntity, `{"errors":{"password":["is not valid UTF-8"]}}`)
+	if got, _ := e.svc.User(t.Context(), e.app.ID, u.ID); got.Login != "utf8" || got.FullName != "" || got.Tags != nil ||
+		!got.Credentials.Matches("utf8-password") {
+		t.Errorf("a refused update changed the user: %+v", got)
+	}
+
+	// Session create and login: refused as invalid, not looked up.
+	for _, user := range []map[string]string{
+		{"login": bad, "password": "utf8-password"},
+		{"email": bad + "@example.com", "password": "utf8-password"},
+		{"login": "utf8", "password": bad},
+	} {
+		field := "login"
+		if _, ok := user["email"]; ok {
+			field = "email"
+		} else if user["login"] == "utf8" {
+			field = "password"
+		}
+		e.postSession(e.sessionData(user)).
+			want(t, http.StatusUnprocessableEntity, `{"errors":{"`+field+`":["is not valid UTF-8"]}}`)
+		kv := []string{}
+		for k, v := range user {
+			kv = append(kv, k, v)
+		}
+		e.call(http.MethodPost, "/login.json", app, kv...).
+			want(t, http.StatusUnprocessableEntity, `{"errors":{"`+field+`":["is not valid UTF-8"]}}`)
+	}
+	if n := e.sessionsOf(u.ID); n != 1 {
+		t.Errorf("%d sessions of the user, want 1", n)
+	}
+}
+
+// filter[]=string user_tags eq a,b finds the users having both tags, in
+// whatever order they were stored (found in audit).
+func TestListUsersByTagsIgnoresOrder(t *testing.T) {
+	e := newEnv(t, restapi.Config{})
+	ab := e.mkUser("ab", "ab-password", func(in *account.UserInput) { in.Tags = &[]string{"a,b"} })
+	ba := e.mkUser("ba", "ba-password", func(in *account.UserInput) { in.Tags = &[]string{"b", "a"} })
+	onlyA := e.mkUser("only-a", "a-password", func(in *account.UserInput) { in.Tags = &[]string{"a"} })
+	token := e.appSession()
+	for _, value := range []string{"a,b", "b, a"} {
+		got := ids(t, e.call(http.MethodGet, "/users.json", token, "filter[]", "string user_tags eq "+value), 1, 10, 2)
+		if want := []int64{ab.ID, ba.ID}; !reflect.DeepEqual(got, want) {
+			t.Errorf("user_tags eq %s: %v, want %v", value, got, want)
+		}
+	}
+	got := ids(t, e.call(http.MethodGet, "/users.json", token, "filter[]", "string user_tags ne b,a"), 1, 10, 1)
+	if want := []int64{onlyA.ID}; !reflect.DeepEqual(got, want) {
+		t.Errorf("user_tags ne b,a: %v, want %v", got, want)
+	}
+}

@@ -507,14 +507,32 @@ func userCondition(f account.Filter) (bson.D, error) {
 	}
 	cond := func(expr bson.D) bson.D { return bson.D{{Key: name, Value: expr}} }
 	if kind == account.KindTags {
-		// The user has any of the tags (eq, in), or none of them (ne).
+		// The user has all of the tags (eq), lacks one of them (ne), or
+		// has any of them (in).
 		switch f.Op {
-		case account.OpEq, account.OpIn:
-			return cond(bson.D{{Key: "$in", Value: vals}}), nil
+		case account.OpEq:
+			return cond(bson.D{{Key: "$all", Value: vals}}), nil
 		case account.OpNe:
-			return cond(bson.D{{Key: "$nin", Value: vals}}), nil
+			return bson.D{{Key: "$nor", Value: bson.A{cond(bson.D{{Key: "$all", Value: vals}})}}}, nil
+		case account.OpIn:
+			return cond(bson.D{{Key: "$in", Value: vals}}), nil
 		}
 		return nil, fmt.Errorf("mongo: operator %s does not apply to tags", f.Op)
+	}
+	if f.Op != account.OpNe && f.Op != account.OpContains && account.Nullable(f.Field) {
+		// No value is stored as the zero value, which the comparison
+		// itself would take for one.
+		var none any
+		switch kind {
+		case account.KindInt:
+			none = int64(0)
+		case account.KindTime:
+			none = date(time.Time{})
+		default:
+			none = ""
+		}
+		compare := cond
+		cond = func(expr bson.D) bson.D { return compare(append(bson.D{{Key: "$ne", Value: none}}, expr...)) }
 	}
 	if op, ok := comparisons[f.Op]; ok {
 		return cond(bson.D{{Key: op, Value: vals[0]}}), nil

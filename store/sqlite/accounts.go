@@ -302,20 +302,40 @@ func userCondition(col string, f account.Filter) (string, []any, error) {
 		return "", nil, fmt.Errorf("sqlite: filter on %s has no value", f.Field)
 	}
 	if f.Field == account.FieldTags {
-		var ors []string
+		// The user has all of the tags (eq), lacks one of them (ne), or
+		// has any of them (in).
+		var has []string
 		var args []any
 		for _, v := range f.Values {
-			ors = append(ors, "instr(tags, ?) > 0")
+			has = append(has, "instr(tags, ?) > 0")
 			args = append(args, ","+fmt.Sprint(v)+",")
 		}
 		switch f.Op {
-		case account.OpEq, account.OpIn:
-			return "(" + strings.Join(ors, " OR ") + ")", args, nil
+		case account.OpEq:
+			return "(" + strings.Join(has, " AND ") + ")", args, nil
 		case account.OpNe:
-			return "NOT (" + strings.Join(ors, " OR ") + ")", args, nil
+			return "NOT (" + strings.Join(has, " AND ") + ")", args, nil
+		case account.OpIn:
+			return "(" + strings.Join(has, " OR ") + ")", args, nil
 		}
 		return "", nil, fmt.Errorf("sqlite: operator %s does not apply to tags", f.Op)
 	}
+	cond, args, err := valueCondition(col, f)
+	if err != nil || f.Op == account.OpNe || f.Op == account.OpContains || !account.Nullable(f.Field) {
+		return cond, args, err
+	}
+	// No value is stored as the zero value, which the comparison itself
+	// would take for one.
+	var none any = int64(0) // ints, and times (see unix)
+	if kind, _ := account.FieldKind(f.Field); kind == account.KindString {
+		none = ""
+	}
+	return "(" + col + " != ? AND " + cond + ")", append([]any{none}, args...), nil
+}
+
+// valueCondition is the condition of a filter on a field other than tags,
+// comparing values as stored.
+func valueCondition(col string, f account.Filter) (string, []any, error) {
 	v := sqlValue(f.Values[0])
 	switch f.Op {
 	case account.OpEq:

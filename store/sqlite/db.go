@@ -19,6 +19,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -34,23 +36,48 @@ const writerCacheKiB = 32 << 10
 // with the database memory-mapped it holds little more than page headers.
 const readerCacheKiB = 8 << 10
 
-// foldFunc names the SQL function that lowers text for ctn, the
-// case-insensitive substring match: SQLite's lower() folds ASCII letters
+// foldFunc names the SQL function that folds the case of text for ctn, the
+// case-insensitive substring match. SQLite's lower() folds ASCII letters
 // only, and a ctn must match "Ärger" with "ärger" as MongoDB's
 // case-insensitive match does. Registered with the driver for every
-// connection it opens.
-const foldFunc = "chatd_lower"
+// connection it opens; no index or stored value depends on it.
+const foldFunc = "chatd_fold"
 
 func init() {
 	sqlite.MustRegisterDeterministicScalarFunction(foldFunc, 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 		switch v := args[0].(type) {
 		case string:
-			return strings.ToLower(v), nil
+			return foldCase(v), nil
 		case []byte:
-			return strings.ToLower(string(v)), nil
+			return foldCase(string(v)), nil
 		}
 		return args[0], nil // NULL, a number: nothing to fold
 	})
+}
+
+// foldCase maps every letter of s to one representative of its case
+// orbit under Unicode simple case folding, as MongoDB's (PCRE's)
+// case-insensitive match compares: Σ, σ and ς fold alike, so do K, k and
+// the Kelvin sign, S, s and ſ, while İ stays apart from i. strings.ToLower
+// differs on exactly these (it leaves ς and ſ, and lowers İ to i). The
+// representative is the orbit's lowest code point (an ASCII letter's
+// capital), so two strings fold alike where they are equal letter by letter
+// whatever the case; a letter is never expanded (ß is not ss), as in
+// MongoDB.
+func foldCase(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < utf8.RuneSelf {
+			if 'a' <= r && r <= 'z' {
+				r -= 'a' - 'A'
+			}
+			return r
+		}
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, s)
 }
 
 // containsSQL is the condition "col contains the parameter, whatever the

@@ -24,6 +24,9 @@ func runAccounts(t *testing.T, open Open) {
 		{"UserUniqueness", testUserUniqueness},
 		{"UserUpdateDelete", testUserUpdateDelete},
 		{"FindUsers", testFindUsers},
+		{"FindUsersByTags", testFindUsersByTags},
+		{"FindUsersWithoutValue", testFindUsersWithoutValue},
+		{"FindUsersFoldsCase", testFindUsersFoldsCase},
 		{"Sessions", testSessions},
 		{"Nonces", testNonces},
 		{"APIKeys", testAPIKeys},
@@ -358,6 +361,133 @@ func testFindUsers(t *testing.T, s account.Store) {
 		}
 		if total != wantTotal {
 			t.Errorf("%s: total %d, want %d", tc.name, total, wantTotal)
+		}
+	}
+}
+
+// findUsers runs q in app and returns the indexes in ids of the users found,
+// checking that the total counts them all.
+func findUsers(t *testing.T, s account.Store, appID int64, ids []int64, q account.UserQuery) []int {
+	t.Helper()
+	users, total, err := s.FindUsers(context.Background(), appID, q)
+	if err != nil {
+		t.Errorf("FindUsers(%+v): %v", q.Filters, err)
+		return nil
+	}
+	got := []int{}
+	for _, u := range users {
+		got = append(got, slices.Index(ids, u.ID))
+	}
+	if q.Limit == 0 && total != len(got) {
+		t.Errorf("FindUsers(%+v): total %d for %d users", q.Filters, total, len(got))
+	}
+	return got
+}
+
+// A user's tags are a set: eq with several tags matches the users having
+// all of them, ne those lacking one of them at least, in those having any,
+// whatever the order the tags were stored or asked in.
+func testFindUsersByTags(t *testing.T, s account.Store) {
+	app := mustApp(t, s, "a")
+	var ids []int64
+	for i, tags := range [][]string{{"a", "b"}, {"b", "a"}, {"a"}, {"b", "c", "a"}, nil, {"c"}, {"ab"}} {
+		ids = append(ids, mustUser(t, s, app.ID, fmt.Sprintf("user%d", i), func(u *account.User) { u.Tags = tags }).ID)
+	}
+	tags := func(op account.Op, vals ...any) account.UserQuery {
+		return account.UserQuery{Filters: []account.Filter{{Field: account.FieldTags, Op: op, Values: vals}}}
+	}
+	for _, tc := range []struct {
+		name string
+		q    account.UserQuery
+		want []int
+	}{
+		{"eq a,b", tags(account.OpEq, "a", "b"), []int{0, 1, 3}},
+		{"eq b,a", tags(account.OpEq, "b", "a"), []int{0, 1, 3}},
+		{"eq a,c", tags(account.OpEq, "a", "c"), []int{3}},
+		{"eq a", tags(account.OpEq, "a"), []int{0, 1, 2, 3}},
+		{"ne a,b", tags(account.OpNe, "b", "a"), []int{2, 4, 5, 6}},
+		{"ne c", tags(account.OpNe, "c"), []int{0, 1, 2, 4, 6}},
+		{"in b,c", tags(account.OpIn, "c", "b"), []int{0, 1, 3, 5}},
+	} {
+		if got := findUsers(t, s, app.ID, ids, tc.q); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: users %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A user without a value for a field (no external id, never requested:
+// stored as the zero value) matches no comparison on it but ne: it is not
+// less than anything, nor equal to 0.
+func testFindUsersWithoutValue(t *testing.T, s account.Store) {
+	app := mustApp(t, s, "a")
+	ids := []int64{
+		mustUser(t, s, app.ID, "user0", func(u *account.User) {
+			u.ExternalUserID, u.BlobID, u.LastRequestAt, u.Email, u.FullName = 5, 3, t0.Add(time.Hour), "a@x", "Ann"
+		}).ID,
+		mustUser(t, s, app.ID, "user1", nil).ID, // no value for any of them
+		mustUser(t, s, app.ID, "user2", func(u *account.User) {
+			u.ExternalUserID, u.BlobID, u.LastRequestAt, u.Email, u.FullName = 10, 30, t0.Add(2*time.Hour), "c@x", "Cy"
+		}).ID,
+	}
+	epoch := time.Unix(0, 0).UTC()
+	q := func(field account.UserField, op account.Op, vals ...any) account.UserQuery {
+		return account.UserQuery{Filters: []account.Filter{{Field: field, Op: op, Values: vals}}}
+	}
+	for _, tc := range []struct {
+		name string
+		q    account.UserQuery
+		want []int
+	}{
+		{"external lt", q(account.FieldExternalUserID, account.OpLt, int64(7)), []int{0}},
+		{"external le", q(account.FieldExternalUserID, account.OpLe, int64(7)), []int{0}},
+		{"external gt", q(account.FieldExternalUserID, account.OpGt, int64(-1)), []int{0, 2}},
+		{"external ge", q(account.FieldExternalUserID, account.OpGe, int64(-100)), []int{0, 2}},
+		{"external eq 0", q(account.FieldExternalUserID, account.OpEq, int64(0)), []int{}},
+		{"external between", q(account.FieldExternalUserID, account.OpBetween, int64(-1), int64(7)), []int{0}},
+		{"external in", q(account.FieldExternalUserID, account.OpIn, int64(0), int64(5)), []int{0}},
+		{"external ne", q(account.FieldExternalUserID, account.OpNe, int64(5)), []int{1, 2}},
+		{"blob_id lt", q(account.FieldBlobID, account.OpLt, int64(5)), []int{0}},
+		{"last_request lt", q(account.FieldLastRequestAt, account.OpLt, t0.Add(90*time.Minute)), []int{0}},
+		{"last_request le", q(account.FieldLastRequestAt, account.OpLe, t0.Add(90*time.Minute)), []int{0}},
+		{"last_request ge epoch", q(account.FieldLastRequestAt, account.OpGe, epoch), []int{0, 2}},
+		{"last_request eq epoch", q(account.FieldLastRequestAt, account.OpEq, epoch), []int{}},
+		{"last_request between", q(account.FieldLastRequestAt, account.OpBetween, epoch, t0.Add(90*time.Minute)), []int{0}},
+		{"last_request ne", q(account.FieldLastRequestAt, account.OpNe, t0.Add(time.Hour)), []int{1, 2}},
+		{"email lt", q(account.FieldEmail, account.OpLt, "b"), []int{0}},
+		{"full_name le", q(account.FieldFullName, account.OpLe, "B"), []int{0}},
+		{"email ne", q(account.FieldEmail, account.OpNe, "a@x"), []int{1, 2}},
+	} {
+		if got := findUsers(t, s, app.ID, ids, tc.q); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: users %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// ctn ignores case as Unicode simple case folding does (MongoDB's
+// case-insensitive match): Σ, σ and the final ς are one letter, so are S, s
+// and the long ſ; İ (dotted capital I) is no case of i.
+func testFindUsersFoldsCase(t *testing.T, s account.Store) {
+	app := mustApp(t, s, "a")
+	var ids []int64
+	for i, name := range []string{"ΟΔΟΣ", "οδος", "Οδοσ", "İstanbul", "istanbul", "ſun", "SUN"} {
+		ids = append(ids, mustUser(t, s, app.ID, fmt.Sprintf("user%d", i), func(u *account.User) { u.FullName = name }).ID)
+	}
+	for _, tc := range []struct {
+		value string
+		want  []int
+	}{
+		{"ς", []int{0, 1, 2}},
+		{"οδος", []int{0, 1, 2}},
+		{"ΟΔΟΣ", []int{0, 1, 2}},
+		{"δοσ", []int{0, 1, 2}},
+		{"SUN", []int{5, 6}},
+		{"ſ", []int{3, 4, 5, 6}},
+		{"i", []int{4}},
+		{"İ", []int{3}},
+	} {
+		q := account.UserQuery{Filters: []account.Filter{{Field: account.FieldFullName, Op: account.OpContains, Values: []any{tc.value}}}}
+		if got := findUsers(t, s, app.ID, ids, q); !slices.Equal(got, tc.want) {
+			t.Errorf("full_name ctn %q: users %v, want %v", tc.value, got, tc.want)
 		}
 	}
 }
