@@ -146,6 +146,9 @@ type TURN struct {
 	// development and tests; a production relay refuses them, as coturn
 	// does).
 	AllowLoopbackPeers bool `yaml:"allow_loopback_peers"`
+	// DeniedPeers lists CIDR prefixes clients may not relay to, such as
+	// the private networks around a server on the internet.
+	DeniedPeers []string `yaml:"denied_peers"`
 }
 
 // Log configures logging to standard error.

@@ -36,6 +36,7 @@ func TestFileThenEnvironment(t *testing.T) {
 		"CHATD_STORAGE_MONGODB_URI=mongodb://db.example:27017",
 		"CHATD_API_CORS_ORIGINS=https://b.example, https://c.example",
 		"CHATD_API_MAX_BODY_BYTES=4096",
+		"CHATD_TURN_DENIED_PEERS=10.0.0.0/8, fc00::/7",
 		"CHATD_TEST_MONGODB_URI=ignored by config",
 		"PATH=/bin",
 	})
@@ -57,6 +58,9 @@ func TestFileThenEnvironment(t *testing.T) {
 	if ac := cfg.Account(); ac.SessionTTL.Minutes() != 45 {
 		t.Errorf("account session TTL = %v", ac.SessionTTL)
 	}
+	if tc, err := cfg.TURNConfig("s"); err != nil || strings.Join(tc.DeniedPeers, "|") != "10.0.0.0/8|fc00::/7" {
+		t.Errorf("turn denied peers = %q (%v)", tc.DeniedPeers, err)
+	}
 }
 
 func TestErrorsNameTheKey(t *testing.T) {
@@ -76,6 +80,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 			[]string{"storage.mongodb_repair_grace", "at least 1m"}},
 		{"bad domain", "domain: 'a@b'\n", nil, []string{"domain"}},
 		{"profiler not on loopback", "", []string{"CHATD_LOG_PPROF_LISTEN=0.0.0.0:6060"}, []string{"log.pprof_listen", "loopback"}},
+		{"bad denied peer", "", []string{"CHATD_TURN_DENIED_PEERS=10.0.0.0/8,10.1"}, []string{"turn", `"10.1"`}},
 		{"half tls", "tls:\n  cert_file: /x.pem\n", nil, []string{"tls.cert_file"}},
 		{"muc history", "muc:\n  history_default: 200\n", nil, []string{"muc.history_default", "muc.history_max"}},
 		{"several at once", "api:\n  session_ttl: x\n  signature_window: y\n", nil, []string{"api.session_ttl", "api.signature_window"}},

@@ -92,6 +92,7 @@ func (c *Config) TURNConfig(secret string) (turn.Config, error) {
 		AllocationLifetime:    parse(c.TURN.AllocationLifetime),
 		PublicHost:            c.TURN.PublicHost,
 		AllowLoopbackPeers:    c.TURN.AllowLoopbackPeers,
+		DeniedPeers:           c.TURN.DeniedPeers,
 	}.WithDefaults()
 	return tc, tc.Validate()
 }

@@ -119,8 +119,10 @@ type Config struct {
 	AllowLoopbackPeers bool
 
 	// DeniedPeers lists CIDR prefixes clients may not relay to, such as the
-	// private networks around the server. Defaults to none. Unspecified and
-	// multicast peers are always refused.
+	// private networks around the server. Defaults to none. Unspecified,
+	// multicast and link-local peers (169.254.0.0/16, fe80::/10: where
+	// cloud providers serve instance metadata and credentials) are always
+	// refused.
 	DeniedPeers []string
 }
 

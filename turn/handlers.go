@@ -161,12 +161,14 @@ func (s *Server) onAllocationError(src, _ net.Addr, _, message string) {
 }
 
 // permit is the pion.PermissionHandler: it refuses peers that are
-// unspecified, multicast, loopback (unless AllowLoopbackPeers) or in
-// DeniedPeers.
+// unspecified, multicast, link-local (no media peer is, and a cloud's
+// metadata service is: 169.254.169.254), loopback (unless
+// AllowLoopbackPeers) or in DeniedPeers.
 func (s *Server) permit(client net.Addr, peer net.IP) bool {
 	ip, ok := netip.AddrFromSlice(peer)
 	ip = ip.Unmap()
-	ok = ok && !ip.IsUnspecified() && !ip.IsMulticast() && (s.cfg.AllowLoopbackPeers || !ip.IsLoopback())
+	ok = ok && !ip.IsUnspecified() && !ip.IsMulticast() && !ip.IsLinkLocalUnicast() &&
+		(s.cfg.AllowLoopbackPeers || !ip.IsLoopback())
 	for _, p := range s.denied {
 		if ok && p.Contains(ip) {
 			ok = false

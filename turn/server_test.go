@@ -205,7 +205,8 @@ func TestAllocationLifetime(t *testing.T) {
 	}
 }
 
-// TestPermission checks that loopback and denied peers are refused.
+// TestPermission checks that loopback, link-local (a cloud's metadata
+// service) and denied peers are refused.
 func TestPermission(t *testing.T) {
 	cfg := testConfig()
 	cfg.AllowLoopbackPeers = false
@@ -217,13 +218,14 @@ func TestPermission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, to := range []*net.UDPAddr{peer, {IP: net.IPv4(192, 0, 2, 1), Port: 9}} {
+	refused := []*net.UDPAddr{peer, {IP: net.IPv4(192, 0, 2, 1), Port: 9}, {IP: net.IPv4(169, 254, 169, 254), Port: 80}}
+	for _, to := range refused {
 		if _, err := relay.WriteTo([]byte("no"), to); err == nil {
 			t.Errorf("relay to %v allowed", to)
 		}
 	}
-	if st := s.Stats(); st.PermissionsRefused < 2 || st.PacketsToPeers != 0 {
-		t.Errorf("Stats %+v, want 2 permissions refused and nothing relayed", st)
+	if st := s.Stats(); st.PermissionsRefused < uint64(len(refused)) || st.PacketsToPeers != 0 {
+		t.Errorf("Stats %+v, want %d permissions refused and nothing relayed", st, len(refused))
 	}
 }
 
