@@ -73,6 +73,7 @@ type Server struct {
 	conns     map[*Session]struct{}
 	detached  map[string]*Session // resumable sessions without a connection, by SM id
 	resumable map[string]*Session // every resumable session, by SM id
+	smEnded   smEnded             // the last counts of resumable sessions that ended
 	stopping  bool
 	stopOnce  sync.Once
 
@@ -289,11 +290,12 @@ func (srv *Server) newSession(tr transport, remote net.Addr) *Session {
 }
 
 func (srv *Server) forget(s *Session) {
-	id := s.smID()
+	id, h := s.smCount()
 	srv.mu.Lock()
 	delete(srv.conns, s)
 	if id != "" && srv.resumable[id] == s {
 		delete(srv.resumable, id)
+		srv.smEnded.add(id, s.user, h, time.Now())
 	}
 	srv.mu.Unlock()
 }

@@ -149,7 +149,16 @@ func (s *Session) smEnable(el *stanza.Element) error {
 
 // smFailed answers an SM request that cannot be honoured.
 func (s *Session) smFailed(e *StanzaError) error {
+	return s.smFailedH(e, "")
+}
+
+// smFailedH is smFailed with the h attribute of a failed resumption when
+// h is not "".
+func (s *Session) smFailedH(e *StanzaError, h string) error {
 	f := stanza.New("failed", nsSM)
+	if h != "" {
+		f.SetAttr("h", h)
+	}
 	f.Append(stanza.New(e.Condition, nsStanzas))
 	if s.bound {
 		s.enqueue(rawItem(f))
@@ -263,6 +272,62 @@ func (srv *Server) requestAcks(now time.Time) {
 	})
 }
 
+// smCount returns the session's resumption id ("" when not resumable) and
+// how many stanzas from the client it handled.
+func (s *Session) smCount() (id string, h uint32) {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.sm == nil {
+		return "", 0
+	}
+	return s.sm.id, s.sm.in
+}
+
+// smEnded remembers for a while how many stanzas resumable sessions that
+// ended had handled, so that a resumption that comes too late is answered
+// <failed h='…'/> (XEP-0198 §5): the client learns which of the stanzas it
+// sent were handled, and sends again only the others. Guarded by Server.mu.
+type smEnded struct {
+	byID  map[string]smTomb
+	order []string // ids, oldest first
+}
+
+type smTomb struct {
+	user UserRef
+	h    uint32
+	at   time.Time
+}
+
+const (
+	smEndedKeep = 10 * time.Minute // how long an ended session's count is kept
+	smEndedMax  = 1 << 16          // and for how many sessions at most
+)
+
+func (e *smEnded) add(id string, user UserRef, h uint32, now time.Time) {
+	if e.byID == nil {
+		e.byID = make(map[string]smTomb)
+	}
+	for len(e.order) > 0 {
+		t, ok := e.byID[e.order[0]]
+		if ok && len(e.byID) < smEndedMax && now.Sub(t.at) < smEndedKeep {
+			break
+		}
+		delete(e.byID, e.order[0])
+		e.order = e.order[1:]
+	}
+	e.byID[id] = smTomb{user, h, now}
+	e.order = append(e.order, id)
+}
+
+// count returns the handled count of the user's ended session id.
+func (e *smEnded) count(id string, user UserRef, now time.Time) (uint32, bool) {
+	t, ok := e.byID[id]
+	if !ok || t.user != user || now.Sub(t.at) >= smEndedKeep {
+		return 0, false
+	}
+	return t.h, true
+}
+
 func (s *Session) smID() string {
 	s.qmu.Lock()
 	defer s.qmu.Unlock()
@@ -320,6 +385,12 @@ func (s *Session) resume(el *stanza.Element) error {
 	old := srv.takeDetached(prev, s.user)
 	if old == nil {
 		srv.metrics.resumeFailed.Add(1)
+		srv.mu.Lock()
+		n, known := srv.smEnded.count(prev, s.user, time.Now())
+		srv.mu.Unlock()
+		if known {
+			return s.smFailedH(errItemNotFound, strconv.FormatUint(uint64(n), 10))
+		}
 		return s.smFailed(errItemNotFound)
 	}
 	srv.mu.Lock()

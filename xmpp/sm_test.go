@@ -194,11 +194,20 @@ func TestResumptionWindowEnds(t *testing.T) {
 	waitFor(t, func() bool { return len(e.Server.Sessions(alice.Ref)) == 0 })
 	b.Write(`<message to='` + alice.JID + `' type='chat' id='lost2'><body>after</body></message>`)
 	b.RoundTrip()
-	// A resume attempt now fails; bind works.
+	// Someone else's resume attempt fails and learns nothing.
+	carol := e.NewUser("carol")
+	c3, _ := e.authOnly(carol)
+	c3.Write(`<resume xmlns='urn:xmpp:sm:3' previd='` + en.Attr("id") + `' h='0'/>`)
+	if f := c3.NextSync(); f.Name != "failed" || f.Child("item-not-found", "") == nil || f.HasAttr("h") {
+		t.Fatalf("another user's resume answered %s", f)
+	}
+	// Alice's resume attempt now fails, telling her how many of her
+	// stanzas were handled (XEP-0198 §5): her presence and her ping; bind
+	// works.
 	c2, _ := e.authOnly(alice)
 	c2.Write(`<resume xmlns='urn:xmpp:sm:3' previd='` + en.Attr("id") + `' h='0'/>`)
-	if f := c2.NextSync(); f.Name != "failed" || f.Child("item-not-found", "") == nil {
-		t.Fatalf("stale resume answered %s", f)
+	if f := c2.NextSync(); f.Name != "failed" || f.Child("item-not-found", "") == nil || f.Attr("h") != "2" {
+		t.Fatalf("stale resume answered %s, want failed with h='2'", f)
 	}
 	c2.Bind("again")
 	c2.Write(`<presence/>`)
