@@ -77,7 +77,8 @@ type XMPP struct {
 	ResourceConflict string `yaml:"resource_conflict"`
 	// MaxStanzaBytes bounds one stanza from a client.
 	MaxStanzaBytes int `yaml:"max_stanza_bytes"`
-	// MaxQueueBytes bounds a session's outbound queue.
+	// MaxQueueBytes bounds a session's outbound queue together with what
+	// it wrote that the client has not acknowledged (XEP-0198).
 	MaxQueueBytes int `yaml:"max_queue_bytes"`
 	// WriteTimeout bounds each write to a client.
 	WriteTimeout string `yaml:"write_timeout"`

@@ -31,8 +31,11 @@ type Config struct {
 	// MaxStanzaBytes bounds each top-level element a client sends; larger
 	// ones end the stream with <policy-violation/>. Defaults to 256 KiB.
 	MaxStanzaBytes int
-	// MaxQueueBytes bounds a session's outbound queue; a session whose queue
-	// overflows is closed with <policy-violation/>. Defaults to 1 MiB.
+	// MaxQueueBytes bounds what a session holds for its client: its
+	// outbound queue and, on a resumable stream (XEP-0198), what was
+	// written but not acknowledged yet. A session past it is closed with
+	// <policy-violation/> and the messages it held are rescued (other
+	// resources, offline storage). Defaults to 1 MiB.
 	MaxQueueBytes int
 	// WriteTimeout bounds each batch written to a client. Defaults to 15s.
 	WriteTimeout time.Duration

@@ -131,11 +131,22 @@ func (s *Session) enqueue(it *Item) bool {
 			s.releaseHeld()
 		}
 	}
-	if queued := s.queued; queued+len(it.data) > s.srv.cfg.MaxQueueBytes {
+	// What was written but not acknowledged (XEP-0198) is held as well: a
+	// client that reads but never acknowledges is bounded like one that
+	// does not read.
+	held, unacked := s.queued, 0
+	if s.sm != nil {
+		unacked = s.sm.unackedBytes
+	}
+	if held+unacked+len(it.data) > s.srv.cfg.MaxQueueBytes {
 		s.qmu.Unlock()
 		s.srv.metrics.overflows.Add(1)
-		s.log.Warn("outbound queue overflow: closing the session", "queued_bytes", queued)
-		s.closeWith(streamErr("policy-violation", "outbound queue overflow: the client does not read"), true)
+		s.log.Warn("outbound queue overflow: closing the session", "queued_bytes", held, "unacked_bytes", unacked)
+		text := "outbound queue overflow: the client does not read"
+		if unacked > held {
+			text = "outbound queue overflow: the client does not acknowledge what it receives"
+		}
+		s.closeWith(streamErr("policy-violation", text), true)
 		return false
 	}
 	s.queue = append(s.queue, it)

@@ -437,6 +437,65 @@ func TestDetachedOverflowKeepsMessages(t *testing.T) {
 	}
 }
 
+// Stanzas written but never acknowledged count against the session's queue
+// bound, so a client that reads but never acks cannot make the server hold
+// without limit: its session ends with policy-violation once the bound is
+// reached, and every message it did not acknowledge reaches offline
+// storage, once each (found in audit).
+func TestUnackedCountAgainstQueueBound(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) {
+		c.MaxQueueBytes = 16 << 10
+		c.SMAckEvery = 1 << 30 // the ack requests do not matter here
+		c.StanzaRate, c.StanzaBurst = 10000, 10000
+	})
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	c, _ := e.resumable(alice, "phone")
+	b := e.Online(bob, "b")
+	big := strings.Repeat("x", 1000)
+	const n = 30 // 30 KB: more than the 16 KB bound
+	var want []string
+	var streamErr *stanza.Element
+	for i := range n {
+		id := fmt.Sprintf("u%d", i)
+		want = append(want, id)
+		b.Write(fmt.Sprintf(`<message to='%s' type='chat' id='%s'><body>%d %s</body></message>`, alice.JID, id, i, big))
+		// One at a time, each read before the next is sent: the queue
+		// itself never holds more than one.
+		if streamErr == nil {
+			if el := c.Expect(func(el *stanza.Element) bool {
+				return el.Attr("id") == id || (el.Name == "error" && el.Space == "http://etherx.jabber.org/streams")
+			}); el.Name == "error" {
+				streamErr = el
+			}
+		}
+	}
+	if streamErr == nil {
+		t.Fatal("the session that never acks got every message")
+	}
+	if streamErr.Child("policy-violation", "") == nil {
+		t.Errorf("the session that never acks ended with %s, want policy-violation", streamErr)
+	}
+	for _, el := range b.RoundTrip() {
+		if el.Name == "message" && el.Attr("type") == "error" {
+			t.Errorf("bob got %s", el)
+		}
+	}
+	waitFor(t, func() bool { return len(e.Server.Sessions(alice.Ref)) == 0 })
+	again := e.Login(alice, "again")
+	again.Write(`<presence/>`)
+	got := msgIDs(again.RoundTrip())
+	sorted := slices.Clone(got)
+	slices.SortStableFunc(sorted, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(a) - len(b)
+		}
+		return strings.Compare(a, b)
+	})
+	if !slices.Equal(sorted, want) {
+		t.Errorf("the next login got %v, want each of u0…u%d once", got, n-1)
+	}
+}
+
 // An unacknowledged message that offline storage cannot take any more (the
 // recipient's store is full) bounces to its sender when the session ends
 // unresumed, instead of vanishing (found in audit).
