@@ -68,6 +68,18 @@ func holdKey(el *stanza.Element) string {
 		if chatStateOnly(el) {
 			return "c " + el.Attr("from")
 		}
+		// A carbon copy of a chat state waits as the chat state itself
+		// would, the latest per conversation.
+		for _, kind := range [...]string{"sent", "received"} {
+			if c := el.Child(kind, nsCarbons); c != nil {
+				if f := c.Child("forwarded", nsForward); f != nil {
+					if m := f.Child("message", stanza.NSClient); m != nil && chatStateOnly(m) {
+						return "c " + kind + " " + m.Attr("from") + " " + m.Attr("to")
+					}
+				}
+				break
+			}
+		}
 	}
 	return ""
 }

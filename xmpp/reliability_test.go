@@ -128,6 +128,46 @@ func TestClientStateIndication(t *testing.T) {
 	}
 }
 
+// Carbon copies of chat states wait while the resource is inactive, as the
+// chat states themselves do, collapsed to the latest per conversation; a
+// carbon of a message with a body releases them (found in audit).
+func TestClientStateIndicationHoldsChatStateCarbons(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
+	a2 := e.Online(alice, "a2")
+	b := e.Online(bob, "b")
+	a2.Write(`<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>`)
+	a2.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "carbons" })
+	a2.Write(`<inactive xmlns='urn:xmpp:csi:0'/>`)
+	a2.RoundTrip()
+	state := func(s string) string { return `<` + s + ` xmlns='http://jabber.org/protocol/chatstates'/>` }
+	a.Write(`<message to='` + bob.JID + `' type='chat'>` + state("composing") + `</message>`)
+	a.RoundTrip()
+	b.Write(`<message to='` + alice.JID + `/a' type='chat'>` + state("composing") + `</message>`)
+	b.RoundTrip()
+	a.Write(`<message to='` + bob.JID + `' type='chat'>` + state("paused") + `</message>`)
+	a.RoundTrip()
+	if got := a2.RoundTrip(); len(got) != 0 {
+		t.Fatalf("the inactive resource got %v", got)
+	}
+	a.Write(`<message to='` + bob.JID + `' type='chat'><body>hello</body></message>`)
+	var kinds []string
+	for range 3 {
+		el := a2.Next()
+		c := el.FirstElement()
+		inner := c.Child("forwarded", "urn:xmpp:forward:0").Child("message", "jabber:client")
+		k := c.Name + ":" + inner.ChildText("body", "")
+		if st := inner.ChildNS("http://jabber.org/protocol/chatstates"); st != nil {
+			k = c.Name + ":" + st.Name
+		}
+		kinds = append(kinds, k)
+	}
+	if want := []string{"sent:paused", "received:composing", "sent:hello"}; !slices.Equal(kinds, want) {
+		t.Errorf("released %v, want %v", kinds, want)
+	}
+}
+
 // The QuickBlox SDK's privacy list for blocking: two items per user (the
 // user's JID and muc.<domain>/<id>), orders 1..2N, then default and active.
 func TestPrivacyListsBlock(t *testing.T) {
