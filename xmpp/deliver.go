@@ -191,6 +191,9 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 				srv.replyFromServer(sender, el, blockedError(false))
 				return
 			}
+			if r.flushing.Load() && srv.storedBehindBacklog(ctx, u, r, el) {
+				return
+			}
 			r.send(el)
 			srv.receivedCarbons(u, []*Session{r}, el)
 			return
@@ -211,7 +214,9 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 		denied bool
 	)
 	for _, r := range srv.router.sessions(u) {
-		if !r.available.Load() || r.priority.Load() < 0 {
+		if !r.available.Load() || r.priority.Load() < 0 || r.flushing.Load() {
+			// A session getting its offline messages gets this one
+			// after them, from storage.
 			continue
 		}
 		if srv.blockedIn(ctx, r, from, kindMessage) {
@@ -235,6 +240,19 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 		return
 	}
 	srv.undeliverable(ctx, u, el, sender)
+}
+
+// storedBehindBacklog stores a message to r's full JID in offline storage
+// while r is being delivered its offline messages, so that it comes after
+// them; it reports false when r has become available meanwhile, or the
+// message cannot be stored (it is then delivered at once).
+func (srv *Server) storedBehindBacklog(ctx context.Context, u UserRef, r *Session, el *stanza.Element) bool {
+	defer srv.deliveryLocks.lock(u).Unlock()
+	if !r.flushing.Load() {
+		return false // flushOffline ends under this lock
+	}
+	stored, _ := srv.storeOffline(ctx, u, el)
+	return stored
 }
 
 // undeliverable handles a message to a user with no available resource

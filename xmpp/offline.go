@@ -79,8 +79,12 @@ func (srv *Server) storeOffline(ctx context.Context, u UserRef, el *stanza.Eleme
 }
 
 // flushOffline delivers a session's stored messages before it becomes
-// available; it returns with the session available.
+// available; it returns with the session available. Meanwhile messages to
+// the user go to offline storage, after those being delivered, also those
+// to this session's full JID (see deliverMessage), so nothing overtakes the
+// backlog.
 func (srv *Server) flushOffline(ctx context.Context, s *Session) {
+	s.flushing.Store(true)
 	// Batches first, without the lock: the client may take its time.
 	for {
 		more, err := srv.flushBatch(ctx, s)
@@ -108,6 +112,7 @@ func (srv *Server) flushOffline(ctx context.Context, s *Session) {
 		}
 	}
 	s.available.Store(true)
+	s.flushing.Store(false)
 }
 
 // flushBatch enqueues stored messages, at most a batch and no more once the

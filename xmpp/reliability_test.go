@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"chatd/internal/xmpptest"
+	"chatd/xmpp"
 	"chatd/xmpp/stanza"
 )
 
@@ -430,6 +432,84 @@ func TestOfflineWaitsForNonNegativePriority(t *testing.T) {
 	a.Write(`<presence><priority>5</priority></presence>`)
 	if got := msgIDs(a.RoundTrip()); !slices.Equal(got, []string{"o1", "o2"}) {
 		t.Errorf("after raising its priority to 5 the resource got %v, want [o1 o2]", got)
+	}
+}
+
+// heldOffline is the server's store, with its first read of a backlog of
+// offline messages held until release is closed (entered tells it was
+// reached).
+type heldOffline struct {
+	xmpp.Store
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *heldOffline) OfflineMessages(ctx context.Context, owner xmpp.UserRef, max int) ([]xmpp.OfflineMessage, error) {
+	msgs, err := h.Store.OfflineMessages(ctx, owner, max)
+	if len(msgs) > 0 {
+		h.once.Do(func() {
+			close(h.entered)
+			<-h.release
+		})
+	}
+	return msgs, err
+}
+
+// A message to a resource's full JID that comes while the resource is being
+// delivered its offline messages comes after them, as one to the bare JID
+// does (found in audit: it overtook them).
+func TestFullJIDMessageAfterOfflineBacklog(t *testing.T) {
+	held := &heldOffline{entered: make(chan struct{}), release: make(chan struct{})}
+	e := &env{xmpptest.Start(t, xmpptest.Options{Store: func(s xmpp.Store) xmpp.Store {
+		held.Store = s
+		return held
+	}})}
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	b := e.Online(bob, "b")
+	for _, id := range []string{"o1", "o2", "o3"} {
+		b.Write(`<message to='` + alice.JID + `' type='chat' id='` + id + `'><body>stored</body></message>`)
+	}
+	b.RoundTrip()
+	a := e.Login(alice, "phone")
+	a.Write(`<presence/>`)
+	<-held.entered // the delivery of the backlog has begun
+	b.Write(`<message to='` + alice.JID + `/phone' type='chat' id='live'><body>live</body></message>`)
+	for _, el := range b.RoundTrip() {
+		if el.Attr("type") == "error" {
+			t.Errorf("bob got %s", el)
+		}
+	}
+	close(held.release)
+	if got := msgIDs(a.RoundTrip()); !slices.Equal(got, []string{"o1", "o2", "o3", "live"}) {
+		t.Errorf("alice got %v, want [o1 o2 o3 live]", got)
+	}
+}
+
+// A resource that raises its priority from below 0 gets the offline
+// messages first, then what came to the bare JID meanwhile.
+func TestBareJIDMessageAfterOfflineBacklogOnPriorityRaise(t *testing.T) {
+	held := &heldOffline{entered: make(chan struct{}), release: make(chan struct{})}
+	e := &env{xmpptest.Start(t, xmpptest.Options{Store: func(s xmpp.Store) xmpp.Store {
+		held.Store = s
+		return held
+	}})}
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	b := e.Online(bob, "b")
+	a := e.Login(alice, "lurk")
+	a.Write(`<presence><priority>-1</priority></presence>`)
+	a.RoundTrip()
+	for _, id := range []string{"o1", "o2"} {
+		b.Write(`<message to='` + alice.JID + `' type='chat' id='` + id + `'><body>stored</body></message>`)
+	}
+	b.RoundTrip()
+	a.Write(`<presence><priority>5</priority></presence>`)
+	<-held.entered
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='live'><body>live</body></message>`)
+	b.RoundTrip()
+	close(held.release)
+	if got := msgIDs(a.RoundTrip()); !slices.Equal(got, []string{"o1", "o2", "live"}) {
+		t.Errorf("alice got %v, want [o1 o2 live]", got)
 	}
 }
 

@@ -111,21 +111,21 @@ type metrics struct {
 
 // Stats is a snapshot of the server's counters.
 type Stats struct {
-	Sessions        int   `json:"sessions"`
-	Connections     int64 `json:"connections_total"`
-	Logins          int64 `json:"logins_total"`
-	AuthFailures    int64 `json:"auth_failures_total"`
-	StanzasIn       int64 `json:"stanzas_in_total"`
-	StanzasOut      int64 `json:"stanzas_out_total"`
-	QueueOverflows  int64 `json:"queue_overflows_total"`
-	StanzasTooLarge int64 `json:"stanzas_too_large_total"`
-	Panics          int64 `json:"panics_total"`
-	Throttled       int64 `json:"throttled_total"`
-	OfflineStored   int64 `json:"offline_stored_total"`
-	OfflineDelived  int64 `json:"offline_delivered_total"`
-	Detached        int64 `json:"sm_detached_total"`
-	Resumed         int64 `json:"sm_resumed_total"`
-	ResumeFailed    int64 `json:"sm_resume_failed_total"`
+	Sessions         int   `json:"sessions"`
+	Connections      int64 `json:"connections_total"`
+	Logins           int64 `json:"logins_total"`
+	AuthFailures     int64 `json:"auth_failures_total"`
+	StanzasIn        int64 `json:"stanzas_in_total"`
+	StanzasOut       int64 `json:"stanzas_out_total"`
+	QueueOverflows   int64 `json:"queue_overflows_total"`
+	StanzasTooLarge  int64 `json:"stanzas_too_large_total"`
+	Panics           int64 `json:"panics_total"`
+	Throttled        int64 `json:"throttled_total"`
+	OfflineStored    int64 `json:"offline_stored_total"`
+	OfflineDelivered int64 `json:"offline_delivered_total"`
+	Detached         int64 `json:"sm_detached_total"`
+	Resumed          int64 `json:"sm_resumed_total"`
+	ResumeFailed     int64 `json:"sm_resume_failed_total"`
 	// HistoryPipelined counts the messages with save_to_history begun while
 	// earlier ones of their session were still being stored (pipeline.go).
 	HistoryPipelined int64 `json:"history_pipelined_total"`
@@ -390,21 +390,21 @@ func (srv *Server) pingLoop() {
 func (srv *Server) Stats() Stats {
 	m := &srv.metrics
 	return Stats{
-		Sessions:        srv.router.count(),
-		Connections:     m.connections.Load(),
-		Logins:          m.logins.Load(),
-		AuthFailures:    m.authFailures.Load(),
-		StanzasIn:       m.stanzasIn.Load(),
-		StanzasOut:      m.stanzasOut.Load(),
-		QueueOverflows:  m.overflows.Load(),
-		StanzasTooLarge: m.tooLarge.Load(),
-		Panics:          m.panics.Load(),
-		Throttled:       m.throttled.Load(),
-		OfflineStored:   m.offlineStored.Load(),
-		OfflineDelived:  m.offlineDelivered.Load(),
-		Detached:        m.detached.Load(),
-		Resumed:         m.resumed.Load(),
-		ResumeFailed:    m.resumeFailed.Load(),
+		Sessions:         srv.router.count(),
+		Connections:      m.connections.Load(),
+		Logins:           m.logins.Load(),
+		AuthFailures:     m.authFailures.Load(),
+		StanzasIn:        m.stanzasIn.Load(),
+		StanzasOut:       m.stanzasOut.Load(),
+		QueueOverflows:   m.overflows.Load(),
+		StanzasTooLarge:  m.tooLarge.Load(),
+		Panics:           m.panics.Load(),
+		Throttled:        m.throttled.Load(),
+		OfflineStored:    m.offlineStored.Load(),
+		OfflineDelivered: m.offlineDelivered.Load(),
+		Detached:         m.detached.Load(),
+		Resumed:          m.resumed.Load(),
+		ResumeFailed:     m.resumeFailed.Load(),
 
 		HistoryPipelined: m.pipelined.Load(),
 	}

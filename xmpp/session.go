@@ -66,6 +66,7 @@ type Session struct {
 
 	// Presence, read by other sessions' goroutines.
 	available atomic.Bool
+	flushing  atomic.Bool // offline messages are being delivered (flushOffline)
 	priority  atomic.Int32
 	carbons   atomic.Bool // XEP-0280 enabled
 	cut       atomic.Bool // closed by the server dropping its queue: input is no longer handled

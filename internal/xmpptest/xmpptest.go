@@ -78,6 +78,9 @@ type Options struct {
 	// Events is how many elements a reading client holds before its
 	// reading goroutine stops reading the socket. Defaults to 1024.
 	Events int
+	// Store, if set, is given the server's store (SQLite) and returns the
+	// one the server uses: the same store with a test's hold on some call.
+	Store func(xmpp.Store) xmpp.Store
 }
 
 // Env is a started server and what it runs on. Start stops it when the test
@@ -127,7 +130,11 @@ func Start(t testing.TB, o Options) *Env {
 	if o.Edit != nil {
 		o.Edit(&cfg)
 	}
-	srv, err := xmpp.New(cfg, tlsCfg, accounts, db.XMPP(), QuietLog())
+	var store xmpp.Store = db.XMPP()
+	if o.Store != nil {
+		store = o.Store(store)
+	}
+	srv, err := xmpp.New(cfg, tlsCfg, accounts, store, QuietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
