@@ -192,6 +192,7 @@ func (srv *Server) deliverMessage(ctx context.Context, u UserRef, to JID, el *st
 				return
 			}
 			if r.flushing.Load() && srv.storedBehindBacklog(ctx, u, r, el) {
+				srv.receivedCarbons(u, []*Session{r}, el) // as if delivered
 				return
 			}
 			r.send(el)

@@ -467,6 +467,12 @@ func TestFullJIDMessageAfterOfflineBacklog(t *testing.T) {
 	}})}
 	alice, bob := e.NewUser("alice"), e.NewUser("bob")
 	b := e.Online(bob, "b")
+	// Another resource of alice's, with carbons and a negative priority
+	// (so the messages to the bare JID are stored).
+	tab := e.Login(alice, "tab")
+	enableCarbons(t, tab)
+	tab.Write(`<presence><priority>-1</priority></presence>`)
+	tab.RoundTrip()
 	for _, id := range []string{"o1", "o2", "o3"} {
 		b.Write(`<message to='` + alice.JID + `' type='chat' id='` + id + `'><body>stored</body></message>`)
 	}
@@ -483,6 +489,17 @@ func TestFullJIDMessageAfterOfflineBacklog(t *testing.T) {
 	close(held.release)
 	if got := msgIDs(a.RoundTrip()); !slices.Equal(got, []string{"o1", "o2", "o3", "live"}) {
 		t.Errorf("alice got %v, want [o1 o2 o3 live]", got)
+	}
+	// The other resource got its carbon copy, as for any message to a full
+	// JID.
+	var carbons []string
+	for _, el := range tab.RoundTrip() {
+		if m := forwarded(el, "received"); m != nil {
+			carbons = append(carbons, m.Attr("id"))
+		}
+	}
+	if !slices.Equal(carbons, []string{"live"}) {
+		t.Errorf("the carbon-enabled resource got copies of %v, want [live]", carbons)
 	}
 }
 
