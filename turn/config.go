@@ -25,6 +25,7 @@ const (
 	DefaultMaxAllocationsPerUser = 10
 	DefaultAllocationLifetime    = 12 * time.Hour
 	DefaultIdleTimeout           = 65 * time.Minute
+	DefaultConnectTimeout        = 30 * time.Second
 )
 
 // Config configures the embedded TURN server and the credentials issued for
@@ -102,6 +103,12 @@ type Config struct {
 	// allocation refreshed is never cut.
 	IdleTimeout time.Duration
 
+	// ConnectTimeout closes a TCP or TLS client connection that has no
+	// allocation this long after it was accepted (its TLS handshake
+	// included), so connections that never authenticate cannot hold
+	// descriptors the rest of chatd needs. Defaults to 30 seconds.
+	ConnectTimeout time.Duration
+
 	// PublicHost is the host (name or address) put in the issued URIs and
 	// XEP-0215 services. Defaults to RelayAddress.
 	PublicHost string
@@ -160,6 +167,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
 	}
 	if c.PublicHost == "" {
 		c.PublicHost = c.RelayAddress
@@ -240,6 +250,9 @@ func (c Config) Validate() error {
 	}
 	if c.IdleTimeout < 0 {
 		bad("IdleTimeout (%v) is negative", c.IdleTimeout)
+	}
+	if c.ConnectTimeout < 0 {
+		bad("ConnectTimeout (%v) is negative", c.ConnectTimeout)
 	}
 	for _, p := range []struct {
 		field string

@@ -110,6 +110,9 @@ func (s *Server) onAllocationCreated(src, dst net.Addr, _, username, _ string, r
 		a.limit = time.AfterFunc(s.cfg.AllocationLifetime, a.relay.expire)
 	}
 	s.allocs[tupleKey(src, dst)] = a
+	if c := s.byTuple[tupleKey(src, dst)]; c != nil {
+		c.allocated.Store(true) // no longer bound by ConnectTimeout
+	}
 	// pion's loop calling this holds a reference, so the count is not zero.
 	s.refs.Add(1)
 	s.mu.Unlock()

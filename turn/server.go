@@ -42,10 +42,11 @@ type Server struct {
 	mu       sync.Mutex // guards the fields below; never held while calling pion or closing a socket
 	closed   bool
 	conns    map[*trackedConn]struct{}
-	relays   map[int]*relayConn     // by relay port
-	allocs   map[string]*allocation // by five-tuple key
-	perUser  map[int64]int          // allocations held or reserved, by user id
-	reserved map[string][]int64     // quota reservations: client address key → user ids
+	byTuple  map[string]*trackedConn // the same, by five-tuple key
+	relays   map[int]*relayConn      // by relay port
+	allocs   map[string]*allocation  // by five-tuple key
+	perUser  map[int64]int           // allocations held or reserved, by user id
+	reserved map[string][]int64      // quota reservations: client address key → user ids
 
 	stats counters
 
@@ -130,6 +131,7 @@ func New(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, error) {
 		cfg:      cfg,
 		log:      log,
 		conns:    make(map[*trackedConn]struct{}),
+		byTuple:  make(map[string]*trackedConn),
 		relays:   make(map[int]*relayConn),
 		allocs:   make(map[string]*allocation),
 		perUser:  make(map[int64]int),

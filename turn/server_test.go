@@ -398,3 +398,33 @@ func TestIdleTimeout(t *testing.T) {
 		return len(s.allocs) == 0 && len(s.conns) == 0
 	})
 }
+
+// TestConnectTimeout checks that a TCP or TLS connection that makes no
+// allocation is closed ConnectTimeout after it was accepted, while one that
+// did keeps relaying past it.
+func TestConnectTimeout(t *testing.T) {
+	cfg := testConfig()
+	cfg.ConnectTimeout = 300 * time.Millisecond
+	s, _ := startServer(t, cfg, true)
+	peer := startEchoPeer(t)
+	cred := s.Issue(9, time.Now())
+	c := dialClient(t, s, "tcp", cred.Username, cred.Password)
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{s.Addrs().TCP.String(), s.Addrs().TLS.String()} {
+		silent, err := net.Dial("tcp", addr) // sends nothing, not even a TLS hello
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := silent.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+			t.Errorf("a connection to %s that sent nothing: read gave %v, want the server's close (EOF)", addr, err)
+		}
+		silent.Close()
+	}
+	// The silent connections were closed, so ConnectTimeout has passed for
+	// the one that allocated, which still relays.
+	roundTrip(t, relay, peer, []byte("still here"))
+}

@@ -61,11 +61,12 @@ func (l *connListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &trackedConn{Conn: c, s: l.s}
+	tc := &trackedConn{Conn: c, s: l.s, accepted: time.Now(), key: tupleKey(c.RemoteAddr(), c.LocalAddr())}
 	l.s.mu.Lock()
 	closed := l.s.closed
 	if !closed {
 		l.s.conns[tc] = struct{}{}
+		l.s.byTuple[tc.key] = tc
 	}
 	// The accept loop's own reference is held, so the count is not zero.
 	l.s.refs.Add(1)
@@ -80,14 +81,23 @@ func (l *connListener) Accept() (net.Conn, error) {
 // for the connection ends; that drops the connection's reference.
 type trackedConn struct {
 	net.Conn
-	s    *Server
-	once sync.Once
+	s         *Server
+	once      sync.Once
+	accepted  time.Time
+	key       string      // tupleKey(remote, local)
+	allocated atomic.Bool // an allocation was made over it
 }
 
-// Read gives each read IdleTimeout to return: pion reads one connection in
-// one goroutine, so a read that times out ends the loop and the connection.
+// Read gives each read IdleTimeout to return, and, until an allocation is
+// made over the connection, ends it ConnectTimeout after it was accepted:
+// pion reads one connection in one goroutine, so a read that times out
+// ends the loop and the connection.
 func (c *trackedConn) Read(b []byte) (int, error) {
-	if err := c.Conn.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout)); err != nil {
+	deadline := time.Now().Add(c.s.cfg.IdleTimeout)
+	if first := c.accepted.Add(c.s.cfg.ConnectTimeout); !c.allocated.Load() && first.Before(deadline) {
+		deadline = first
+	}
+	if err := c.Conn.SetReadDeadline(deadline); err != nil {
 		return 0, err
 	}
 	return c.Conn.Read(b)
@@ -102,6 +112,9 @@ func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
+		if c.s.byTuple[c.key] == c {
+			delete(c.s.byTuple, c.key)
+		}
 		c.s.mu.Unlock()
 		c.s.refs.Done()
 	})
