@@ -137,7 +137,15 @@ func (srv *Server) flushBatch(ctx context.Context, s *Session) (more bool, err e
 		if srv.ampExpired(el) {
 			continue
 		}
-		s.enqueue(NewItem(el))
+		if !s.enqueue(NewItem(el)) {
+			// The session is closing: this one and the rest stay stored
+			// for the next.
+			msgs, more = msgs[:i], false
+			break
+		}
+	}
+	if len(msgs) == 0 {
+		return false, nil
 	}
 	if err := srv.store.DeleteOffline(ctx, s.user, msgs[len(msgs)-1].Seq); err != nil {
 		return false, err

@@ -503,6 +503,37 @@ func TestFullJIDMessageAfterOfflineBacklog(t *testing.T) {
 	}
 }
 
+// Offline messages that a session closing in the middle of their delivery
+// could not take stay stored for the next session (found in audit: they
+// were deleted unsent).
+func TestOfflineKeptWhenSessionEndsDuringDelivery(t *testing.T) {
+	held := &heldOffline{entered: make(chan struct{}), release: make(chan struct{})}
+	e := &env{xmpptest.Start(t, xmpptest.Options{Store: func(s xmpp.Store) xmpp.Store {
+		held.Store = s
+		return held
+	}})}
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	b := e.Online(bob, "b")
+	for _, id := range []string{"o1", "o2", "o3"} {
+		b.Write(`<message to='` + alice.JID + `' type='chat' id='` + id + `'><body>stored</body></message>`)
+	}
+	b.RoundTrip()
+	first := e.Login(alice, "phone")
+	first.Write(`<presence/>`)
+	<-held.entered // the backlog is read, not yet delivered
+	// The same resource again replaces the first session, which closes.
+	second := e.Login(alice, "phone")
+	if cond := first.Ended(); cond != "conflict" {
+		t.Errorf("the replaced session ended with %q, want conflict", cond)
+	}
+	close(held.release)
+	waitFor(t, func() bool { return len(e.Server.Sessions(alice.Ref)) == 1 })
+	second.Write(`<presence/>`)
+	if got := msgIDs(second.RoundTrip()); !slices.Equal(got, []string{"o1", "o2", "o3"}) {
+		t.Errorf("the next session got %v, want [o1 o2 o3]", got)
+	}
+}
+
 // A resource that raises its priority from below 0 gets the offline
 // messages first, then what came to the bare JID meanwhile.
 func TestBareJIDMessageAfterOfflineBacklogOnPriorityRaise(t *testing.T) {
