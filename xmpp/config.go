@@ -33,9 +33,10 @@ type Config struct {
 	MaxStanzaBytes int
 	// MaxQueueBytes bounds what a session holds for its client: its
 	// outbound queue and, on a resumable stream (XEP-0198), what was
-	// written but not acknowledged yet. A session past it is closed with
-	// <policy-violation/> and the messages it held are rescued (other
-	// resources, offline storage). Defaults to 1 MiB.
+	// written but not acknowledged yet (past it for more than twice
+	// SMAckInterval). A session past it is closed with <policy-violation/>
+	// and the messages it held are rescued (other resources, offline
+	// storage). Defaults to 1 MiB.
 	MaxQueueBytes int
 	// WriteTimeout bounds each batch written to a client. Defaults to 15s.
 	WriteTimeout time.Duration

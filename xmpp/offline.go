@@ -112,6 +112,12 @@ func (srv *Server) flushOffline(ctx context.Context, s *Session) {
 		}
 	}
 	s.available.Store(true)
+	s.qmu.Lock()
+	if s.sm != nil && !s.sm.overSince.IsZero() {
+		// The acks the client sent meanwhile are read from now on.
+		s.sm.overSince = time.Now()
+	}
+	s.qmu.Unlock()
 	s.flushing.Store(false)
 }
 

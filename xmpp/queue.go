@@ -144,13 +144,16 @@ func (s *Session) enqueue(it *Item) bool {
 		}
 	}
 	// What was written but not acknowledged (XEP-0198) is held as well: a
-	// client that reads but never acknowledges is bounded like one that
-	// does not read.
+	// client that keeps more than the bound unacknowledged for
+	// unackedGrace is closed like one that does not read. Not while its
+	// offline messages are delivered: the reader, which takes the acks,
+	// is busy with them (flushOffline restarts the grace at its end).
 	held, unacked := s.queued, 0
-	if s.sm != nil {
-		unacked = s.sm.unackedBytes
+	if sm := s.sm; sm != nil && !sm.overSince.IsZero() && !s.flushing.Load() &&
+		time.Since(sm.overSince) > s.srv.cfg.unackedGrace() {
+		unacked = sm.unackedBytes
 	}
-	if held+unacked+len(it.data) > s.srv.cfg.MaxQueueBytes {
+	if held+len(it.data) > s.srv.cfg.MaxQueueBytes || unacked > 0 {
 		s.qmu.Unlock()
 		s.srv.metrics.overflows.Add(1)
 		s.log.Warn("outbound queue overflow: closing the session", "queued_bytes", held, "unacked_bytes", unacked)
@@ -292,6 +295,9 @@ func (s *Session) takeBatch() (batch []*Item, final [][]byte, ask bool) {
 			if sm.resume {
 				sm.unacked = append(sm.unacked, it)
 				sm.unackedBytes += len(it.data)
+				if sm.unackedBytes > s.srv.cfg.MaxQueueBytes && sm.overSince.IsZero() {
+					sm.overSince = time.Now()
+				}
 			}
 		}
 	}

@@ -54,7 +54,15 @@ type smState struct {
 	timer    *time.Timer
 
 	unackedBytes int
+	// overSince is when unackedBytes went past MaxQueueBytes (zero while
+	// it is not): a client that stays past it for unackedGrace has its
+	// session closed (see enqueue).
+	overSince time.Time
 }
+
+// unackedGrace is how long a client may hold more than MaxQueueBytes
+// unacknowledged before its session is closed: two ack requests' worth.
+func (c *Config) unackedGrace() time.Duration { return 2 * c.SMAckInterval }
 
 func newSMID() string {
 	var b [18]byte
@@ -114,6 +122,9 @@ func (s *Session) smAck(h uint32) {
 			sm.unackedBytes -= len(it.data)
 		}
 		sm.unacked = append(sm.unacked[:0:0], sm.unacked[n:]...)
+		if sm.unackedBytes <= s.srv.cfg.MaxQueueBytes {
+			sm.overSince = time.Time{}
+		}
 	}
 	sm.acked = h
 }
@@ -417,7 +428,7 @@ func (s *Session) resume(el *stanza.Element) error {
 	for _, it := range queue {
 		old.queued += len(it.data)
 	}
-	sm.unacked, sm.unackedBytes = nil, 0
+	sm.unacked, sm.unackedBytes, sm.overSince = nil, 0, time.Time{}
 	sm.sent = sm.acked
 	sm.active, sm.detached, sm.timer = false, false, nil
 	old.tr = s.tr

@@ -439,34 +439,34 @@ func TestDetachedOverflowKeepsMessages(t *testing.T) {
 
 // Stanzas written but never acknowledged count against the session's queue
 // bound, so a client that reads but never acks cannot make the server hold
-// without limit: its session ends with policy-violation once the bound is
-// reached, and every message it did not acknowledge reaches offline
-// storage, once each (found in audit).
+// without limit: once it has held more than the bound for two ack requests'
+// time, its session ends with policy-violation, and every message it did
+// not acknowledge reaches offline storage, once each (found in audit).
 func TestUnackedCountAgainstQueueBound(t *testing.T) {
 	e := startEnv(t, func(c *xmpp.Config) {
 		c.MaxQueueBytes = 16 << 10
-		c.SMAckEvery = 1 << 30 // the ack requests do not matter here
+		c.SMAckInterval = 5 * time.Millisecond
 		c.StanzaRate, c.StanzaBurst = 10000, 10000
 	})
 	alice, bob := e.NewUser("alice"), e.NewUser("bob")
 	c, _ := e.resumable(alice, "phone")
 	b := e.Online(bob, "b")
 	big := strings.Repeat("x", 1000)
-	const n = 30 // 30 KB: more than the 16 KB bound
-	var want []string
-	var streamErr *stanza.Element
-	for i := range n {
+	var (
+		want      []string
+		streamErr *stanza.Element
+	)
+	// One at a time, each read before the next is sent (the queue itself
+	// never holds more than one), until the server gives up: bounded by
+	// 1,000 messages, 1 MB, far past the 16 KB bound.
+	for i := 0; streamErr == nil && i < 1000; i++ {
 		id := fmt.Sprintf("u%d", i)
 		want = append(want, id)
 		b.Write(fmt.Sprintf(`<message to='%s' type='chat' id='%s'><body>%d %s</body></message>`, alice.JID, id, i, big))
-		// One at a time, each read before the next is sent: the queue
-		// itself never holds more than one.
-		if streamErr == nil {
-			if el := c.Expect(func(el *stanza.Element) bool {
-				return el.Attr("id") == id || (el.Name == "error" && el.Space == "http://etherx.jabber.org/streams")
-			}); el.Name == "error" {
-				streamErr = el
-			}
+		if el := c.Expect(func(el *stanza.Element) bool {
+			return el.Attr("id") == id || (el.Name == "error" && el.Space == "http://etherx.jabber.org/streams")
+		}); el.Name == "error" {
+			streamErr = el
 		}
 	}
 	if streamErr == nil {
@@ -492,8 +492,60 @@ func TestUnackedCountAgainstQueueBound(t *testing.T) {
 		return strings.Compare(a, b)
 	})
 	if !slices.Equal(sorted, want) {
-		t.Errorf("the next login got %v, want each of u0…u%d once", got, n-1)
+		t.Errorf("the next login got %d messages %v, want each of the %d sent once", len(got), got, len(want))
 	}
+}
+
+// A resumable session that is delivered an offline backlog larger than the
+// queue bound keeps going: it cannot acknowledge what it gets until the
+// delivery is over, since its acks are read afterwards.
+func TestLargeBacklogToResumableSession(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) {
+		c.MaxQueueBytes = 16 << 10
+		c.SMAckInterval = 5 * time.Millisecond
+		c.StanzaRate, c.StanzaBurst = 10000, 10000
+	})
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	c, _ := e.resumable(alice, "phone")
+	c.Write(`<presence><priority>-1</priority></presence>`)
+	c.RoundTrip()
+	b := e.Online(bob, "b")
+	big := strings.Repeat("x", 1000)
+	var want []string
+	for i := range 60 { // 60 KB
+		id := fmt.Sprintf("b%d", i)
+		want = append(want, id)
+		b.Write(fmt.Sprintf(`<message to='%s' type='chat' id='%s'><body>%d %s</body></message>`, alice.JID, id, i, big))
+	}
+	b.RoundTrip()
+	// Raising the priority delivers the backlog; the client acks what the
+	// server asks as it reads.
+	c.Write(`<presence><priority>5</priority></presence>`)
+	var got []string
+	for len(got) < len(want) {
+		el := c.Next()
+		switch {
+		case el.Name == "r":
+			c.Write(fmt.Sprintf(`<a xmlns='urn:xmpp:sm:3' h='%d'/>`, len(got)))
+		case el.Name == "message":
+			got = append(got, el.Attr("id"))
+		case el.Name == "error":
+			t.Fatalf("the session ended: %s", el)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	b.Write(`<message to='` + alice.JID + `' type='chat' id='after'><body>after</body></message>`)
+	c.Expect(func(el *stanza.Element) bool {
+		if el.Name == "r" {
+			c.Write(fmt.Sprintf(`<a xmlns='urn:xmpp:sm:3' h='%d'/>`, len(got)))
+		}
+		if el.Name == "error" {
+			t.Fatalf("the session ended: %s", el)
+		}
+		return el.Attr("id") == "after"
+	})
 }
 
 // An unacknowledged message that offline storage cannot take any more (the
