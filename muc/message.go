@@ -71,7 +71,7 @@ func (svc *Service) groupchat(ctx context.Context, from xmpp.Sender, el *stanza.
 		svc.setSubject(ctx, from, el, d)
 		return
 	}
-	stamp, delay := time.Now(), true
+	stamp, delay, repeated := time.Now(), true, false
 	switch {
 	case from.Session == nil:
 		// From the REST API (send_to_chat): already stored and annotated.
@@ -100,15 +100,15 @@ func (svc *Service) groupchat(ctx context.Context, from xmpp.Sender, el *stanza.
 			return
 		}
 		el = xmpp.Annotate(el, m)
-		stamp = time.Unix(m.DateSent, 0)
-		if rec.Repeated() {
-			// Sent again (no reflection reached the sender, say): the room
-			// had it the first time; only the sender gets its reflection.
-			from.Session.Send(svc.groupStanza(el, r.jidOr(svc, d), nick(user), stamp, delay))
-			return
-		}
+		stamp, repeated = time.Unix(m.DateSent, 0), rec.Repeated()
 	}
 	out := svc.groupStanza(el, r.jidOr(svc, d), nick(user), stamp, delay)
+	if repeated {
+		// Sent again (no reflection reached the sender, say): the room had
+		// it the first time; only the sender gets its reflection.
+		from.Session.Send(out)
+		return
+	}
 	sender, _ := xmpp.ParseJID(out.Attr("from"))
 	svc.fanout(r, d, xmpp.NewItem(out), from.Session, sender)
 }

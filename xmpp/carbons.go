@@ -60,6 +60,17 @@ func carbonCopy(kind string, owner JID, el *stanza.Element) *stanza.Element {
 	return w
 }
 
+// carbonItem is the queue item of a carbon copy of el for user's
+// resources. The copy of a chat state waits while a resource is inactive
+// (XEP-0352) as the chat state itself would, the latest per conversation.
+func (srv *Server) carbonItem(kind string, user UserRef, el *stanza.Element) *Item {
+	it := NewItem(carbonCopy(kind, UserJID(user, srv.cfg.Domain), el))
+	if chatStateOnly(el) {
+		it.hold = "c " + kind + " " + el.Attr("from") + " " + el.Attr("to")
+	}
+	return it
+}
+
 // sentCarbons copies a message a user sent to the user's other
 // carbon-enabled resources (all of them when it was sent through the REST
 // API, from no resource).
@@ -73,7 +84,7 @@ func (srv *Server) sentCarbons(user UserRef, from *Session, el *stanza.Element) 
 			continue
 		}
 		if it == nil {
-			it = NewItem(carbonCopy("sent", UserJID(user, srv.cfg.Domain), el))
+			it = srv.carbonItem("sent", user, el)
 		}
 		r.enqueue(it)
 	}
@@ -93,7 +104,7 @@ func (srv *Server) receivedCarbons(user UserRef, got []*Session, el *stanza.Elem
 			continue
 		}
 		if it == nil {
-			it = NewItem(carbonCopy("received", UserJID(user, srv.cfg.Domain), el))
+			it = srv.carbonItem("received", user, el)
 		}
 		r.enqueue(it)
 	}

@@ -123,8 +123,7 @@ func TestRepeatedMessageDeliveredOnce(t *testing.T) {
 	alice, bob := e.NewUser("alice"), e.NewUser("bob")
 	a := e.Online(alice, "a")
 	a2 := e.Online(alice, "a2")
-	a2.Write(`<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>`)
-	a2.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "carbons" })
+	enableCarbons(t, a2)
 	b := e.Online(bob, "b")
 	id := oid.New(time.Now())
 	send := func(text string) {

@@ -68,18 +68,6 @@ func holdKey(el *stanza.Element) string {
 		if chatStateOnly(el) {
 			return "c " + el.Attr("from")
 		}
-		// A carbon copy of a chat state waits as the chat state itself
-		// would, the latest per conversation.
-		for _, kind := range [...]string{"sent", "received"} {
-			if c := el.Child(kind, nsCarbons); c != nil {
-				if f := c.Child("forwarded", nsForward); f != nil {
-					if m := f.Child("message", stanza.NSClient); m != nil && chatStateOnly(m) {
-						return "c " + kind + " " + m.Attr("from") + " " + m.Attr("to")
-					}
-				}
-				break
-			}
-		}
 	}
 	return ""
 }
@@ -148,17 +136,19 @@ func (s *Session) enqueue(it *Item) bool {
 	// unackedGrace is closed like one that does not read. Not while its
 	// offline messages are delivered: the reader, which takes the acks,
 	// is busy with them (flushOffline restarts the grace at its end).
-	held, unacked := s.queued, 0
-	if sm := s.sm; sm != nil && !sm.overSince.IsZero() && !s.flushing.Load() &&
-		time.Since(sm.overSince) > s.srv.cfg.unackedGrace() {
-		unacked = sm.unackedBytes
-	}
-	if held+len(it.data) > s.srv.cfg.MaxQueueBytes || unacked > 0 {
+	sm := s.sm
+	ackLate := sm != nil && !sm.overSince.IsZero() && !s.flushing.Load() &&
+		time.Since(sm.overSince) > s.srv.cfg.unackedGrace()
+	if queued := s.queued; queued+len(it.data) > s.srv.cfg.MaxQueueBytes || ackLate {
+		unacked := 0
+		if sm != nil {
+			unacked = sm.unackedBytes
+		}
 		s.qmu.Unlock()
 		s.srv.metrics.overflows.Add(1)
-		s.log.Warn("outbound queue overflow: closing the session", "queued_bytes", held, "unacked_bytes", unacked)
+		s.log.Warn("outbound queue overflow: closing the session", "queued_bytes", queued, "unacked_bytes", unacked)
 		text := "outbound queue overflow: the client does not read"
-		if unacked > held {
+		if ackLate {
 			text = "outbound queue overflow: the client does not acknowledge what it receives"
 		}
 		s.closeWith(streamErr("policy-violation", text), true)

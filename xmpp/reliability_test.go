@@ -139,8 +139,7 @@ func TestClientStateIndicationHoldsChatStateCarbons(t *testing.T) {
 	a := e.Online(alice, "a")
 	a2 := e.Online(alice, "a2")
 	b := e.Online(bob, "b")
-	a2.Write(`<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>`)
-	a2.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "carbons" })
+	enableCarbons(t, a2)
 	a2.Write(`<inactive xmlns='urn:xmpp:csi:0'/>`)
 	a2.RoundTrip()
 	state := func(s string) string { return `<` + s + ` xmlns='http://jabber.org/protocol/chatstates'/>` }
@@ -456,15 +455,21 @@ func (h *heldOffline) OfflineMessages(ctx context.Context, owner xmpp.UserRef, m
 	return msgs, err
 }
 
+// startHeldOffline starts a server whose store holds its first read of a
+// backlog of offline messages (see heldOffline).
+func startHeldOffline(t *testing.T) (*env, *heldOffline) {
+	held := &heldOffline{entered: make(chan struct{}), release: make(chan struct{})}
+	return &env{xmpptest.Start(t, xmpptest.Options{Store: func(s xmpp.Store) xmpp.Store {
+		held.Store = s
+		return held
+	}})}, held
+}
+
 // A message to a resource's full JID that comes while the resource is being
 // delivered its offline messages comes after them, as one to the bare JID
 // does (found in audit: it overtook them).
 func TestFullJIDMessageAfterOfflineBacklog(t *testing.T) {
-	held := &heldOffline{entered: make(chan struct{}), release: make(chan struct{})}
-	e := &env{xmpptest.Start(t, xmpptest.Options{Store: func(s xmpp.Store) xmpp.Store {
-		held.Store = s
-		return held
-	}})}
+	e, held := startHeldOffline(t)
 	alice, bob := e.NewUser("alice"), e.NewUser("bob")
 	b := e.Online(bob, "b")
 	// Another resource of alice's, with carbons and a negative priority
@@ -507,11 +512,7 @@ func TestFullJIDMessageAfterOfflineBacklog(t *testing.T) {
 // could not take stay stored for the next session (found in audit: they
 // were deleted unsent).
 func TestOfflineKeptWhenSessionEndsDuringDelivery(t *testing.T) {
-	held := &heldOffline{entered: make(chan struct{}), release: make(chan struct{})}
-	e := &env{xmpptest.Start(t, xmpptest.Options{Store: func(s xmpp.Store) xmpp.Store {
-		held.Store = s
-		return held
-	}})}
+	e, held := startHeldOffline(t)
 	alice, bob := e.NewUser("alice"), e.NewUser("bob")
 	b := e.Online(bob, "b")
 	for _, id := range []string{"o1", "o2", "o3"} {
@@ -537,11 +538,7 @@ func TestOfflineKeptWhenSessionEndsDuringDelivery(t *testing.T) {
 // A resource that raises its priority from below 0 gets the offline
 // messages first, then what came to the bare JID meanwhile.
 func TestBareJIDMessageAfterOfflineBacklogOnPriorityRaise(t *testing.T) {
-	held := &heldOffline{entered: make(chan struct{}), release: make(chan struct{})}
-	e := &env{xmpptest.Start(t, xmpptest.Options{Store: func(s xmpp.Store) xmpp.Store {
-		held.Store = s
-		return held
-	}})}
+	e, held := startHeldOffline(t)
 	alice, bob := e.NewUser("alice"), e.NewUser("bob")
 	b := e.Online(bob, "b")
 	a := e.Login(alice, "lurk")
