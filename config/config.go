@@ -80,6 +80,9 @@ type XMPP struct {
 	// MaxQueueBytes bounds a session's outbound queue together with what
 	// it wrote that the client has not acknowledged (XEP-0198).
 	MaxQueueBytes int `yaml:"max_queue_bytes"`
+	// MaxUnauthenticatedPerAddress bounds the connections one address
+	// (IPv4, or an IPv6 /64) holds before authenticating; 0: no bound.
+	MaxUnauthenticatedPerAddress int `yaml:"max_unauthenticated_per_address"`
 	// WriteTimeout bounds each write to a client.
 	WriteTimeout string `yaml:"write_timeout"`
 	// PingInterval: a silent session is pinged after this long.
@@ -141,6 +144,9 @@ type TURN struct {
 	MaxAllocationsPerUser int `yaml:"max_allocations_per_user"`
 	// AllocationLifetime is the longest an allocation may live.
 	AllocationLifetime string `yaml:"allocation_lifetime"`
+	// MaxUnallocatedPerAddress bounds the TCP and TLS connections one
+	// address holds without an allocation; 0: no bound.
+	MaxUnallocatedPerAddress int `yaml:"max_unallocated_per_address"`
 	// PublicHost is the host put in issued TURN URIs; empty: relay_address.
 	PublicHost string `yaml:"public_host"`
 	// AllowLoopbackPeers lets clients relay to loopback addresses (for
@@ -229,35 +235,37 @@ func Default() Config {
 			CORSOrigins:     []string{"*"},
 		},
 		XMPP: XMPP{
-			Listen:           ":5222",
-			TLSListen:        ":5223",
-			WebSocketListen:  ":5291",
-			WebSocketTLS:     true,
-			WebSocketPath:    "/",
-			RequireTLS:       true,
-			ResourceConflict: "replace",
-			MaxStanzaBytes:   256 << 10,
-			MaxQueueBytes:    1 << 20,
-			WriteTimeout:     "15s",
-			PingInterval:     "60s",
-			PingTimeout:      "30s",
-			StanzaRate:       500,
-			StanzaBurst:      1000,
+			Listen:                       ":5222",
+			TLSListen:                    ":5223",
+			WebSocketListen:              ":5291",
+			WebSocketTLS:                 true,
+			WebSocketPath:                "/",
+			RequireTLS:                   true,
+			ResourceConflict:             "replace",
+			MaxStanzaBytes:               256 << 10,
+			MaxQueueBytes:                1 << 20,
+			MaxUnauthenticatedPerAddress: 100,
+			WriteTimeout:                 "15s",
+			PingInterval:                 "60s",
+			PingTimeout:                  "30s",
+			StanzaRate:                   500,
+			StanzaBurst:                  1000,
 		},
 		Chat: Chat{MaxOccupants: 5000},
 		MUC:  MUC{MaxBroadcastOccupants: 500, HistoryDefault: 20, HistoryMax: 100},
 		TURN: TURN{
-			Enabled:               true,
-			Realm:                 "chatd",
-			UDPListen:             ":3478",
-			TCPListen:             ":3478",
-			TLSListen:             ":5349",
-			RelayBind:             "0.0.0.0",
-			MinPort:               49152,
-			MaxPort:               65535,
-			CredentialTTL:         "24h",
-			MaxAllocationsPerUser: 10,
-			AllocationLifetime:    "12h",
+			Enabled:                  true,
+			Realm:                    "chatd",
+			UDPListen:                ":3478",
+			TCPListen:                ":3478",
+			TLSListen:                ":5349",
+			RelayBind:                "0.0.0.0",
+			MinPort:                  49152,
+			MaxPort:                  65535,
+			CredentialTTL:            "24h",
+			MaxAllocationsPerUser:    10,
+			AllocationLifetime:       "12h",
+			MaxUnallocatedPerAddress: 100,
 		},
 	}
 }

@@ -37,6 +37,8 @@ func TestFileThenEnvironment(t *testing.T) {
 		"CHATD_API_CORS_ORIGINS=https://b.example, https://c.example",
 		"CHATD_API_MAX_BODY_BYTES=4096",
 		"CHATD_TURN_DENIED_PEERS=10.0.0.0/8, fc00::/7",
+		"CHATD_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS=0",
+		"CHATD_TURN_MAX_UNALLOCATED_PER_ADDRESS=7",
 		"CHATD_TEST_MONGODB_URI=ignored by config",
 		"PATH=/bin",
 	})
@@ -58,8 +60,17 @@ func TestFileThenEnvironment(t *testing.T) {
 	if ac := cfg.Account(); ac.SessionTTL.Minutes() != 45 {
 		t.Errorf("account session TTL = %v", ac.SessionTTL)
 	}
-	if tc, err := cfg.TURNConfig("s"); err != nil || strings.Join(tc.DeniedPeers, "|") != "10.0.0.0/8|fc00::/7" {
-		t.Errorf("turn denied peers = %q (%v)", tc.DeniedPeers, err)
+	if tc, err := cfg.TURNConfig("s"); err != nil || strings.Join(tc.DeniedPeers, "|") != "10.0.0.0/8|fc00::/7" ||
+		tc.MaxUnallocatedPerAddress != 7 {
+		t.Errorf("turn denied peers = %q, max unallocated per address %d (%v)", tc.DeniedPeers, tc.MaxUnallocatedPerAddress, err)
+	}
+	// 0 is "no bound" in the file; the xmpp package's no bound is -1 (its 0
+	// takes the default).
+	if got := cfg.XMPPConfig().MaxUnauthenticatedPerAddress; got != -1 {
+		t.Errorf("xmpp max unauthenticated per address 0 became %d, want -1 (no bound)", got)
+	}
+	if def := Default(); def.XMPPConfig().MaxUnauthenticatedPerAddress != 100 {
+		t.Errorf("default max unauthenticated per address = %d, want 100", def.XMPPConfig().MaxUnauthenticatedPerAddress)
 	}
 }
 
@@ -81,6 +92,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad domain", "domain: 'a@b'\n", nil, []string{"domain"}},
 		{"profiler not on loopback", "", []string{"CHATD_LOG_PPROF_LISTEN=0.0.0.0:6060"}, []string{"log.pprof_listen", "loopback"}},
 		{"bad denied peer", "", []string{"CHATD_TURN_DENIED_PEERS=10.0.0.0/8,10.1"}, []string{"turn", `"10.1"`}},
+		{"negative per-address bound", "", []string{"CHATD_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS=-1"}, []string{"xmpp.max_unauthenticated_per_address"}},
 		{"half tls", "tls:\n  cert_file: /x.pem\n", nil, []string{"tls.cert_file"}},
 		{"muc history", "muc:\n  history_default: 200\n", nil, []string{"muc.history_default", "muc.history_max"}},
 		{"several at once", "api:\n  session_ttl: x\n  signature_window: y\n", nil, []string{"api.session_ttl", "api.signature_window"}},

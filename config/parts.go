@@ -31,21 +31,22 @@ func (c *Config) RESTAPI() restapi.Config {
 // XMPPConfig returns the XMPP server's configuration.
 func (c *Config) XMPPConfig() xmpp.Config {
 	return xmpp.Config{
-		Domain:           c.Domain,
-		Listen:           c.XMPP.Listen,
-		TLSListen:        c.XMPP.TLSListen,
-		WebSocketListen:  c.XMPP.WebSocketListen,
-		WebSocketTLS:     c.XMPP.WebSocketTLS,
-		WebSocketPath:    c.XMPP.WebSocketPath,
-		RequireTLS:       c.XMPP.RequireTLS,
-		ResourceConflict: c.XMPP.ResourceConflict,
-		MaxStanzaBytes:   c.XMPP.MaxStanzaBytes,
-		MaxQueueBytes:    c.XMPP.MaxQueueBytes,
-		WriteTimeout:     mustDuration(c.XMPP.WriteTimeout),
-		PingInterval:     mustDuration(c.XMPP.PingInterval),
-		PingTimeout:      mustDuration(c.XMPP.PingTimeout),
-		StanzaRate:       float64(c.XMPP.StanzaRate),
-		StanzaBurst:      c.XMPP.StanzaBurst,
+		Domain:                       c.Domain,
+		Listen:                       c.XMPP.Listen,
+		TLSListen:                    c.XMPP.TLSListen,
+		WebSocketListen:              c.XMPP.WebSocketListen,
+		WebSocketTLS:                 c.XMPP.WebSocketTLS,
+		WebSocketPath:                c.XMPP.WebSocketPath,
+		RequireTLS:                   c.XMPP.RequireTLS,
+		ResourceConflict:             c.XMPP.ResourceConflict,
+		MaxStanzaBytes:               c.XMPP.MaxStanzaBytes,
+		MaxQueueBytes:                c.XMPP.MaxQueueBytes,
+		MaxUnauthenticatedPerAddress: noBoundIfZero(c.XMPP.MaxUnauthenticatedPerAddress),
+		WriteTimeout:                 mustDuration(c.XMPP.WriteTimeout),
+		PingInterval:                 mustDuration(c.XMPP.PingInterval),
+		PingTimeout:                  mustDuration(c.XMPP.PingTimeout),
+		StanzaRate:                   float64(c.XMPP.StanzaRate),
+		StanzaBurst:                  c.XMPP.StanzaBurst,
 	}
 }
 
@@ -77,22 +78,23 @@ func (c *Config) TURNConfig(secret string) (turn.Config, error) {
 		return d
 	}
 	tc := turn.Config{
-		Enabled:               c.TURN.Enabled,
-		Realm:                 c.TURN.Realm,
-		UDPAddr:               c.TURN.UDPListen,
-		TCPAddr:               c.TURN.TCPListen,
-		TLSAddr:               c.TURN.TLSListen,
-		RelayAddress:          c.TURN.RelayAddress,
-		RelayBind:             c.TURN.RelayBind,
-		MinPort:               c.TURN.MinPort,
-		MaxPort:               c.TURN.MaxPort,
-		Secret:                secret,
-		CredentialTTL:         parse(c.TURN.CredentialTTL),
-		MaxAllocationsPerUser: c.TURN.MaxAllocationsPerUser,
-		AllocationLifetime:    parse(c.TURN.AllocationLifetime),
-		PublicHost:            c.TURN.PublicHost,
-		AllowLoopbackPeers:    c.TURN.AllowLoopbackPeers,
-		DeniedPeers:           c.TURN.DeniedPeers,
+		Enabled:                  c.TURN.Enabled,
+		Realm:                    c.TURN.Realm,
+		UDPAddr:                  c.TURN.UDPListen,
+		TCPAddr:                  c.TURN.TCPListen,
+		TLSAddr:                  c.TURN.TLSListen,
+		RelayAddress:             c.TURN.RelayAddress,
+		RelayBind:                c.TURN.RelayBind,
+		MinPort:                  c.TURN.MinPort,
+		MaxPort:                  c.TURN.MaxPort,
+		Secret:                   secret,
+		CredentialTTL:            parse(c.TURN.CredentialTTL),
+		MaxAllocationsPerUser:    c.TURN.MaxAllocationsPerUser,
+		AllocationLifetime:       parse(c.TURN.AllocationLifetime),
+		PublicHost:               c.TURN.PublicHost,
+		AllowLoopbackPeers:       c.TURN.AllowLoopbackPeers,
+		DeniedPeers:              c.TURN.DeniedPeers,
+		MaxUnallocatedPerAddress: noBoundIfZero(c.TURN.MaxUnallocatedPerAddress),
 	}.WithDefaults()
 	return tc, tc.Validate()
 }
@@ -113,3 +115,12 @@ func (c *Config) TURNSecretFile() string { return filepath.Join(c.DataDir, "turn
 
 // RepairGrace is storage.mongodb_repair_grace.
 func (c *Config) RepairGrace() time.Duration { return mustDuration(c.Storage.MongoDBRepairGrace) }
+
+// noBoundIfZero turns a file's 0 ("no bound") into the packages' -1 (their
+// 0 takes the default).
+func noBoundIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}

@@ -68,6 +68,8 @@ func (c *Config) Validate() error {
 	v.oneOf("xmpp.resource_conflict", c.XMPP.ResourceConflict, "replace", "reject", "rename")
 	v.atLeast("xmpp.max_stanza_bytes", c.XMPP.MaxStanzaBytes, 4096)
 	v.atLeast("xmpp.max_queue_bytes", c.XMPP.MaxQueueBytes, 2*c.XMPP.MaxStanzaBytes)
+	v.atLeast("xmpp.max_unauthenticated_per_address", c.XMPP.MaxUnauthenticatedPerAddress, 0)
+	v.atLeast("turn.max_unallocated_per_address", c.TURN.MaxUnallocatedPerAddress, 0)
 	v.duration("xmpp.write_timeout", c.XMPP.WriteTimeout, time.Second)
 	v.duration("xmpp.ping_interval", c.XMPP.PingInterval, time.Second)
 	v.duration("xmpp.ping_timeout", c.XMPP.PingTimeout, time.Second)

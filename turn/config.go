@@ -14,18 +14,19 @@ const Off = "off"
 
 // Defaults applied by WithDefaults to zero-valued fields.
 const (
-	DefaultRealm                 = "chatd"
-	DefaultUDPAddr               = ":3478"
-	DefaultTCPAddr               = ":3478"
-	DefaultTLSAddr               = ":5349"
-	DefaultRelayBind             = "0.0.0.0"
-	DefaultMinPort               = 49152
-	DefaultMaxPort               = 65535
-	DefaultCredentialTTL         = 24 * time.Hour
-	DefaultMaxAllocationsPerUser = 10
-	DefaultAllocationLifetime    = 12 * time.Hour
-	DefaultIdleTimeout           = 65 * time.Minute
-	DefaultConnectTimeout        = 30 * time.Second
+	DefaultRealm                    = "chatd"
+	DefaultUDPAddr                  = ":3478"
+	DefaultTCPAddr                  = ":3478"
+	DefaultTLSAddr                  = ":5349"
+	DefaultRelayBind                = "0.0.0.0"
+	DefaultMinPort                  = 49152
+	DefaultMaxPort                  = 65535
+	DefaultCredentialTTL            = 24 * time.Hour
+	DefaultMaxAllocationsPerUser    = 10
+	DefaultAllocationLifetime       = 12 * time.Hour
+	DefaultIdleTimeout              = 65 * time.Minute
+	DefaultConnectTimeout           = 30 * time.Second
+	DefaultMaxUnallocatedPerAddress = 100
 )
 
 // Config configures the embedded TURN server and the credentials issued for
@@ -109,6 +110,13 @@ type Config struct {
 	// descriptors the rest of chatd needs. Defaults to 30 seconds.
 	ConnectTimeout time.Duration
 
+	// MaxUnallocatedPerAddress bounds the TCP and TLS connections one
+	// client address (an IPv4 address or an IPv6 /64) holds without an
+	// allocation; more are closed at once, so that one machine cannot use
+	// up the descriptors within ConnectTimeout. Defaults to 100; -1 for no
+	// bound.
+	MaxUnallocatedPerAddress int
+
 	// PublicHost is the host (name or address) put in the issued URIs and
 	// XEP-0215 services. Defaults to RelayAddress.
 	PublicHost string
@@ -170,6 +178,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.MaxUnallocatedPerAddress == 0 {
+		c.MaxUnallocatedPerAddress = DefaultMaxUnallocatedPerAddress
 	}
 	if c.PublicHost == "" {
 		c.PublicHost = c.RelayAddress
@@ -253,6 +264,9 @@ func (c Config) Validate() error {
 	}
 	if c.ConnectTimeout < 0 {
 		bad("ConnectTimeout (%v) is negative", c.ConnectTimeout)
+	}
+	if c.MaxUnallocatedPerAddress < -1 {
+		bad("MaxUnallocatedPerAddress (%d) is neither positive nor -1", c.MaxUnallocatedPerAddress)
 	}
 	for _, p := range []struct {
 		field string

@@ -111,7 +111,8 @@ func (s *Server) onAllocationCreated(src, dst net.Addr, _, username, _ string, r
 	}
 	s.allocs[tupleKey(src, dst)] = a
 	if c := s.byTuple[tupleKey(src, dst)]; c != nil {
-		c.allocated.Store(true) // no longer bound by ConnectTimeout
+		c.allocated.Store(true) // no longer bound by ConnectTimeout nor counted per address
+		c.unallocated()
 	}
 	// pion's loop calling this holds a reference, so the count is not zero.
 	s.refs.Add(1)

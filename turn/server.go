@@ -13,6 +13,8 @@ import (
 	"time"
 
 	pion "github.com/pion/turn/v4"
+
+	"chatd/internal/addrlimit"
 )
 
 // closeWait bounds how long Close waits for pion's goroutines to report
@@ -48,7 +50,8 @@ type Server struct {
 	perUser  map[int64]int           // allocations held or reserved, by user id
 	reserved map[string][]int64      // quota reservations: client address key → user ids
 
-	stats counters
+	stats       counters
+	unallocated *addrlimit.Limiter // TCP and TLS connections without an allocation, per address
 
 	closeOnce sync.Once
 	closeErr  error
@@ -112,6 +115,10 @@ type Stats struct {
 	// BytesToPeers and PacketsToPeers count what the relays sent to peers.
 	BytesToPeers   uint64 `json:"bytes_to_peers_total"`
 	PacketsToPeers uint64 `json:"packets_to_peers_total"`
+	// ConnectionsRefused counts TCP and TLS connections closed at once
+	// because their address held MaxUnallocatedPerAddress connections
+	// without an allocation.
+	ConnectionsRefused uint64 `json:"connections_refused_total"`
 }
 
 // New starts a TURN server for cfg (taken with its defaults). It opens its
@@ -128,14 +135,15 @@ func New(cfg Config, tlsConfig *tls.Config, log *slog.Logger) (*Server, error) {
 	}
 	cfg = cfg.WithDefaults()
 	s := &Server{
-		cfg:      cfg,
-		log:      log,
-		conns:    make(map[*trackedConn]struct{}),
-		byTuple:  make(map[string]*trackedConn),
-		relays:   make(map[int]*relayConn),
-		allocs:   make(map[string]*allocation),
-		perUser:  make(map[int64]int),
-		reserved: make(map[string][]int64),
+		cfg:         cfg,
+		log:         log,
+		unallocated: addrlimit.New(cfg.MaxUnallocatedPerAddress),
+		conns:       make(map[*trackedConn]struct{}),
+		byTuple:     make(map[string]*trackedConn),
+		relays:      make(map[int]*relayConn),
+		allocs:      make(map[string]*allocation),
+		perUser:     make(map[int64]int),
+		reserved:    make(map[string][]int64),
 	}
 	for _, d := range cfg.DeniedPeers {
 		s.denied = append(s.denied, netip.MustParsePrefix(d).Masked())
@@ -293,6 +301,7 @@ func (s *Server) Stats() Stats {
 		PacketsFromPeers:         c.packetsFromPeers.Load(),
 		BytesToPeers:             c.bytesToPeers.Load(),
 		PacketsToPeers:           c.packetsToPeers.Load(),
+		ConnectionsRefused:       uint64(s.unallocated.Refused()),
 	}
 }
 

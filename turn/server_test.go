@@ -428,3 +428,64 @@ func TestConnectTimeout(t *testing.T) {
 	// the one that allocated, which still relays.
 	roundTrip(t, relay, peer, []byte("still here"))
 }
+
+// An address holding MaxUnallocatedPerAddress TCP or TLS connections
+// without an allocation has the next ones closed at once; an allocation or a
+// close gives the place back, and allocations keep relaying.
+func TestUnallocatedPerAddress(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxUnallocatedPerAddress = 2
+	s, _ := startServer(t, cfg, true)
+	peer := startEchoPeer(t)
+	cred := s.Issue(9, time.Now())
+	c := dialClient(t, s, "tcp", cred.Username, cred.Password)
+	relay, err := c.Allocate() // counted until this allocation, then not
+	if err != nil {
+		t.Fatal(err)
+	}
+	// held reports whether a new silent connection is kept open (true) or
+	// closed by the server (false).
+	held := func(addr string) (net.Conn, bool) {
+		t.Helper()
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		// Long enough for the accept loop to have closed it, on a busy machine.
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return conn, true
+		}
+		if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("read: %v", err)
+		}
+		return conn, false
+	}
+	first, ok1 := held(s.Addrs().TCP.String())
+	_, ok2 := held(s.Addrs().TLS.String())
+	if !ok1 || !ok2 {
+		t.Fatal("the address's first two connections without an allocation were closed")
+	}
+	for _, addr := range []string{s.Addrs().TCP.String(), s.Addrs().TLS.String()} {
+		if _, ok := held(addr); ok {
+			t.Errorf("a third connection without an allocation to %s was kept", addr)
+		}
+	}
+	if got := s.Stats().ConnectionsRefused; got != 2 {
+		t.Errorf("connections_refused_total = %d, want 2", got)
+	}
+	roundTrip(t, relay, peer, []byte("still relaying"))
+	first.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := held(s.Addrs().TCP.String()); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection kept its place")
+		}
+	}
+}

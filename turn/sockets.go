@@ -57,11 +57,25 @@ type connListener struct {
 }
 
 func (l *connListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	var c net.Conn
+	var release func()
+	for {
+		var err error
+		if c, err = l.Listener.Accept(); err != nil {
+			return nil, err
+		}
+		var ok bool
+		if release, ok = l.s.unallocated.Acquire(c.RemoteAddr()); ok {
+			break
+		}
+		// The address holds its share of connections without an
+		// allocation: close this one and accept the next (an error would
+		// end pion's accept loop).
+		c.Close()
+		l.s.log.Debug("turn connection refused: too many without an allocation from its address",
+			"client", c.RemoteAddr().String())
 	}
-	tc := &trackedConn{Conn: c, s: l.s, accepted: time.Now(), key: tupleKey(c.RemoteAddr(), c.LocalAddr())}
+	tc := &trackedConn{Conn: c, s: l.s, accepted: time.Now(), key: tupleKey(c.RemoteAddr(), c.LocalAddr()), unallocated: release}
 	l.s.mu.Lock()
 	closed := l.s.closed
 	if !closed {
@@ -86,6 +100,9 @@ type trackedConn struct {
 	accepted  time.Time
 	key       string      // tupleKey(remote, local)
 	allocated atomic.Bool // an allocation was made over it
+	// unallocated gives back the connection's place among its address's
+	// connections without an allocation; idempotent.
+	unallocated func()
 }
 
 // Read gives each read IdleTimeout to return, and, until an allocation is
@@ -110,6 +127,7 @@ func (c *trackedConn) cut() { c.Conn.Close() }
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		c.unallocated()
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
 		if c.s.byTuple[c.key] == c {

@@ -43,6 +43,13 @@ type Config struct {
 	// NegotiationTimeout bounds the time from connect to a bound resource.
 	// Defaults to 30s.
 	NegotiationTimeout time.Duration
+	// MaxUnauthenticatedPerAddress bounds the connections one client
+	// address (an IPv4 address or an IPv6 /64) holds before they
+	// authenticate, over all listeners; more are refused at once with
+	// <policy-violation/> (a WebSocket upgrade with HTTP 503, a direct TLS
+	// connection closed). Defaults to 100; -1 for no bound. Behind a
+	// WebSocket proxy every client has the proxy's address: raise it.
+	MaxUnauthenticatedPerAddress int
 	// PingInterval is how long a session may be silent before the server
 	// pings it (XEP-0199). Defaults to 60s.
 	PingInterval time.Duration
@@ -94,6 +101,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NegotiationTimeout <= 0 {
 		c.NegotiationTimeout = 30 * time.Second
+	}
+	if c.MaxUnauthenticatedPerAddress == 0 {
+		c.MaxUnauthenticatedPerAddress = 100
 	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = 60 * time.Second

@@ -3,6 +3,7 @@ package xmpp_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"runtime"
 	"strings"
 	"testing"
@@ -308,4 +309,91 @@ func TestDeletedAccountCannotBind(t *testing.T) {
 			t.Errorf("bind after the account was deleted: stream error %q, want not-authorized", cond)
 		}
 	}
+}
+
+// An address holding its share of connections that have not authenticated
+// has the next one refused with <policy-violation/> (a WebSocket upgrade
+// with 503, a direct TLS connection closed); authenticating or leaving gives
+// the place back, and logged-in sessions are not counted.
+func TestUnauthenticatedPerAddress(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) {
+		c.MaxUnauthenticatedPerAddress = 2
+		c.WebSocketTLS = false
+	})
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	witness := e.Online(alice, "witness")
+	wb := e.Online(bob, "wb")
+
+	// opens dials and reports whether the server answers the stream header
+	// with its features (true) or a stream error (false).
+	opens := func() bool {
+		t.Helper()
+		c := e.RawDial()
+		defer c.Conn.Close()
+		c.WriteMayFail(`<?xml version='1.0'?><stream:stream to='` + xmpptest.Domain + `' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`)
+		c.Parser = stanza.NewParser(c.Conn, 1<<20)
+		c.Conn.SetReadDeadline(time.Now().Add(xmpptest.Wait))
+		if ev, err := c.Parser.Next(); err != nil || ev.Kind != stanza.KindOpen {
+			t.Fatalf("no stream header: %v", err)
+		}
+		switch el := c.NextSync(); {
+		case el.Name == "features":
+			return true
+		case el.Name == "error" && el.Space == stanza.NSStream && el.FirstElement().Name == "policy-violation":
+			return false
+		default:
+			t.Fatalf("unexpected answer: %s", el)
+			return false
+		}
+	}
+
+	silent := e.RawDial() // sends nothing
+	half := e.RawDial()
+	half.Open() // a stream, no authentication; accepted after silent
+	if opens() {
+		t.Fatal("a third unauthenticated connection from the address was accepted")
+	}
+	if got := e.Server.Stats().Refused; got != 1 {
+		t.Errorf("connections_refused_total = %d, want 1", got)
+	}
+	if conn, err := tlsDial(e.Server.TLSAddr().String()); err == nil {
+		conn.Close()
+		t.Error("a direct TLS connection over the bound completed its handshake")
+	}
+	resp, err := http.Get("http://" + e.Server.WebSocketAddr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("WebSocket upgrade over the bound: %s, Retry-After %q; want 503 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+	}
+
+	// Logged-in users from the same address are served meanwhile.
+	wb.Write(`<message to='` + alice.JID + `' type='chat'><body>still served</body></message>`)
+	witness.Expect(isMessage("still served"))
+
+	// Authenticating gives the place back: one more connection is accepted,
+	// and then the address is full again.
+	half.StartTLS()
+	half.Open()
+	if r := half.Auth(sasl.Plain, fmt.Sprintf("%d-%d", bob.Ref.User, bob.Ref.App), bob.Password); r.Name != "success" {
+		t.Fatalf("auth: %s", r)
+	}
+	third := e.RawDial()
+	third.Open()
+	if opens() {
+		t.Fatal("the address's places were not all taken again")
+	}
+	// So does leaving; the server sees the silent connection's end when it
+	// reads it, so poll.
+	silent.Conn.Close()
+	deadline := time.Now().Add(xmpptest.Wait)
+	for !opens() {
+		if time.Now().After(deadline) {
+			t.Fatal("a closed unauthenticated connection kept its place")
+		}
+	}
+	witness.Write(`<message to='` + bob.JID + `' type='chat'><body>and after</body></message>`)
+	wb.Expect(isMessage("and after"))
 }

@@ -6,9 +6,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"chatd/account"
+	"chatd/internal/addrlimit"
 	"chatd/xmpp/stanza"
 )
 
@@ -55,6 +58,8 @@ type Server struct {
 	log       *slog.Logger
 	router    *router
 	limiter   *authLimiter
+	unauthed  *addrlimit.Limiter // connections not authenticated yet, per address
+	lastWarn  atomic.Int64       // when a refusal was last logged (unix ns)
 	fakeSalt  func(string) []byte
 	started   time.Time
 	metrics   metrics
@@ -126,6 +131,9 @@ type Stats struct {
 	Detached         int64 `json:"sm_detached_total"`
 	Resumed          int64 `json:"sm_resumed_total"`
 	ResumeFailed     int64 `json:"sm_resume_failed_total"`
+	// Refused counts connections refused because their address held
+	// MaxUnauthenticatedPerAddress unauthenticated ones.
+	Refused int64 `json:"connections_refused_total"`
 	// HistoryPipelined counts the messages with save_to_history begun while
 	// earlier ones of their session were still being stored (pipeline.go).
 	HistoryPipelined int64 `json:"history_pipelined_total"`
@@ -151,6 +159,7 @@ func New(cfg Config, tlsConfig *tls.Config, accounts Accounts, store Store, log 
 		accounts:  accounts,
 		store:     store,
 		log:       log,
+		unauthed:  addrlimit.New(cfg.MaxUnauthenticatedPerAddress),
 		router:    newRouter(),
 		limiter:   newAuthLimiter(),
 		fakeSalt:  fakeSalter(secret),
@@ -246,18 +255,67 @@ func (srv *Server) serveListener(ln net.Listener, directTLS bool) {
 				tc.SetKeepAlive(true)
 				tc.SetKeepAlivePeriod(time.Minute)
 			}
+			release, ok := srv.unauthed.Acquire(c.RemoteAddr())
+			if !ok {
+				srv.refuse(c, directTLS)
+				continue
+			}
 			var tlsConfig *tls.Config
 			if directTLS {
 				tlsConfig = srv.tlsConfig
 			}
-			srv.serveConn(newTCPTransport(c, srv.cfg.MaxStanzaBytes, tlsConfig), c.RemoteAddr())
+			srv.serveConn(newTCPTransport(c, srv.cfg.MaxStanzaBytes, tlsConfig), c.RemoteAddr(), release)
 		}
 	}()
 }
 
-// serveConn starts a session on its own goroutine.
-func (srv *Server) serveConn(tr transport, remote net.Addr) {
-	s := srv.newSession(tr, remote)
+// errTooManyUnauthenticated is the answer to a connection over
+// MaxUnauthenticatedPerAddress.
+var errTooManyUnauthenticated = streamErr("policy-violation", "too many connections from this address are not authenticated yet")
+
+// refuse answers a connection whose address holds its share of
+// unauthenticated connections: a plain one gets the stream error, which
+// costs one write; a direct TLS one is closed, as answering would cost the
+// handshake the bound saves. The write has its own goroutine and a short
+// deadline, so a client that does not read cannot stall the accept loop.
+func (srv *Server) refuse(c net.Conn, directTLS bool) {
+	srv.noteRefused(c.RemoteAddr())
+	if directTLS {
+		c.Close()
+		return
+	}
+	srv.wg.Add(1)
+	go func() {
+		defer srv.wg.Done()
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		end := append(errTooManyUnauthenticated.element().AppendXML(nil, ""), "</stream:stream>"...)
+		if newTCPTransport(c, srv.cfg.MaxStanzaBytes, nil).Header(newStreamID(), srv.cfg.Domain, end) != nil {
+			return
+		}
+		// Closing with the client's header unread would reset the
+		// connection, and the client could lose the error: end our side,
+		// then read what it sends until it closes or the second is up.
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.CloseWrite()
+			io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+		}
+	}()
+}
+
+// noteRefused logs refused connections, at most once a minute.
+func (srv *Server) noteRefused(addr net.Addr) {
+	now := time.Now().UnixNano()
+	if last := srv.lastWarn.Load(); now-last >= int64(time.Minute) && srv.lastWarn.CompareAndSwap(last, now) {
+		srv.log.Warn("refusing connections: the address holds too many that are not authenticated yet",
+			"addr", addr.String(), "max", srv.cfg.MaxUnauthenticatedPerAddress, "refused_total", srv.unauthed.Refused())
+	}
+}
+
+// serveConn starts a session on its own goroutine. release gives back the
+// connection's place among its address's unauthenticated ones.
+func (srv *Server) serveConn(tr transport, remote net.Addr, release func()) {
+	s := srv.newSession(tr, remote, release)
 	if s == nil {
 		tr.Close()
 		return
@@ -269,12 +327,13 @@ func (srv *Server) serveConn(tr transport, remote net.Addr) {
 	}()
 }
 
-func (srv *Server) newSession(tr transport, remote net.Addr) *Session {
+func (srv *Server) newSession(tr transport, remote net.Addr, release func()) *Session {
 	ip := ""
 	if remote != nil {
 		ip, _, _ = net.SplitHostPort(remote.String())
 	}
-	s := &Session{srv: srv, tr: tr, id: newStreamID(), ip: ip, drained: make(chan struct{}, 1), writerExit: make(chan struct{}, 1)}
+	s := &Session{srv: srv, tr: tr, id: newStreamID(), ip: ip, unauthed: release,
+		drained: make(chan struct{}, 1), writerExit: make(chan struct{}, 1)}
 	s.log = sessionLog{s}
 	if remote != nil {
 		s.remote = remote.String()
@@ -282,6 +341,7 @@ func (srv *Server) newSession(tr transport, remote net.Addr) *Session {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	if srv.stopping {
+		release()
 		return nil
 	}
 	srv.conns[s] = struct{}{}
@@ -290,6 +350,7 @@ func (srv *Server) newSession(tr transport, remote net.Addr) *Session {
 }
 
 func (srv *Server) forget(s *Session) {
+	s.unauthed()
 	id, h := s.smCount()
 	srv.mu.Lock()
 	delete(srv.conns, s)
@@ -305,6 +366,9 @@ func (srv *Server) isStopping() bool {
 	defer srv.mu.Unlock()
 	return srv.stopping
 }
+
+// unauthedKey carries a WebSocket connection's release func to its session.
+type unauthedKey struct{}
 
 // serveWebSocket starts the RFC 7395 listener.
 func (srv *Server) serveWebSocket() error {
@@ -325,7 +389,11 @@ func (srv *Server) serveWebSocket() error {
 		},
 		Handler: func(c *websocket.Conn) {
 			tr := newWSTransport(c, srv.cfg.MaxStanzaBytes)
-			s := srv.newSession(tr, tr.RemoteAddr())
+			release, _ := c.Request().Context().Value(unauthedKey{}).(func())
+			if release == nil {
+				release = func() {}
+			}
+			s := srv.newSession(tr, tr.RemoteAddr(), release)
 			if s == nil {
 				return
 			}
@@ -334,12 +402,30 @@ func (srv *Server) serveWebSocket() error {
 			s.serve(srv.ctx)
 		},
 	}
+	// An address over its share of unauthenticated connections is
+	// refused before the upgrade. The place is held until the session
+	// authenticates or, at the latest, until the handler returns.
+	upgrade := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var remote net.Addr
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			remote = net.TCPAddrFromAddrPort(ap)
+		}
+		release, ok := srv.unauthed.Acquire(remote)
+		if !ok {
+			srv.noteRefused(remote)
+			w.Header().Set("Retry-After", "10")
+			http.Error(w, errTooManyUnauthenticated.Text, http.StatusServiceUnavailable)
+			return
+		}
+		defer release()
+		ws.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), unauthedKey{}, release)))
+	})
 	mux := http.NewServeMux()
 	path := srv.cfg.WebSocketPath
 	if path == "" || path == "/" {
-		mux.Handle("/", ws)
+		mux.Handle("/", upgrade)
 	} else {
-		mux.Handle(path, ws)
+		mux.Handle(path, upgrade)
 	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(srv.log.Handler(), slog.LevelDebug)}
@@ -405,6 +491,7 @@ func (srv *Server) Stats() Stats {
 		Detached:         m.detached.Load(),
 		Resumed:          m.resumed.Load(),
 		ResumeFailed:     m.resumeFailed.Load(),
+		Refused:          srv.unauthed.Refused(),
 
 		HistoryPipelined: m.pipelined.Load(),
 	}

@@ -42,6 +42,10 @@ type Session struct {
 	id     string
 	ip     string
 	remote string // address:port
+	// unauthed gives back the connection's place among its address's
+	// unauthenticated ones (Config.MaxUnauthenticatedPerAddress); called
+	// at authentication and at the end, idempotent.
+	unauthed func()
 
 	// Reader-goroutine state.
 	secure        bool
@@ -538,6 +542,7 @@ func (s *Session) saslElement(ctx context.Context, el *stanza.Element) error {
 	}
 	s.sasl = nil
 	s.authenticated = true
+	s.unauthed()
 	success := stanza.New("success", nsSASL)
 	if len(out) > 0 {
 		success.AppendText(base64.StdEncoding.EncodeToString(out))
