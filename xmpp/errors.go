@@ -47,18 +47,12 @@ func stanzaErr(typ, cond, text string) *StanzaError {
 
 // Errors used throughout.
 var (
-	errBadRequest          = stanzaErr(errModify, "bad-request", "")
-	errServiceUnavailable  = stanzaErr(errCancel, "service-unavailable", "")
-	errFeatureNotImpl      = stanzaErr(errCancel, "feature-not-implemented", "")
-	errItemNotFound        = stanzaErr(errCancel, "item-not-found", "")
-	errNotAllowed          = stanzaErr(errCancel, "not-allowed", "")
-	errForbidden           = stanzaErr(errAuth, "forbidden", "")
-	errInternal            = stanzaErr(errCancel, "internal-server-error", "")
-	errJIDMalformed        = stanzaErr(errModify, "jid-malformed", "")
-	errNotAcceptable       = stanzaErr(errModify, "not-acceptable", "")
-	errRecipientUnavailble = stanzaErr(errWait, "recipient-unavailable", "")
-	errPolicyViolation     = stanzaErr(errModify, "policy-violation", "")
-	errResourceConstraint  = stanzaErr(errWait, "resource-constraint", "")
+	errBadRequest         = stanzaErr(errModify, "bad-request", "")
+	errServiceUnavailable = stanzaErr(errCancel, "service-unavailable", "")
+	errItemNotFound       = stanzaErr(errCancel, "item-not-found", "")
+	errForbidden          = stanzaErr(errAuth, "forbidden", "")
+	errInternal           = stanzaErr(errCancel, "internal-server-error", "")
+	errJIDMalformed       = stanzaErr(errModify, "jid-malformed", "")
 )
 
 // legacyCodes are XEP-0086's numeric codes; the QuickBlox SDK reads

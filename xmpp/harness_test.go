@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,8 +49,6 @@ func isMessage(body string) func(*stanza.Element) bool {
 		return el.Name == "message" && el.ChildText("body", "") == body
 	}
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 var nonces struct {
 	sync.Mutex

@@ -555,20 +555,6 @@ func blocked(l PrivacyList) []string {
 	return out
 }
 
-// kindOf maps a stanza to its privacy kind for the receiving side.
-func kindOf(el *stanza.Element, outbound bool) string {
-	switch el.Name {
-	case "message":
-		return kindMessage
-	case "iq":
-		return kindIQ
-	}
-	if outbound {
-		return kindPresenceOut
-	}
-	return kindPresenceIn
-}
-
 // userBlocks reports whether a user's default list refuses a stanza from the
 // JID (checked before a message is stored or delivered; per-session active
 // lists are applied at delivery).
