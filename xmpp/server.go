@@ -367,6 +367,23 @@ func (srv *Server) isStopping() bool {
 	return srv.stopping
 }
 
+// paceWait is how long to wait, at now, before telling the i-th of n
+// sessions to go, for the n to be spread evenly over window from start. It
+// keeps to the schedule rather than waiting a fixed step each time: timers
+// are not finer than about a millisecond, so with thousands of sessions
+// fixed steps of a fraction of one would stretch the window many times
+// over. Sessions less than a millisecond ahead of now go at once.
+func paceWait(start, now time.Time, i, n int, window time.Duration) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	due := start.Add(window * time.Duration(i) / time.Duration(n))
+	if wait := due.Sub(now); wait >= time.Millisecond {
+		return wait
+	}
+	return 0
+}
+
 // unauthedKey carries a WebSocket connection's release func to its session.
 type unauthedKey struct{}
 
@@ -518,13 +535,10 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 			// sessions below are.
 			hs.Close()
 		}
-		step := time.Duration(0)
-		if len(conns) > 1 {
-			step = srv.cfg.ShutdownWindow / time.Duration(len(conns))
-		}
+		start := time.Now()
 		for i, s := range conns {
-			if i > 0 && step > 0 {
-				t := time.NewTimer(step)
+			if wait := paceWait(start, time.Now(), i, len(conns), srv.cfg.ShutdownWindow); wait > 0 && ctx.Err() == nil {
+				t := time.NewTimer(wait)
 				select {
 				case <-t.C:
 				case <-ctx.Done():
