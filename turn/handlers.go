@@ -165,14 +165,15 @@ func (s *Server) onAllocationError(src, _ net.Addr, _, message string) {
 }
 
 // permit is the pion.PermissionHandler: it refuses peers that are
-// unspecified, multicast, link-local (no media peer is, and a cloud's
-// metadata service is: 169.254.169.254), loopback (unless
-// AllowLoopbackPeers) or in DeniedPeers.
+// unspecified or in "this network" (0.0.0.0/8, which Linux may route to the
+// host itself), multicast or the IPv4 broadcast address, link-local (no
+// media peer is, and a cloud's metadata service is: 169.254.169.254),
+// loopback (unless AllowLoopbackPeers) or in DeniedPeers.
 func (s *Server) permit(client net.Addr, peer net.IP) bool {
 	ip, ok := netip.AddrFromSlice(peer)
 	ip = ip.Unmap()
-	ok = ok && !ip.IsUnspecified() && !ip.IsMulticast() && !ip.IsLinkLocalUnicast() &&
-		(s.cfg.AllowLoopbackPeers || !ip.IsLoopback())
+	ok = ok && !ip.IsUnspecified() && !thisNetwork.Contains(ip) && ip != broadcast &&
+		!ip.IsMulticast() && !ip.IsLinkLocalUnicast() && (s.cfg.AllowLoopbackPeers || !ip.IsLoopback())
 	for _, p := range s.denied {
 		if ok && p.Contains(ip) {
 			ok = false
@@ -184,6 +185,11 @@ func (s *Server) permit(client net.Addr, peer net.IP) bool {
 	}
 	return ok
 }
+
+var (
+	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+	broadcast   = netip.MustParseAddr("255.255.255.255")
+)
 
 // transportOf names how a client reached the server from the server-side
 // address of its five-tuple.

@@ -206,7 +206,7 @@ func TestAllocationLifetime(t *testing.T) {
 }
 
 // TestPermission checks that loopback, link-local (a cloud's metadata
-// service) and denied peers are refused.
+// service), "this network", broadcast and denied peers are refused.
 func TestPermission(t *testing.T) {
 	cfg := testConfig()
 	cfg.AllowLoopbackPeers = false
@@ -218,7 +218,8 @@ func TestPermission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refused := []*net.UDPAddr{peer, {IP: net.IPv4(192, 0, 2, 1), Port: 9}, {IP: net.IPv4(169, 254, 169, 254), Port: 80}}
+	refused := []*net.UDPAddr{peer, {IP: net.IPv4(192, 0, 2, 1), Port: 9}, {IP: net.IPv4(169, 254, 169, 254), Port: 80},
+		{IP: net.IPv4(0, 1, 2, 3), Port: 9}, {IP: net.IPv4bcast, Port: 9}}
 	for _, to := range refused {
 		if _, err := relay.WriteTo([]byte("no"), to); err == nil {
 			t.Errorf("relay to %v allowed", to)
