@@ -28,6 +28,11 @@ type Config struct {
 	// Iterations is the PBKDF2 iteration count for new credentials.
 	// Defaults to DefaultIterations.
 	Iterations int
+	// LoginFailureDelay is the wait a user's next password login gets after
+	// its first failure; it doubles with each further one, up to 5 s, and
+	// attempts made sooner are refused with ErrTooManyAttempts (see
+	// loginThrottle). Defaults to DefaultLoginFailureDelay.
+	LoginFailureDelay time.Duration
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
 }
@@ -46,6 +51,8 @@ type Service struct {
 	apps map[int64]*Application // applications never change once created
 
 	userDeleted []func(appID, userID int64)
+
+	logins *loginThrottle // password logins' failures
 
 	touchMu sync.Mutex
 	touched map[[2]int64]time.Time // when Touch last wrote each user's last_request_at
@@ -69,7 +76,11 @@ func NewService(store Store, cfg Config, log *slog.Logger) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{store: store, cfg: cfg, log: log, apps: make(map[int64]*Application), touched: make(map[[2]int64]time.Time)}
+	if cfg.LoginFailureDelay <= 0 {
+		cfg.LoginFailureDelay = DefaultLoginFailureDelay
+	}
+	return &Service{store: store, cfg: cfg, log: log, apps: make(map[int64]*Application), touched: make(map[[2]int64]time.Time),
+		logins: newLoginThrottle(cfg.LoginFailureDelay)}
 }
 
 // SessionTTL returns the sliding lifetime of sessions.
@@ -239,7 +250,8 @@ func (s *Service) bind(sess *Session, user *User, token string) {
 
 // checkPassword finds the user by login or email and checks the password.
 // Credentials that are not UTF-8 are a *ValidationError: no user can have
-// them (CreateUser and UpdateUser refuse them).
+// them (CreateUser and UpdateUser refuse them). A user that failed too
+// recently is refused with a *TooManyAttemptsError before any check.
 func (s *Service) checkPassword(ctx context.Context, appID int64, login, email, password string) (*User, error) {
 	verr := &ValidationError{}
 	checkUTF8("login", login, verr)
@@ -248,23 +260,22 @@ func (s *Service) checkPassword(ctx context.Context, appID int64, login, email, 
 	if err := verr.orNil(); err != nil {
 		return nil, err
 	}
-	var (
-		u   *User
-		err error
-	)
-	if login != "" {
-		u, err = s.store.UserBy(ctx, appID, FieldLogin, strings.TrimSpace(login))
-	} else {
-		u, err = s.store.UserBy(ctx, appID, FieldEmail, normalizeEmail(email))
+	key := loginKey{app: appID, field: FieldLogin, value: strings.TrimSpace(login)}
+	if login == "" {
+		key.field, key.value = FieldEmail, normalizeEmail(email)
 	}
-	if errors.Is(err, ErrNotFound) {
+	now := s.cfg.Now()
+	if wait := s.logins.admit(key, now); wait > 0 {
+		return nil, &TooManyAttemptsError{RetryAfter: wait}
+	}
+	u, err := s.store.UserBy(ctx, appID, key.field, key.value)
+	if errors.Is(err, ErrNotFound) || err == nil && !u.Credentials.Matches(password) {
+		s.logins.done(key, now, false)
 		return nil, ErrBadCredentials
 	} else if err != nil {
 		return nil, err
 	}
-	if !u.Credentials.Matches(password) {
-		return nil, ErrBadCredentials
-	}
+	s.logins.done(key, now, true)
 	return u, nil
 }
 

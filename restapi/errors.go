@@ -13,16 +13,17 @@ import (
 // The texts clients see. msgNoSession must contain "session does not exist":
 // the QuickBlox SDK fires its sessionExpired hook on a 401 whose body does.
 const (
-	msgNoSession      = "Required session does not exist"
-	msgUnauthorized   = "Unauthorized"
-	msgBadSignature   = "Unexpected signature"
-	msgNeedUser       = "Forbidden. Need user."
-	msgForbidden      = "You don't have appropriate permissions to perform this operation"
-	msgNotFound       = "Entity you are looking for was not found"
-	msgTooLarge       = "Request entity too large"
-	msgUnsupported    = "Unsupported content type: send application/x-www-form-urlencoded or application/json"
-	msgNoChat         = "Chat delivery is not available"
-	msgInternalServer = "Internal server error"
+	msgNoSession       = "Required session does not exist"
+	msgUnauthorized    = "Unauthorized"
+	msgTooManyAttempts = "Too many failed login attempts for this user; retry after the time in Retry-After"
+	msgBadSignature    = "Unexpected signature"
+	msgNeedUser        = "Forbidden. Need user."
+	msgForbidden       = "You don't have appropriate permissions to perform this operation"
+	msgNotFound        = "Entity you are looking for was not found"
+	msgTooLarge        = "Request entity too large"
+	msgUnsupported     = "Unsupported content type: send application/x-www-form-urlencoded or application/json"
+	msgNoChat          = "Chat delivery is not available"
+	msgInternalServer  = "Internal server error"
 )
 
 // errPanic stands for a recovered panic; the panic itself is logged where it
@@ -88,6 +89,8 @@ func errorResponse(err error) (status int, body errorsBody, internal bool) {
 		return http.StatusUnsupportedMediaType, list(msgUnsupported), false
 	case errors.Is(err, account.ErrNoSession):
 		return http.StatusUnauthorized, fields("base", msgNoSession), false
+	case errors.Is(err, account.ErrTooManyAttempts):
+		return http.StatusTooManyRequests, fields("base", msgTooManyAttempts), false
 	case errors.Is(err, account.ErrBadCredentials):
 		return http.StatusUnauthorized, list(msgUnauthorized), false
 	case errors.Is(err, account.ErrBadSignature):

@@ -10,10 +10,13 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"chatd/account"
 )
 
 const (
@@ -84,6 +87,11 @@ func (s *Server) writeError(err error, c echo.Context) {
 	}
 	if c.Response().Committed {
 		return
+	}
+	var wait *account.TooManyAttemptsError
+	if errors.As(err, &wait) {
+		// Whole seconds, rounded up: 0 would invite an immediate retry.
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int((wait.RetryAfter+time.Second-1)/time.Second)))
 	}
 	if err := writeJSON(c, status, body); err != nil {
 		s.logger(c).Warn("writing error response", "err", err)

@@ -269,8 +269,17 @@ func TestLoginLogout(t *testing.T) {
 		want(t, http.StatusUnauthorized, `{"errors":["Unauthorized"]}`)
 	// An application session may not log out.
 	e.call(http.MethodDelete, "/login.json", token).want(t, http.StatusForbidden, `{"errors":["Forbidden. Need user."]}`)
-
+	// Right after a failure the user's next attempt is refused unchecked
+	// (account's login throttle), with when to retry.
 	res := e.call(http.MethodPost, "/login.json", token, "login", "erin", "password", "erin-pass1")
+	res.want(t, http.StatusTooManyRequests,
+		`{"errors":{"base":["Too many failed login attempts for this user; retry after the time in Retry-After"]}}`)
+	if got := res.header.Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After %q, want 1 (the wait rounded up to whole seconds)", got)
+	}
+	e.clock.Advance(account.DefaultLoginFailureDelay)
+
+	res = e.call(http.MethodPost, "/login.json", token, "login", "erin", "password", "erin-pass1")
 	res.want(t, http.StatusAccepted, "")
 	if num(t, res.obj(t)["user"].(map[string]any)["id"]) != u.ID {
 		t.Errorf("login answered %s", res.body)

@@ -292,6 +292,7 @@ func TestUpdateUser(t *testing.T) {
 	e.call(http.MethodPut, path, token, "user[password]", "new-password", "user[old_password]", "mo-password").want(t, http.StatusOK, "")
 	e.postSession(e.sessionData(map[string]string{"login": "mo", "password": "mo-password"})).
 		want(t, http.StatusUnauthorized, `{"errors":["Unauthorized"]}`)
+	e.clock.Advance(account.DefaultLoginFailureDelay) // the login throttle's wait after a failure
 	e.userSession("mo", "new-password")
 }
 
