@@ -48,8 +48,8 @@ const (
 // price is that someone failing on purpose makes the user's own logins wait
 // up to 5 s between attempts, never more.
 type loginThrottle struct {
-	base time.Duration
-	mu   sync.Mutex
+	base  time.Duration
+	mu    sync.Mutex
 	byKey map[loginKey]*loginFailures
 }
 
