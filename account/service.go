@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"chatd/internal/oid"
+	"chatd/internal/throttle"
 )
 
 // Config tunes a Service. Zero fields take the documented defaults.
@@ -31,7 +32,7 @@ type Config struct {
 	// LoginFailureDelay is the wait a user's next password login gets after
 	// its first failure; it doubles with each further one, up to 5 s, and
 	// attempts made sooner are refused with ErrTooManyAttempts (see
-	// loginThrottle). Defaults to DefaultLoginFailureDelay.
+	// loginKey). Defaults to DefaultLoginFailureDelay.
 	LoginFailureDelay time.Duration
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
@@ -52,7 +53,7 @@ type Service struct {
 
 	userDeleted []func(appID, userID int64)
 
-	logins *loginThrottle // password logins' failures
+	logins *throttle.Throttle[loginKey] // password logins' failures
 
 	touchMu sync.Mutex
 	touched map[[2]int64]time.Time // when Touch last wrote each user's last_request_at
@@ -80,7 +81,7 @@ func NewService(store Store, cfg Config, log *slog.Logger) *Service {
 		cfg.LoginFailureDelay = DefaultLoginFailureDelay
 	}
 	return &Service{store: store, cfg: cfg, log: log, apps: make(map[int64]*Application), touched: make(map[[2]int64]time.Time),
-		logins: newLoginThrottle(cfg.LoginFailureDelay)}
+		logins: throttle.New[loginKey](cfg.LoginFailureDelay)}
 }
 
 // SessionTTL returns the sliding lifetime of sessions.
@@ -265,17 +266,17 @@ func (s *Service) checkPassword(ctx context.Context, appID int64, login, email, 
 		key.field, key.value = FieldEmail, normalizeEmail(email)
 	}
 	now := s.cfg.Now()
-	if wait := s.logins.admit(key, now); wait > 0 {
+	if wait := s.logins.Admit(key, now); wait > 0 {
 		return nil, &TooManyAttemptsError{RetryAfter: wait}
 	}
 	u, err := s.store.UserBy(ctx, appID, key.field, key.value)
 	if errors.Is(err, ErrNotFound) || err == nil && !u.Credentials.Matches(password) {
-		s.logins.done(key, now, false)
+		s.logins.Fail(key, now)
 		return nil, ErrBadCredentials
 	} else if err != nil {
 		return nil, err
 	}
-	s.logins.done(key, now, true)
+	s.logins.Succeed(key)
 	return u, nil
 }
 

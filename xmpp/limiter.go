@@ -2,75 +2,42 @@ package xmpp
 
 import (
 	"context"
-	"sync"
 	"time"
+
+	"chatd/internal/throttle"
 )
 
-// authLimiter slows down repeated authentication failures from one address
-// and for one user: each failure waits base·2^(n-1), at most maxAuthDelay,
-// where n counts the recent failures of the address or the user, whichever
-// is more. Counts are forgotten after a quiet minute; a success clears the
-// user's count (never the address's, so one valid account cannot be used to
-// reset an attack on others).
+// authLimiter slows down password guessing (internal/throttle does the
+// counting). Each failure is answered only after a wait that doubles with
+// the recent failures of the address or of the user, whichever has more,
+// so a client retrying once answered is slowed down; and a user's attempt
+// made before its wait is over is refused unchecked (admit), so clients
+// guessing in parallel, from any number of connections or addresses, are
+// too. A success clears the user's count, never the address's, so one
+// valid account cannot be used to reset an attack on others.
 type authLimiter struct {
-	mu     sync.Mutex
-	byIP   map[string]*failures
-	byUser map[UserRef]*failures
+	byIP   *throttle.Throttle[string]
+	byUser *throttle.Throttle[UserRef]
 }
 
-type failures struct {
-	n    int
-	last time.Time
+func newAuthLimiter(base time.Duration) *authLimiter {
+	return &authLimiter{byIP: throttle.New[string](base), byUser: throttle.New[UserRef](base)}
 }
 
-const (
-	maxAuthDelay     = 5 * time.Second
-	authFailureQuiet = time.Minute
-)
-
-func newAuthLimiter() *authLimiter {
-	return &authLimiter{byIP: map[string]*failures{}, byUser: map[UserRef]*failures{}}
-}
+// admit returns how long until user's next attempt may be checked (0: now).
+func (l *authLimiter) admit(user UserRef) time.Duration { return l.byUser.Admit(user, time.Now()) }
 
 // allow records an outcome and, after a failure, waits the penalty. It
 // returns ctx's error if ctx ends first.
-func (l *authLimiter) allow(ctx context.Context, ip string, user UserRef, ok bool, base time.Duration) error {
-	now := time.Now()
-	l.mu.Lock()
+func (l *authLimiter) allow(ctx context.Context, ip string, user UserRef, ok bool) error {
 	if ok {
-		delete(l.byUser, user)
-		l.mu.Unlock()
+		l.byUser.Succeed(user)
 		return nil
 	}
-	bump := func(f *failures) int {
-		if now.Sub(f.last) > authFailureQuiet {
-			f.n = 0
-		}
-		f.n++
-		f.last = now
-		return f.n
-	}
-	fi := l.byIP[ip]
-	if fi == nil {
-		fi = &failures{}
-		l.byIP[ip] = fi
-	}
-	n := bump(fi)
+	now := time.Now()
+	delay := l.byIP.Fail(ip, now)
 	if user != (UserRef{}) {
-		fu := l.byUser[user]
-		if fu == nil {
-			fu = &failures{}
-			l.byUser[user] = fu
-		}
-		n = max(n, bump(fu))
-	}
-	if len(l.byIP)+len(l.byUser) > 10000 {
-		l.sweep(now)
-	}
-	l.mu.Unlock()
-	delay := base << min(n-1, 16)
-	if delay > maxAuthDelay || delay <= 0 {
-		delay = maxAuthDelay
+		delay = max(delay, l.byUser.Fail(user, now))
 	}
 	t := time.NewTimer(delay)
 	defer t.Stop()
@@ -79,19 +46,5 @@ func (l *authLimiter) allow(ctx context.Context, ip string, user UserRef, ok boo
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-}
-
-// sweep drops quiet entries; l.mu is held.
-func (l *authLimiter) sweep(now time.Time) {
-	for k, f := range l.byIP {
-		if now.Sub(f.last) > authFailureQuiet {
-			delete(l.byIP, k)
-		}
-	}
-	for k, f := range l.byUser {
-		if now.Sub(f.last) > authFailureQuiet {
-			delete(l.byUser, k)
-		}
 	}
 }

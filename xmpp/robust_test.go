@@ -397,3 +397,51 @@ func TestUnauthenticatedPerAddress(t *testing.T) {
 	witness.Write(`<message to='` + bob.JID + `' type='chat'><body>and after</body></message>`)
 	wb.Expect(isMessage("and after"))
 }
+
+// Guesses made in parallel for one user are not all checked: while a
+// failure's wait runs, another connection's attempt for that user, even
+// with the right password (and SCRAM, where the wait is checked before the
+// proof), is refused unchecked with <temporary-auth-failure/>; other users
+// log in from the same address, and once the wait is over the user does.
+func TestParallelGuessesRefused(t *testing.T) {
+	const base = 2 * time.Second
+	e := startEnv(t, func(c *xmpp.Config) { c.AuthFailureDelay = base })
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	authcid := func(u xmpptest.User) string { return fmt.Sprintf("%d-%d", u.Ref.User, u.Ref.App) }
+	open := func() *xmpptest.Client {
+		c := e.RawDial()
+		c.Open()
+		c.StartTLS()
+		c.Open()
+		return c
+	}
+	guesser := open()
+	guesser.Write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
+		xmpptest.B64([]byte("\x00"+authcid(bob)+"\x00wrong")) + `</auth>`)
+	deadline := time.Now().Add(xmpptest.Wait)
+	for e.Server.Stats().AuthFailures < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the wrong password was not checked")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the counter, bounded by the deadline
+	}
+	// The guesser's failure is answered only after base; meanwhile:
+	b := open()
+	r := b.Auth(sasl.ScramSha256, authcid(bob), bob.Password)
+	if r.Name != "failure" || r.FirstElement().Name != "temporary-auth-failure" {
+		t.Fatalf("bob's right password during the wait answered %s, want <temporary-auth-failure/>", r)
+	}
+	if r := open().Auth(sasl.Plain, authcid(alice), alice.Password); r.Name != "success" {
+		t.Fatalf("alice, from the same address, answered %s", r)
+	}
+	if r := guesser.NextSync(); r.Name != "failure" || r.FirstElement().Name != "not-authorized" {
+		t.Fatalf("the wrong password answered %s", r)
+	}
+	// The wait is over once the failure is answered.
+	if r := b.Auth(sasl.ScramSha256, authcid(bob), bob.Password); r.Name != "success" {
+		t.Fatalf("bob after the wait answered %s", r)
+	}
+	if got := e.Server.Stats().AuthFailures; got != 1 {
+		t.Errorf("auth_failures_total = %d, want 1 (a refusal unchecked is not a failure)", got)
+	}
+}

@@ -10,9 +10,11 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"hash"
 	"strconv"
 	"strings"
+	"time"
 
 	"chatd/account"
 )
@@ -51,8 +53,17 @@ var (
 // while done is false, as additional data of <success/> once it is true.
 type saslExchange interface {
 	Step(ctx context.Context, in []byte) (out []byte, done bool, err error)
-	// User is the authenticated user once done.
+	// User is the user the attempt is for once the client named one it
+	// may be (known or not: failures are counted for it), and the
+	// authenticated user once done.
 	User() UserRef
+}
+
+// tooSoon refuses an attempt made before the user's wait after its last
+// failure is over (authLimiter.admit): RFC 6120 §6.5.12's "try again later".
+func tooSoon(wait time.Duration) *saslFailure {
+	return &saslFailure{"temporary-auth-failure", fmt.Sprintf(
+		"Too many failed attempts for this user; retry in %d s", int((wait+time.Second-1)/time.Second))}
 }
 
 // parseAuthcid reads a user's authentication identity: <user>-<app>, or the
@@ -79,14 +90,17 @@ func checkAuthzid(authzid string, u UserRef, domain string) error {
 	return errBadAuthzid
 }
 
-func newExchange(mech string, auth Authenticator, domain string, fakeSalt func(string) []byte) (saslExchange, error) {
+// newExchange starts mech. admit is asked, before a password or proof is
+// checked, how long the user must still wait (0: check now).
+func newExchange(mech string, auth Authenticator, domain string, fakeSalt func(string) []byte,
+	admit func(UserRef) time.Duration) (saslExchange, error) {
 	switch mech {
 	case "PLAIN":
-		return &plainExchange{auth: auth, domain: domain}, nil
+		return &plainExchange{auth: auth, domain: domain, admit: admit}, nil
 	case "SCRAM-SHA-1":
-		return &scramExchange{auth: auth, domain: domain, h: sha1.New, sha1: true, fakeSalt: fakeSalt}, nil
+		return &scramExchange{auth: auth, domain: domain, h: sha1.New, sha1: true, fakeSalt: fakeSalt, admit: admit}, nil
 	case "SCRAM-SHA-256":
-		return &scramExchange{auth: auth, domain: domain, h: sha256.New, fakeSalt: fakeSalt}, nil
+		return &scramExchange{auth: auth, domain: domain, h: sha256.New, fakeSalt: fakeSalt, admit: admit}, nil
 	}
 	return nil, errBadMechanism
 }
@@ -95,6 +109,7 @@ func newExchange(mech string, auth Authenticator, domain string, fakeSalt func(s
 type plainExchange struct {
 	auth   Authenticator
 	domain string
+	admit  func(UserRef) time.Duration
 	user   UserRef
 }
 
@@ -115,13 +130,16 @@ func (p *plainExchange) Step(ctx context.Context, in []byte) ([]byte, bool, erro
 	if err := checkAuthzid(string(parts[0]), u, p.domain); err != nil {
 		return nil, false, err
 	}
+	p.user = u
+	if wait := p.admit(u); wait > 0 {
+		return nil, false, tooSoon(wait)
+	}
 	if err := p.auth.VerifyPassword(ctx, u.App, u.User, string(parts[2])); err != nil {
 		if errors.Is(err, account.ErrBadCredentials) || errors.Is(err, account.ErrNotFound) {
 			return nil, false, errNotAuthorized
 		}
 		return nil, false, err
 	}
-	p.user = u
 	return nil, true, nil
 }
 
@@ -134,13 +152,14 @@ type scramExchange struct {
 	h        func() hash.Hash
 	sha1     bool
 	fakeSalt func(string) []byte
+	admit    func(UserRef) time.Duration
 
 	step            int
 	gs2Header       string
 	clientFirstBare string
 	serverFirst     string
 	nonce           string
-	user            UserRef
+	user            UserRef // the user named, known or not
 	known           bool
 	creds           []account.Credentials
 }
@@ -200,10 +219,11 @@ func (s *scramExchange) first(ctx context.Context, msg string) ([]byte, bool, er
 		if err := checkAuthzid(authzid, u, s.domain); err != nil {
 			return nil, false, err
 		}
+		s.user = u
 		creds, err := s.auth.ScramSecrets(ctx, u.App, u.User)
 		switch {
 		case err == nil && len(creds) > 0:
-			s.user, s.known, s.creds = u, true, creds
+			s.known, s.creds = true, creds
 			salt, iterations = creds[0].Salt, creds[0].Iterations
 		case err != nil && !errors.Is(err, account.ErrNotFound):
 			return nil, false, err
@@ -237,6 +257,12 @@ func (s *scramExchange) final(msg string) ([]byte, bool, error) {
 	attrs := strings.Split(withoutProof, ",")
 	if len(attrs) < 2 || attrs[0] != "c="+base64.StdEncoding.EncodeToString([]byte(s.gs2Header)) || attrs[1] != "r="+s.nonce {
 		return nil, false, errMalformed
+	}
+	// Unknown users wait as known ones do, so that waits tell nothing.
+	if s.user != (UserRef{}) {
+		if wait := s.admit(s.user); wait > 0 {
+			return nil, false, tooSoon(wait)
+		}
 	}
 	if !s.known {
 		return nil, false, errNotAuthorized

@@ -161,7 +161,7 @@ func New(cfg Config, tlsConfig *tls.Config, accounts Accounts, store Store, log 
 		log:       log,
 		unauthed:  addrlimit.New(cfg.MaxUnauthenticatedPerAddress),
 		router:    newRouter(),
-		limiter:   newAuthLimiter(),
+		limiter:   newAuthLimiter(cfg.AuthFailureDelay),
 		fakeSalt:  fakeSalter(secret),
 		started:   time.Now(),
 		ctx:       ctx,

@@ -505,7 +505,7 @@ func (s *Session) saslElement(ctx context.Context, el *stanza.Element) error {
 		// Before the exchange reads the account: a deletion from now on
 		// makes bind check the account again.
 		s.authGen = s.srv.usersEnded.Load()
-		ex, err := newExchange(s.saslMech, s.srv.accounts, s.srv.cfg.Domain, s.srv.fakeSalt)
+		ex, err := newExchange(s.saslMech, s.srv.accounts, s.srv.cfg.Domain, s.srv.fakeSalt, s.srv.limiter.admit)
 		if err != nil {
 			return s.saslFail(errBadMechanism)
 		}
@@ -537,7 +537,7 @@ func (s *Session) saslElement(ctx context.Context, el *stanza.Element) error {
 		return s.writeNow(c)
 	}
 	s.user = s.sasl.User()
-	if err := s.srv.limiter.allow(ctx, s.ip, s.user, true, s.srv.cfg.AuthFailureDelay); err != nil {
+	if err := s.srv.limiter.allow(ctx, s.ip, s.user, true); err != nil {
 		return err
 	}
 	s.sasl = nil
@@ -568,13 +568,18 @@ func (s *Session) saslFail(err error) error {
 		user = s.sasl.User()
 	}
 	s.sasl = nil
-	if f == errNotAuthorized {
+	switch {
+	case f == errNotAuthorized:
 		s.srv.metrics.authFailures.Add(1)
 		s.authFailures++
 		s.log.Info("authentication failed", "mechanism", s.saslMech)
-		if err := s.srv.limiter.allow(context.Background(), s.ip, user, false, s.srv.cfg.AuthFailureDelay); err != nil {
+		if err := s.srv.limiter.allow(context.Background(), s.ip, user, false); err != nil {
 			return err
 		}
+	case f.condition == "temporary-auth-failure":
+		// Refused unchecked (the user's wait was not over): not a
+		// failure of the user's, but the stream gets no more tries.
+		s.authFailures++
 	}
 	if err := s.writeNow(stanza.New("failure", nsSASL).Append(
 		stanza.New(f.condition, nsSASL),
