@@ -80,6 +80,9 @@ type XMPP struct {
 	// MaxQueueBytes bounds a session's outbound queue together with what
 	// it wrote that the client has not acknowledged (XEP-0198).
 	MaxQueueBytes int `yaml:"max_queue_bytes"`
+	// MaxSessionsPerUser bounds the resources one user has bound at once;
+	// 0: no bound.
+	MaxSessionsPerUser int `yaml:"max_sessions_per_user"`
 	// MaxUnauthenticatedPerAddress bounds the connections one address
 	// (IPv4, or an IPv6 /64) holds before authenticating; 0: no bound.
 	MaxUnauthenticatedPerAddress int `yaml:"max_unauthenticated_per_address"`
@@ -245,6 +248,7 @@ func Default() Config {
 			MaxStanzaBytes:               256 << 10,
 			MaxQueueBytes:                1 << 20,
 			MaxUnauthenticatedPerAddress: 100,
+			MaxSessionsPerUser:           50,
 			WriteTimeout:                 "15s",
 			PingInterval:                 "60s",
 			PingTimeout:                  "30s",

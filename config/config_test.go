@@ -38,6 +38,7 @@ func TestFileThenEnvironment(t *testing.T) {
 		"CHATD_API_MAX_BODY_BYTES=4096",
 		"CHATD_TURN_DENIED_PEERS=10.0.0.0/8, fc00::/7",
 		"CHATD_XMPP_MAX_UNAUTHENTICATED_PER_ADDRESS=0",
+		"CHATD_XMPP_MAX_SESSIONS_PER_USER=3",
 		"CHATD_TURN_MAX_UNALLOCATED_PER_ADDRESS=7",
 		"CHATD_TEST_MONGODB_URI=ignored by config",
 		"PATH=/bin",
@@ -68,6 +69,9 @@ func TestFileThenEnvironment(t *testing.T) {
 	// takes the default).
 	if got := cfg.XMPPConfig().MaxUnauthenticatedPerAddress; got != -1 {
 		t.Errorf("xmpp max unauthenticated per address 0 became %d, want -1 (no bound)", got)
+	}
+	if got := cfg.XMPPConfig().MaxSessionsPerUser; got != 3 {
+		t.Errorf("xmpp max sessions per user = %d, want 3", got)
 	}
 	if def := Default(); def.XMPPConfig().MaxUnauthenticatedPerAddress != 100 {
 		t.Errorf("default max unauthenticated per address = %d, want 100", def.XMPPConfig().MaxUnauthenticatedPerAddress)

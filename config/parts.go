@@ -42,6 +42,7 @@ func (c *Config) XMPPConfig() xmpp.Config {
 		MaxStanzaBytes:               c.XMPP.MaxStanzaBytes,
 		MaxQueueBytes:                c.XMPP.MaxQueueBytes,
 		MaxUnauthenticatedPerAddress: noBoundIfZero(c.XMPP.MaxUnauthenticatedPerAddress),
+		MaxSessionsPerUser:           noBoundIfZero(c.XMPP.MaxSessionsPerUser),
 		WriteTimeout:                 mustDuration(c.XMPP.WriteTimeout),
 		PingInterval:                 mustDuration(c.XMPP.PingInterval),
 		PingTimeout:                  mustDuration(c.XMPP.PingTimeout),

@@ -69,6 +69,7 @@ func (c *Config) Validate() error {
 	v.atLeast("xmpp.max_stanza_bytes", c.XMPP.MaxStanzaBytes, 4096)
 	v.atLeast("xmpp.max_queue_bytes", c.XMPP.MaxQueueBytes, 2*c.XMPP.MaxStanzaBytes)
 	v.atLeast("xmpp.max_unauthenticated_per_address", c.XMPP.MaxUnauthenticatedPerAddress, 0)
+	v.atLeast("xmpp.max_sessions_per_user", c.XMPP.MaxSessionsPerUser, 0)
 	v.atLeast("turn.max_unallocated_per_address", c.TURN.MaxUnallocatedPerAddress, 0)
 	v.duration("xmpp.write_timeout", c.XMPP.WriteTimeout, time.Second)
 	v.duration("xmpp.ping_interval", c.XMPP.PingInterval, time.Second)

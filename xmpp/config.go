@@ -23,6 +23,11 @@ type Config struct {
 	// RequireTLS refuses SASL on TCP before STARTTLS. A plain ws:// listener
 	// is exempt (put it behind a TLS proxy).
 	RequireTLS bool
+	// MaxSessionsPerUser bounds the sessions (resources) one user has
+	// bound at once; binding another fails with <resource-constraint/>
+	// (RFC 6120 §7.6.2.1). A session replacing one on the same resource
+	// does not count twice. Defaults to 50; -1 for no bound.
+	MaxSessionsPerUser int
 	// ResourceConflict is what binding a resource already in use does:
 	// "replace" (the old session is closed with <conflict/>), "reject" (the
 	// bind fails with <conflict/>) or "rename" (the new session gets the
@@ -101,6 +106,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NegotiationTimeout <= 0 {
 		c.NegotiationTimeout = 30 * time.Second
+	}
+	if c.MaxSessionsPerUser == 0 {
+		c.MaxSessionsPerUser = 50
 	}
 	if c.MaxUnauthenticatedPerAddress == 0 {
 		c.MaxUnauthenticatedPerAddress = 100

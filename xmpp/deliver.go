@@ -36,13 +36,16 @@ func (srv *Server) bind(ctx context.Context, s *Session) error {
 			s.full = s.jid.String()
 		}
 	case "reject":
-		if _, ok := srv.router.bind(s, false); !ok {
-			return stanzaErr(errCancel, "conflict", "the resource is in use")
+		if _, err := srv.router.bind(s, false, srv.cfg.MaxSessionsPerUser); err != nil {
+			return err
 		}
 		s.bound = true
 		return nil
 	}
-	old, _ := srv.router.bind(s, true)
+	old, err := srv.router.bind(s, true, srv.cfg.MaxSessionsPerUser)
+	if err != nil {
+		return err
+	}
 	if old != nil {
 		old.log.Info("resource taken over by a new session")
 		old.closeWith(streamErr("conflict", "replaced by a new connection"), false)

@@ -53,6 +53,9 @@ var (
 	errForbidden          = stanzaErr(errAuth, "forbidden", "")
 	errInternal           = stanzaErr(errCancel, "internal-server-error", "")
 	errJIDMalformed       = stanzaErr(errModify, "jid-malformed", "")
+	// Binding (RFC 6120 §7.6.2).
+	errResourceInUse    = stanzaErr(errCancel, "conflict", "the resource is in use")
+	errTooManyResources = stanzaErr(errWait, "resource-constraint", "too many sessions of this user")
 )
 
 // legacyCodes are XEP-0086's numeric codes; the QuickBlox SDK reads

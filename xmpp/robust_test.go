@@ -197,6 +197,41 @@ func TestResourceConflictRejects(t *testing.T) {
 	}
 }
 
+// A user may have MaxSessionsPerUser sessions at once: binding one more is
+// refused with <resource-constraint/> (type wait), while taking over one of
+// its resources, or binding after one ended, works.
+func TestMaxSessionsPerUser(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) { c.MaxSessionsPerUser = 2 })
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	e.Online(alice, "one")
+	two := e.Online(alice, "two")
+	bindAs := func(resource string) *stanza.Element {
+		c, _ := e.authOnly(alice)
+		c.Write(`<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>` + resource + `</resource></bind></iq>`)
+		return c.NextSync()
+	}
+	r := bindAs("three")
+	if xmpptest.ErrorCondition(r) != "resource-constraint" || r.Child("error", "").Attr("type") != "wait" {
+		t.Fatalf("a third session answered %s, want a wait/resource-constraint error", r)
+	}
+	if r := bindAs("one"); r.Attr("type") != "result" {
+		t.Fatalf("taking over a resource of the user's answered %s", r)
+	}
+	e.Online(bob, "b") // other users are not counted with alice
+	two.Write(`</stream:stream>`)
+	two.Ended()
+	deadline := time.Now().Add(xmpptest.Wait)
+	for {
+		r := bindAs("three")
+		if r.Attr("type") == "result" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a session ended, binding still answered %s", r)
+		}
+	}
+}
+
 // Direct TLS (XEP-0368) needs no STARTTLS.
 func TestDirectTLS(t *testing.T) {
 	e := startEnv(t, nil)

@@ -54,7 +54,11 @@ func (r *router) session(u UserRef, resource string) *Session {
 // bind registers s under its resource. When the resource is taken, policy
 // decides: "replace" returns the old session (which the caller closes),
 // "reject" fails, and "rename" is handled by the caller before binding.
-func (r *router) bind(s *Session, replace bool) (old *Session, ok bool) {
+// bind adds s under its resource. A session bound to that resource is
+// replaced and returned when replace is set, and otherwise makes bind fail
+// with errResourceInUse; a user with max sessions (max > 0), not counting
+// the one replaced, cannot bind another (errTooManyResources).
+func (r *router) bind(s *Session, replace bool, max int) (old *Session, err error) {
 	sh := r.shard(s.user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -63,15 +67,18 @@ func (r *router) bind(s *Session, replace bool) (old *Session, ok bool) {
 	for _, x := range cur {
 		if x.jid.Resource == s.jid.Resource {
 			if !replace {
-				return nil, false
+				return nil, errResourceInUse
 			}
 			old = x
 			continue
 		}
 		next = append(next, x)
 	}
+	if max > 0 && len(next) >= max {
+		return nil, errTooManyResources
+	}
 	sh.users[s.user] = append(next, s)
-	return old, true
+	return old, nil
 }
 
 // unbind removes s; it reports whether s was bound.
