@@ -291,6 +291,13 @@ func (s *Server) repairHistory(repair func(context.Context, time.Duration) (mong
 	})
 }
 
+// httpReadTimeout bounds reading one whole request, body included, on the
+// REST listener: without it a client trickling a body (at most
+// api.max_body_bytes) would hold its connection and goroutine for as long
+// as it likes; ReadHeaderTimeout covers only the headers. A variable for
+// the tests.
+var httpReadTimeout = time.Minute
+
 // serveHTTP listens on addr and serves h, over TLS when tlsConfig is set.
 func (s *Server) serveHTTP(addr string, h http.Handler, tlsConfig *tls.Config) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
@@ -303,6 +310,7 @@ func (s *Server) serveHTTP(addr string, h http.Handler, tlsConfig *tls.Config) (
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       httpReadTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
