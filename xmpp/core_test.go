@@ -363,3 +363,45 @@ func TestRosterAndSubscriptions(t *testing.T) {
 func signedRequest(app *account.Application, login, password string) account.SessionRequest {
 	return testSessionRequest(app, login, password)
 }
+
+// A contact without an account gets no roster rows: a roster set for it is
+// refused with item-not-found, and a subscription request is answered
+// "unsubscribed" on its behalf (RFC 6121 §3.1.3), with nothing stored for
+// either side. A client could otherwise write rows for user ids nobody has
+// without end.
+func TestNoRosterRowsForNoOne(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	ghost := xmpp.UserRef{App: alice.Ref.App, User: bob.Ref.User + 1000}
+	ghostJID := xmpp.UserJID(ghost, xmpptest.Domain).String()
+	a := e.Online(alice, "a")
+	a.Write(`<iq type='set' id='set'><query xmlns='jabber:iq:roster'><item jid='` + ghostJID + `' name='nobody'/></query></iq>`)
+	if r := a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "set" }); xmpptest.ErrorCondition(r) != "item-not-found" {
+		t.Errorf("roster set for a user id nobody has answered %s, want item-not-found", r)
+	}
+	a.Write(`<presence to='` + ghostJID + `' type='subscribe'/>`)
+	if r := a.Expect(func(el *stanza.Element) bool { return el.Name == "presence" || el.Name == "iq" }); r.Name != "presence" ||
+		r.Attr("type") != "unsubscribed" || r.Attr("from") != ghostJID {
+		t.Errorf("subscribing to nobody answered %s, want <presence type='unsubscribed' from='%s'/>", r, ghostJID)
+	}
+	// A real contact still works, and only its rows exist.
+	a.Write(`<iq type='set' id='bob'><query xmlns='jabber:iq:roster'><item jid='` + bob.JID + `'/></query></iq>`)
+	if r := a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == "bob" }); r.Attr("type") != "result" {
+		t.Fatalf("roster set for bob answered %s", r)
+	}
+	ctx := context.Background()
+	for _, owner := range []xmpp.UserRef{alice.Ref, ghost} {
+		items, _, err := e.DB.XMPP().Roster(ctx, owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range items {
+			if it.JID != bob.JID {
+				t.Errorf("%v's roster holds %+v", owner, it)
+			}
+		}
+		if owner == ghost && len(items) != 0 {
+			t.Errorf("a roster was stored for a user id nobody has: %+v", items)
+		}
+	}
+}

@@ -251,6 +251,14 @@ func subscriptionStanza(typ string, from JID) *stanza.Element {
 
 // subscribe: the user asks to see the contact's presence (RFC 6121 §3.1).
 func (srv *Server) subscribe(ctx context.Context, s *Session, cu UserRef, cj JID, el *stanza.Element) error {
+	if ok, err := srv.contactExists(ctx, cu); err != nil {
+		return err
+	} else if !ok {
+		// No such user: refused for it, as RFC 6121 §3.1.3 has the
+		// contact's server do, and nothing is stored.
+		s.send(subscriptionStanza("unsubscribed", cj))
+		return nil
+	}
 	unlock := srv.rosterLocks.lock(s.user, cu)
 	defer unlock()
 	mine, err := srv.rosterItem(ctx, s.user, cj.String())

@@ -108,6 +108,19 @@ func (srv *Server) contact(owner UserRef, raw string) (UserRef, JID, error) {
 	return u, j, nil
 }
 
+// contactExists reports whether a contact has an account. Roster items
+// and subscriptions are written only for contacts that do: rows for user
+// ids nobody has could never be read, and a client could write them
+// without end. Items of a contact whose account was deleted can still be
+// removed.
+func (srv *Server) contactExists(ctx context.Context, cu UserRef) (bool, error) {
+	_, err := srv.accounts.User(ctx, cu.App, cu.User)
+	if errors.Is(err, account.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (srv *Server) rosterSet(ctx context.Context, s *Session, item *stanza.Element) error {
 	cu, cj, err := srv.contact(s.user, item.Attr("jid"))
 	if err != nil {
@@ -115,6 +128,11 @@ func (srv *Server) rosterSet(ctx context.Context, s *Session, item *stanza.Eleme
 	}
 	if item.Attr("subscription") == "remove" {
 		return srv.rosterRemove(ctx, s.user, cu, cj)
+	}
+	if ok, err := srv.contactExists(ctx, cu); err != nil {
+		return err
+	} else if !ok {
+		return stanzaErr(errCancel, "item-not-found", "no such user")
 	}
 	var groups []string
 	for _, g := range item.Elements() {
