@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -427,6 +428,9 @@ func (s *Service) DeleteMessages(ctx context.Context, app, user int64, ids []str
 	return res, nil
 }
 
+// unreadChunk is how many dialog ids one store query of UnreadCounts takes.
+const unreadChunk = 1000
+
 // UnreadCounts returns the user's unread counts for the dialogs (all when
 // ids is empty) and their total.
 func (s *Service) UnreadCounts(ctx context.Context, app, user int64, ids []string) (map[string]int, int, error) {
@@ -434,14 +438,24 @@ func (s *Service) UnreadCounts(ctx context.Context, app, user int64, ids []strin
 		return s.store.UnreadCounts(ctx, app, user, nil)
 	}
 	var valid []string
+	seen := map[string]bool{}
 	for _, id := range ids {
-		if oid.Valid(id) {
+		if oid.Valid(id) && !seen[oid.Normalize(id)] {
+			seen[oid.Normalize(id)] = true
 			valid = append(valid, oid.Normalize(id))
 		}
 	}
-	counts, total, err := s.store.UnreadCounts(ctx, app, user, valid)
-	if err != nil {
-		return nil, 0, err
+	// In chunks: a store takes a bounded number of ids in one query
+	// (SQLite's variables), and a request may name tens of thousands.
+	counts := make(map[string]int, len(valid))
+	var total int
+	for i := 0; i == 0 || i < len(valid); i += unreadChunk {
+		part, t, err := s.store.UnreadCounts(ctx, app, user, valid[i:min(i+unreadChunk, len(valid))])
+		if err != nil {
+			return nil, 0, err
+		}
+		maps.Copy(counts, part)
+		total = t
 	}
 	out := make(map[string]int, len(ids))
 	for _, id := range ids {

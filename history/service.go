@@ -146,6 +146,9 @@ func (s *Service) CreateDialog(ctx context.Context, app, user int64, in DialogIn
 		for _, o := range in.Occupants {
 			if o != user && !slices.Contains(others, o) {
 				others = append(others, o)
+				if len(others) > 1 {
+					break // too many already: no need to read the rest
+				}
 			}
 		}
 		if len(others) != 1 {
@@ -321,8 +324,14 @@ func (s *Service) UpdateDialog(ctx context.Context, app, user int64, id string, 
 		next = sortedIDs(u.Occupants)
 	}
 	next = sortedIDs(append(next, u.PushAll...))
-	for _, r := range u.PullAll {
-		next = slices.DeleteFunc(next, func(x int64) bool { return x == r })
+	if len(u.PullAll) > 0 {
+		pull := setOf(u.PullAll)
+		next = slices.DeleteFunc(next, func(x int64) bool { return pull[x] })
+	}
+	// Before anything is looked up per occupant: a request naming thousands
+	// of users costs no more than one naming too many by one.
+	if len(next) > s.cfg.MaxOccupants {
+		return nil, invalid("occupants_ids", "too many occupants (maximum is %d)", s.cfg.MaxOccupants)
 	}
 	added, removed := diff(before, next)
 	for _, r := range removed {
@@ -334,9 +343,6 @@ func (s *Service) UpdateDialog(ctx context.Context, app, user int64, id string, 
 		if err := s.checkUsers(ctx, app, added); err != nil {
 			return nil, err
 		}
-	}
-	if len(next) > s.cfg.MaxOccupants {
-		return nil, invalid("occupants_ids", "too many occupants (maximum is %d)", s.cfg.MaxOccupants)
 	}
 	if u.Name != nil && d.Type != Private {
 		name := strings.TrimSpace(*u.Name)
@@ -383,17 +389,26 @@ func (s *Service) UpdateDialog(ctx context.Context, app, user int64, id string, 
 }
 
 func diff(before, after []int64) (added, removed []int64) {
+	was, is := setOf(before), setOf(after)
 	for _, a := range after {
-		if !slices.Contains(before, a) {
+		if !was[a] {
 			added = append(added, a)
 		}
 	}
 	for _, b := range before {
-		if !slices.Contains(after, b) {
+		if !is[b] {
 			removed = append(removed, b)
 		}
 	}
 	return added, removed
+}
+
+func setOf(ids []int64) map[int64]bool {
+	m := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
 }
 
 // DeleteResult sorts the ids of a delete request.

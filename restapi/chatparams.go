@@ -2,7 +2,6 @@ package restapi
 
 import (
 	"net/url"
-	"slices"
 	"strings"
 
 	"chatd/history"
@@ -64,15 +63,33 @@ func filterParam(p params, key, field string) ([]history.Param, error) {
 	return out, nil
 }
 
+// maxPathIDs bounds the ids one request names in its path (messages to
+// mark or delete, dialogs to delete): each is looked up, and a store takes
+// a bounded number in one query.
+const maxPathIDs = 1000
+
 // pathIDs splits a comma list of ids from a path ("a,b" or "a%2Cb"),
-// trimmed, without empty items and duplicates, in order.
-func pathIDs(raw string) []string {
+// trimmed, without empty items and duplicates, in order; more than
+// maxPathIDs is a 400.
+func pathIDs(raw string) ([]string, error) {
 	if s, err := url.PathUnescape(raw); err == nil {
 		raw = s
 	}
+	ids := unique(splitList(raw))
+	if len(ids) > maxPathIDs {
+		return nil, paramErrorf("at most %d ids in one request, got %d", maxPathIDs, len(ids))
+	}
+	return ids, nil
+}
+
+// unique returns ids without repeats, in order; a set, so that a request
+// listing tens of thousands costs linear time.
+func unique(ids []string) []string {
 	var out []string
-	for _, id := range splitList(raw) {
-		if !slices.Contains(out, id) {
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
 			out = append(out, id)
 		}
 	}

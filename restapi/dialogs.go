@@ -201,7 +201,11 @@ func (s *Server) deleteDialogs(r *request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.history.DeleteDialogs(r.ctx(), r.app(), r.user(), pathIDs(r.c.Param("id")), force)
+	ids, err := pathIDs(r.c.Param("id"))
+	if err != nil {
+		return err
+	}
+	res, err := s.history.DeleteDialogs(r.ctx(), r.app(), r.user(), ids, force)
 	if err != nil {
 		return err
 	}

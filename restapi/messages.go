@@ -3,7 +3,6 @@ package restapi
 import (
 	"bytes"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -269,7 +268,10 @@ func (s *Server) updateMessages(r *request) error {
 		return err
 	}
 	dialogID = strings.TrimSpace(dialogID)
-	ids := pathIDs(r.c.Param("id")) // nil: every message of the dialog
+	ids, err := pathIDs(r.c.Param("id")) // nil: every message of the dialog
+	if err != nil {
+		return err
+	}
 	read, err := p.Bool("read", false)
 	if err != nil {
 		return err
@@ -317,7 +319,11 @@ func (s *Server) deleteMessages(r *request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.history.DeleteMessages(r.ctx(), r.app(), r.user(), pathIDs(r.c.Param("id")), force)
+	ids, err := pathIDs(r.c.Param("id"))
+	if err != nil {
+		return err
+	}
+	res, err := s.history.DeleteMessages(r.ctx(), r.app(), r.user(), ids, force)
 	if err != nil {
 		return err
 	}
@@ -328,12 +334,7 @@ func (s *Server) deleteMessages(r *request) error {
 // chat_dialog_ids[]=a,b) → {"total":N,"a":n,"b":m}: total over every dialog
 // of the caller, a key per requested id only.
 func (s *Server) unreadCounts(r *request) error {
-	var ids []string
-	for _, id := range r.params.Strings("chat_dialog_ids") {
-		if !slices.Contains(ids, id) {
-			ids = append(ids, id)
-		}
-	}
+	ids := unique(r.params.Strings("chat_dialog_ids"))
 	counts, total, err := s.history.UnreadCounts(r.ctx(), r.app(), r.user(), ids)
 	if err != nil {
 		return err

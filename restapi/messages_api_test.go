@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -333,6 +334,20 @@ func TestUnreadCounts(t *testing.T) {
 	e.call(http.MethodGet, "/chat/Message/unread.json", bob.token).want(t, http.StatusOK, `{"total":4}`)
 	e.call(http.MethodGet, "/chat/Message/unread.json", bob.token, "chat_dialog_ids", "5d75393ba28f9a17e1cb0f9e,nope").
 		want(t, http.StatusOK, `{"total":4,"5d75393ba28f9a17e1cb0f9e":0,"nope":0}`)
+	// Tens of thousands of ids, some repeated (all a query string holds):
+	// counted, each once, in one request (the store is asked in chunks it
+	// accepts).
+	many := []string{f.priv}
+	for i := range 36000 {
+		many = append(many, fmt.Sprintf("%024x", i%35000))
+	}
+	res := e.call(http.MethodGet, "/chat/Message/unread.json", bob.token, "chat_dialog_ids", strings.Join(many, ","))
+	if res.status != http.StatusOK {
+		t.Fatalf("36,000 ids: status %d, body %.300s", res.status, res.body)
+	}
+	if got := res.obj(t); num(t, got[f.priv]) != 3 || len(got) != 35002 {
+		t.Errorf("36,000 ids: %d keys, %s has %v; want 35,002 keys (the distinct ids and total) and 3", len(got), f.priv, got[f.priv])
+	}
 
 	// mark_as_read=0 reads nothing.
 	for _, m := range e.messages(bob, f.priv, "mark_as_read", "0") {
@@ -394,6 +409,13 @@ func TestUnreadCounts(t *testing.T) {
 	check(carol, 1, map[string]int64{f.group: 1})
 	e.call(http.MethodDelete, "/chat/Message/"+y+".json", bob.token).want(t, http.StatusOK, "")
 	check(bob, 1, map[string]int64{f.group: 1})
+	// At most 1,000 ids in a path: more is a clear 400 and deletes nothing.
+	tooMany := []string{y}
+	for i := range 1000 {
+		tooMany = append(tooMany, fmt.Sprintf("%024x", i))
+	}
+	e.call(http.MethodDelete, "/chat/Message/"+strings.Join(tooMany, ",")+".json", alice.token, "force", "1").
+		want(t, http.StatusBadRequest, `{"errors":["at most 1000 ids in one request, got 1001"]}`)
 	check(carol, 1, map[string]int64{f.group: 1})
 	// What is left unread for bob is alice's "to both" (his own never
 	// counts).

@@ -216,6 +216,21 @@ func blockedError(outbound bool) *StanzaError {
 }
 
 // privacyIQ answers jabber:iq:privacy.
+// Bounds of what one user keeps in privacy lists (XEP-0016) and its
+// blocklist (XEP-0191, the default list): every stanza to or from the user
+// is checked against its lists, and a client could otherwise store them
+// without end. Past them a set is refused with <policy-violation/>.
+const (
+	maxPrivacyLists = 50
+	maxPrivacyItems = 10_000
+)
+
+var (
+	errTooManyLists = stanzaErr(errModify, "policy-violation", "at most "+strconv.Itoa(maxPrivacyLists)+" privacy lists")
+	errTooManyItems = stanzaErr(errModify, "policy-violation",
+		"at most "+strconv.Itoa(maxPrivacyItems)+" items in a privacy list or the blocklist")
+)
+
 func (srv *Server) privacyIQ(ctx context.Context, s *Session, iq *stanza.Element) error {
 	q := iq.Child("query", nsPrivacy)
 	if q == nil {
@@ -300,6 +315,13 @@ func (srv *Server) privacyIQ(ctx context.Context, s *Session, iq *stanza.Element
 			list, err := parseList(name, items)
 			if err != nil {
 				return err
+			}
+			lists, _, err := srv.store.PrivacyLists(ctx, s.user)
+			if err != nil {
+				return err
+			}
+			if len(lists) >= maxPrivacyLists && !slices.ContainsFunc(lists, func(l PrivacyList) bool { return l.Name == name }) {
+				return errTooManyLists
 			}
 			if err := srv.store.PutPrivacyList(ctx, s.user, list); err != nil {
 				return err
@@ -394,6 +416,9 @@ func listElement(l PrivacyList) *stanza.Element {
 func parseList(name string, items []*stanza.Element) (PrivacyList, error) {
 	bad := func(msg string) error { return stanzaErr(errModify, "bad-request", msg) }
 	l := PrivacyList{Name: name}
+	if len(items) > maxPrivacyItems {
+		return l, errTooManyItems
+	}
 	orders := map[int64]bool{}
 	for _, e := range items {
 		if e.Name != "item" {
@@ -495,17 +520,31 @@ func (srv *Server) blockingIQ(ctx context.Context, s *Session, iq *stanza.Elemen
 	if list.Name == "" {
 		list.Name = blocklistName
 	}
+	// Sets, not list scans: a block of thousands of JIDs against a
+	// blocklist of thousands is linear.
 	if c.Name == "block" {
+		have := map[string]bool{}
+		for _, j := range blocked(list) {
+			have[j] = true
+		}
 		var head []PrivacyItem
 		for _, j := range jids {
-			if !slices.Contains(blocked(list), j) {
+			if !have[j] {
+				have[j] = true
 				head = append(head, PrivacyItem{Type: "jid", Value: j})
 			}
 		}
 		list.Items = append(head, list.Items...)
+		if len(list.Items) > maxPrivacyItems {
+			return errTooManyItems
+		}
 	} else {
+		unblock := map[string]bool{}
+		for _, j := range jids {
+			unblock[j] = true
+		}
 		list.Items = slices.DeleteFunc(list.Items, func(it PrivacyItem) bool {
-			return blocksAll(it) && (len(jids) == 0 || slices.Contains(jids, it.Value))
+			return blocksAll(it) && (len(jids) == 0 || unblock[it.Value])
 		})
 	}
 	for i := range list.Items {
@@ -547,8 +586,10 @@ func blocksAll(it PrivacyItem) bool { return it.Type == "jid" && !it.Allow && le
 // blocked returns the JIDs a list blocks outright.
 func blocked(l PrivacyList) []string {
 	var out []string
+	seen := map[string]bool{}
 	for _, it := range l.Items {
-		if blocksAll(it) && !slices.Contains(out, it.Value) {
+		if blocksAll(it) && !seen[it.Value] {
+			seen[it.Value] = true
 			out = append(out, it.Value)
 		}
 	}

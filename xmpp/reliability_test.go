@@ -695,3 +695,57 @@ func TestPrivacyBlockSendsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// What a user keeps in privacy lists is bounded: a 51st list and a
+// blocklist past 10,000 items are refused with <policy-violation/>, and what
+// was stored stays as it was.
+func TestPrivacyBounds(t *testing.T) {
+	e := startEnv(t, nil)
+	alice := e.NewUser("alice")
+	a := e.Online(alice, "a")
+	ask := func(id, xml string) *stanza.Element {
+		a.Write(xml)
+		return a.Expect(func(el *stanza.Element) bool { return el.Name == "iq" && el.Attr("id") == id })
+	}
+	list := func(name string) string {
+		return `<iq type='set' id='` + name + `'><query xmlns='jabber:iq:privacy'><list name='` + name +
+			`'><item type='jid' value='x@example.com' action='deny' order='1'/></list></query></iq>`
+	}
+	for i := range 50 {
+		name := fmt.Sprintf("l%d", i)
+		if r := ask(name, list(name)); r.Attr("type") != "result" {
+			t.Fatalf("list %d: %s", i, r)
+		}
+	}
+	if r := ask("l50", list("l50")); xmpptest.ErrorCondition(r) != "policy-violation" {
+		t.Errorf("a 51st list answered %s, want policy-violation", r)
+	}
+	if r := ask("l7", list("l7")); r.Attr("type") != "result" {
+		t.Errorf("replacing one of the 50 answered %s", r)
+	}
+	// The blocklist grows by block commands; 3,000 JIDs a stanza.
+	block := func(id string, from int) string {
+		var b strings.Builder
+		b.WriteString(`<iq type='set' id='` + id + `'><block xmlns='urn:xmpp:blocking'>`)
+		for i := from; i < from+3000; i++ {
+			fmt.Fprintf(&b, `<item jid='spam%d@example.com'/>`, i)
+		}
+		b.WriteString(`</block></iq>`)
+		return b.String()
+	}
+	for i := range 3 {
+		// Each is answered within the harness's wait: the blocklist was
+		// scanned once per JID blocked, for every JID, and the second of
+		// these took minutes of CPU.
+		if r := ask(fmt.Sprintf("b%d", i), block(fmt.Sprintf("b%d", i), i*3000)); r.Attr("type") != "result" {
+			t.Fatalf("block %d: %s", i, r)
+		}
+	}
+	if r := ask("b3", block("b3", 9000)); xmpptest.ErrorCondition(r) != "policy-violation" {
+		t.Errorf("growing the blocklist to 12,000 answered %s, want policy-violation", r)
+	}
+	r := ask("get", `<iq type='get' id='get'><blocklist xmlns='urn:xmpp:blocking'/></iq>`)
+	if n := len(r.Child("blocklist", "").Elements()); n != 9000 {
+		t.Errorf("the blocklist holds %d JIDs, want the 9,000 blocked before", n)
+	}
+}
