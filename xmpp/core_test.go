@@ -405,3 +405,29 @@ func TestNoRosterRowsForNoOne(t *testing.T) {
 		}
 	}
 }
+
+// A roster item has at most 100 groups: more is refused with
+// not-acceptable, and the item stays as it was.
+func TestRosterGroupsBounded(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
+	set := func(id string, n int) *stanza.Element {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "<group>g%d</group>", i)
+		}
+		a.Write(`<iq type='set' id='` + id + `'><query xmlns='jabber:iq:roster'><item jid='` + bob.JID + `'>` + b.String() + `</item></query></iq>`)
+		return a.Expect(func(el *stanza.Element) bool { return el.Attr("id") == id })
+	}
+	if r := set("ok", 100); r.Attr("type") != "result" {
+		t.Fatalf("100 groups answered %s", r)
+	}
+	if r := set("over", 101); xmpptest.ErrorCondition(r) != "not-acceptable" {
+		t.Errorf("101 groups answered %s, want not-acceptable", r)
+	}
+	it, err := e.DB.XMPP().RosterItem(context.Background(), alice.Ref, bob.JID)
+	if err != nil || len(it.Groups) != 100 {
+		t.Errorf("the item after the refused set: %+v (%v), want its 100 groups", it, err)
+	}
+}

@@ -121,6 +121,11 @@ func (srv *Server) contactExists(ctx context.Context, cu UserRef) (bool, error) 
 	return err == nil, err
 }
 
+// maxRosterGroups bounds the groups of one roster item: privacy lists
+// match stanzas against them (XEP-0016 group items), and names are up to
+// 1 KiB each.
+const maxRosterGroups = 100
+
 func (srv *Server) rosterSet(ctx context.Context, s *Session, item *stanza.Element) error {
 	cu, cj, err := srv.contact(s.user, item.Attr("jid"))
 	if err != nil {
@@ -135,6 +140,7 @@ func (srv *Server) rosterSet(ctx context.Context, s *Session, item *stanza.Eleme
 		return stanzaErr(errCancel, "item-not-found", "no such user")
 	}
 	var groups []string
+	seen := map[string]bool{}
 	for _, g := range item.Elements() {
 		if g.Name != "group" {
 			continue
@@ -143,9 +149,13 @@ func (srv *Server) rosterSet(ctx context.Context, s *Session, item *stanza.Eleme
 		if name == "" || len(name) > 1024 {
 			return stanzaErr(errModify, "not-acceptable", "bad group name")
 		}
-		if slices.Contains(groups, name) {
+		if seen[name] {
 			return stanzaErr(errModify, "bad-request", "duplicate group")
 		}
+		if len(groups) == maxRosterGroups {
+			return stanzaErr(errModify, "not-acceptable", "at most "+strconv.Itoa(maxRosterGroups)+" groups per contact")
+		}
+		seen[name] = true
 		groups = append(groups, name)
 	}
 	name := item.Attr("name")
