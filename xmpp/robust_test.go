@@ -16,6 +16,15 @@ import (
 	"chatd/xmpp/stanza"
 )
 
+// manyAttrs returns n distinct attributes.
+func manyAttrs(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, " b%d=''", i)
+	}
+	return b.String()
+}
+
 // Each robustness case ends the offending stream with the right error while
 // another user's session keeps working.
 func TestRobustness(t *testing.T) {
@@ -37,6 +46,8 @@ func TestRobustness(t *testing.T) {
 		{"restricted XML", `<message><!-- comment --></message>`, "restricted-xml"},
 		{"oversized stanza", `<message><body>` + strings.Repeat("x", 1<<20) + `</body></message>`, "policy-violation"},
 		{"unknown top-level element", `<foo/>`, "unsupported-stanza-type"},
+		{"an element of thousands of attributes", `<message` + manyAttrs(5000) + `/>`, "policy-violation"},
+		{"elements nested hundreds deep", `<message>` + strings.Repeat(`<a>`, 500) + strings.Repeat(`</a>`, 500) + `</message>`, "policy-violation"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

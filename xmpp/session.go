@@ -314,6 +314,10 @@ func (s *Session) readError(err error) endKind {
 		s.fail(streamErr("policy-violation", fmt.Sprintf("stanza larger than %d bytes", s.srv.cfg.MaxStanzaBytes)))
 	case errors.Is(err, stanza.ErrRestricted):
 		s.fail(streamErr("restricted-xml", ""))
+	case errors.Is(err, stanza.ErrTooComplex):
+		s.srv.metrics.tooLarge.Add(1)
+		s.fail(streamErr("policy-violation", fmt.Sprintf("an element with more than %d attributes or %d levels of nesting",
+			stanza.MaxAttrs, stanza.MaxDepth)))
 	case errors.As(err, &syn):
 		s.fail(streamErr("not-well-formed", syn.Msg))
 	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -91,6 +92,9 @@ func TestStreamErrors(t *testing.T) {
 		{"too large", "<message><body>" + strings.Repeat("x", 5000) + "</body></message>", ErrTooLarge},
 		{"huge tag", "<message a='" + strings.Repeat("x", 5000) + "'/>", ErrTooLarge},
 		{"truncated", "<message><body>hi", io.ErrUnexpectedEOF},
+		{"too many attributes", "<message" + attrs(MaxAttrs+1) + "/>", ErrTooComplex},
+		{"too many declarations", "<message" + strings.ReplaceAll(strings.ReplaceAll(attrs(MaxAttrs+1), " a", " xmlns:p"), "''", "'u'") + "/>", ErrTooComplex},
+		{"too deep", nested(MaxDepth + 1), ErrTooComplex},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,6 +110,30 @@ func TestStreamErrors(t *testing.T) {
 				t.Fatalf("error = %v (events %q), want %v", err, got, tc.want)
 			}
 		})
+	}
+}
+
+// attrs returns n attributes a0=” a1=” ….
+func attrs(n int) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(" a" + strconv.Itoa(i) + "=''")
+	}
+	return b.String()
+}
+
+// nested returns a message whose elements nest depth levels (the message
+// is the first).
+func nested(depth int) string {
+	return "<message>" + strings.Repeat("<a>", depth-1) + strings.Repeat("</a>", depth-1) + "</message>"
+}
+
+// Elements at the shape bounds parse.
+func TestShapeBounds(t *testing.T) {
+	in := header + "<message" + attrs(MaxAttrs) + "/>" + nested(MaxDepth) + "</stream:stream>"
+	got, err := events(t, strings.NewReader(in), 4096)
+	if err != nil || len(got) != 4 {
+		t.Fatalf("events %q, error %v; want the header, two stanzas and the end", got, err)
 	}
 }
 
