@@ -193,10 +193,6 @@ func attr(k, v string) cond {
 	return cond{k + "=" + v, func(el *stanza.Element) bool { return el.Attr(k) == v }}
 }
 
-func noAttr(k string) cond {
-	return cond{"no " + k, func(el *stanza.Element) bool { return !el.HasAttr(k) }}
-}
-
 func body(b string) cond {
 	return cond{"body " + b, func(el *stanza.Element) bool { return el.ChildText("body", "") == b }}
 }
