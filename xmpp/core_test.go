@@ -431,3 +431,29 @@ func TestRosterGroupsBounded(t *testing.T) {
 		t.Errorf("the item after the refused set: %+v (%v), want its 100 groups", it, err)
 	}
 }
+
+// A session may have directed presence out to at most 1,000 entities at
+// once: one more is answered with policy-violation, and sending one of them
+// unavailable frees its place.
+func TestDirectedPresenceBounded(t *testing.T) {
+	e := startEnv(t, nil)
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
+	var b strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&b, "<presence to='%s/r%d'/>", bob.JID, i)
+	}
+	a.Write(b.String())
+	a.RoundTrip()
+	a.Write(`<presence to='` + bob.JID + `/one-more' id='over'/>`)
+	r := a.Expect(func(el *stanza.Element) bool { return el.Name == "presence" && el.Attr("id") == "over" })
+	if r.Attr("type") != "error" || xmpptest.ErrorCondition(r) != "policy-violation" {
+		t.Fatalf("the 1,001st directed presence answered %s, want a policy-violation error", r)
+	}
+	a.Write(`<presence to='` + bob.JID + `/r7' type='unavailable'/><presence to='` + bob.JID + `/one-more' id='now'/>`)
+	for _, el := range a.RoundTrip() {
+		if el.Attr("id") == "now" {
+			t.Errorf("after one was sent unavailable, the next was answered %s", el)
+		}
+	}
+}

@@ -13,6 +13,13 @@ import (
 // ends are both on this server and are updated together.
 func (srv *Server) presence(ctx context.Context, s *Session, el *stanza.Element, to JID) {
 	typ := el.Attr("type")
+	if !to.IsZero() && typ == "" && len(s.directed) >= maxDirected && !s.directed[to] {
+		// Each entity sent directed presence is remembered for the
+		// session's end; without a bound a client could grow that without
+		// end (any user id and resource of its application, any room).
+		srv.reply(s, el, errTooManyDirected)
+		return
+	}
 	if !to.IsZero() {
 		if svc := srv.service(to.Domain); svc != nil {
 			// Directed presence to a service (a room join) is remembered, so
@@ -157,6 +164,14 @@ func (srv *Server) initialPresence(ctx context.Context, s *Session, items []Rost
 		}
 	}
 }
+
+// maxDirected bounds the entities (users' JIDs and rooms) one session has
+// sent directed available presence to and not yet unavailable; past it
+// such presence is answered with <policy-violation/>.
+const maxDirected = 1000
+
+var errTooManyDirected = stanzaErr(errModify, "policy-violation",
+	"directed presence to at most "+strconv.Itoa(maxDirected)+" entities (rooms included) at once")
 
 // directed delivers presence to one entity outside the subscription
 // mechanism and remembers it, so that entity learns of the session's end.
