@@ -116,6 +116,9 @@ type MUC struct {
 	HistoryDefault int `yaml:"history_default"`
 	// HistoryMax caps the messages replayed on any join.
 	HistoryMax int `yaml:"history_max"`
+	// CreateByJoin lets XMPP clients create a room (a group dialog) by
+	// joining one that does not exist.
+	CreateByJoin bool `yaml:"create_by_join"`
 }
 
 // TURN configures the embedded TURN server.
@@ -256,7 +259,7 @@ func Default() Config {
 			StanzaBurst:                  1000,
 		},
 		Chat: Chat{MaxOccupants: 5000},
-		MUC:  MUC{MaxBroadcastOccupants: 500, HistoryDefault: 20, HistoryMax: 100},
+		MUC:  MUC{MaxBroadcastOccupants: 500, HistoryDefault: 20, HistoryMax: 100, CreateByJoin: true},
 		TURN: TURN{
 			Enabled:                  true,
 			Realm:                    "chatd",

@@ -62,7 +62,8 @@ func (c *Config) MUCConfig() muc.Config {
 	if def == 0 {
 		def = -1 // muc.Config reads 0 as "the default"; the key's 0 means none
 	}
-	return muc.Config{MaxBroadcastOccupants: c.MUC.MaxBroadcastOccupants, DefaultHistory: def, MaxHistory: c.MUC.HistoryMax}
+	return muc.Config{MaxBroadcastOccupants: c.MUC.MaxBroadcastOccupants, DefaultHistory: def, MaxHistory: c.MUC.HistoryMax,
+		NoCreateByJoin: !c.MUC.CreateByJoin}
 }
 
 // TURNConfig returns the TURN server's configuration with the given secret

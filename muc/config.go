@@ -13,6 +13,11 @@ type Config struct {
 	// MaxHistory caps the messages replayed on any join, whatever the
 	// client asks for. Defaults to 100.
 	MaxHistory int
+	// NoCreateByJoin keeps clients from creating rooms by joining them
+	// (XEP-0045 §10.1.1): a join to a room that does not exist is then
+	// answered <not-allowed/>, and rooms are the group dialogs made over
+	// REST. By default a join creates the room's dialog.
+	NoCreateByJoin bool
 }
 
 func (c Config) withDefaults() Config {

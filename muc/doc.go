@@ -29,7 +29,10 @@
 //     are never created by joining: joining the room of a deleted dialog
 //     answers item-not-found instead of bringing it back as a new one. A
 //     join without <x xmlns='http://jabber.org/protocol/muc'/> (groupchat
-//     1.0) enters existing rooms only;
+//     1.0) enters existing rooms only. Config.NoCreateByJoin (config
+//     muc.create_by_join: false) turns creation by joining off: such a
+//     join gets not-allowed (§10.1.1) and rooms are the dialogs made over
+//     REST;
 //   - a stanza to a room of another application is answered item-not-found:
 //     nothing crosses applications.
 //

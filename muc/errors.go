@@ -21,6 +21,7 @@ var (
 	errBadRequest       = xmpp.NewStanzaError("modify", "bad-request", "")
 	errServiceUnavail   = xmpp.NewStanzaError("cancel", "service-unavailable", "")
 	errFeatureNotImpl   = xmpp.NewStanzaError("cancel", "feature-not-implemented", "")
+	errCreateRestricted = xmpp.NewStanzaError("cancel", "not-allowed", "rooms are not created by joining here: create the group dialog over REST")
 	errCreateNotAllowed = xmpp.NewStanzaError("cancel", "not-allowed", "this room name cannot be created by joining")
 	errOccupantNotFound = xmpp.NewStanzaError("cancel", "item-not-found", "no such occupant in the room")
 	errInternal         = xmpp.NewStanzaError("cancel", "internal-server-error", "")

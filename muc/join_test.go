@@ -1,10 +1,14 @@
 package muc_test
 
 import (
+	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
+	"chatd/history"
 	"chatd/internal/xmpptest"
+	"chatd/muc"
 	"chatd/xmpp/stanza"
 )
 
@@ -128,6 +132,27 @@ func TestJoinErrors(t *testing.T) {
 	// Without a nick.
 	dave.Send(`<presence id='d3' to='` + room + `'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
 	check(dave.Next(name("presence")), "d3", room, "jid-malformed", "400")
+}
+
+// With room creation by joining turned off, a join to a room that does not
+// exist is refused with not-allowed (XEP-0045 §10.1.1) and creates nothing,
+// while the rooms of group dialogs made over REST are joined as before.
+func TestNoCreateByJoin(t *testing.T) {
+	e := startEnv(t, envOptions{muc: muc.Config{NoCreateByJoin: true}})
+	r := newRunner(t, e, "alice")
+	room := strconv.FormatInt(e.App.ID, 10) + "_newroom@muc.localhost"
+	a := r.As("alice")
+	a.Send(plainJoin(room, "n1", r.U("alice").ID))
+	el := a.Next(name("presence"))
+	if el.Attr("type") != "error" || xmpptest.ErrorCondition(el) != "not-allowed" || el.Attr("id") != "n1" {
+		t.Fatalf("joining a room that does not exist answered %s, want not-allowed", el)
+	}
+	if _, err := e.History.RoomDialog(t.Context(), e.App.ID, "newroom"); !errors.Is(err, history.ErrNotFound) {
+		t.Errorf("the refused join left a dialog (%v)", err)
+	}
+	d := e.group(r.U("alice"), "made over REST", false)
+	a.Send(plainJoin(e.roomJID(d), "n2", r.U("alice").ID))
+	a.Next(append(presence(e.roomJID(d)+"/"+r.U("alice").ID), attr("id", "n2"), codes("110", "100"))...)
 }
 
 // mustApp creates a second application.

@@ -93,6 +93,9 @@ func (svc *Service) loadOrCreate(ctx context.Context, user int64, k roomKey, may
 		// as a new one.
 		return nil, false, errItemNotFound
 	}
+	if svc.cfg.NoCreateByJoin {
+		return nil, false, errCreateRestricted
+	}
 	if utf8.RuneCountInString(k.name) > maxRoomName {
 		return nil, false, errCreateNotAllowed
 	}
