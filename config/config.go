@@ -96,6 +96,9 @@ type XMPP struct {
 	// may send (a token bucket); faster clients are slowed down.
 	StanzaRate  int `yaml:"stanza_rate"`
 	StanzaBurst int `yaml:"stanza_burst"`
+	// ByteRate bounds the bytes of stanzas one session may send per
+	// second (a burst of four max_stanza_bytes); 0: no bound.
+	ByteRate int `yaml:"byte_rate"`
 }
 
 // Chat configures chat history.
@@ -257,6 +260,7 @@ func Default() Config {
 			PingTimeout:                  "30s",
 			StanzaRate:                   500,
 			StanzaBurst:                  1000,
+			ByteRate:                     1 << 20,
 		},
 		Chat: Chat{MaxOccupants: 5000},
 		MUC:  MUC{MaxBroadcastOccupants: 500, HistoryDefault: 20, HistoryMax: 100, CreateByJoin: true},

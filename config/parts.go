@@ -48,6 +48,7 @@ func (c *Config) XMPPConfig() xmpp.Config {
 		PingTimeout:                  mustDuration(c.XMPP.PingTimeout),
 		StanzaRate:                   float64(c.XMPP.StanzaRate),
 		StanzaBurst:                  c.XMPP.StanzaBurst,
+		ByteRate:                     noBoundIfZero(c.XMPP.ByteRate),
 	}
 }
 

@@ -76,6 +76,7 @@ func (c *Config) Validate() error {
 	v.duration("xmpp.ping_timeout", c.XMPP.PingTimeout, time.Second)
 	v.atLeast("xmpp.stanza_rate", c.XMPP.StanzaRate, 1)
 	v.atLeast("xmpp.stanza_burst", c.XMPP.StanzaBurst, 1)
+	v.atLeast("xmpp.byte_rate", c.XMPP.ByteRate, 0)
 	v.atLeast("chat.max_occupants", c.Chat.MaxOccupants, 2)
 	v.atLeast("muc.max_broadcast_occupants", c.MUC.MaxBroadcastOccupants, 1)
 	v.atLeast("muc.history_default", c.MUC.HistoryDefault, 0)

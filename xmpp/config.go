@@ -66,6 +66,11 @@ type Config struct {
 	// disconnected. Defaults to 500 stanzas/s with a burst of 1000.
 	StanzaRate  float64
 	StanzaBurst int
+	// ByteRate bounds the bytes of stanzas one session may send per
+	// second, with a burst of four maximum stanzas; a faster client is
+	// slowed down like one over StanzaRate. Defaults to 1 MiB/s; -1 for no
+	// bound.
+	ByteRate int
 	// AuthFailureDelay is the first delay after a failed authentication from
 	// one address or for one user; it doubles with each further failure up
 	// to 5s, and the counts fade after a quiet minute. Defaults to 100ms.
@@ -125,6 +130,9 @@ func (c Config) withDefaults() Config {
 	if c.StanzaBurst <= 0 {
 		c.StanzaBurst = 1000
 	}
+	if c.ByteRate == 0 {
+		c.ByteRate = 1 << 20
+	}
 	if c.AuthFailureDelay <= 0 {
 		c.AuthFailureDelay = 100 * time.Millisecond
 	}
@@ -145,3 +153,6 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// byteBurst is the byte bucket's size: four stanzas of the largest size.
+func (c Config) byteBurst() int { return 4 * c.MaxStanzaBytes }

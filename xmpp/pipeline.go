@@ -47,8 +47,6 @@ type pipeliner interface {
 	// Ready reports whether the next element is buffered whole, so that
 	// Next cannot wait for the network.
 	Ready() bool
-	// LastSize is the size in bytes of the element Next returned last.
-	LastSize() int
 }
 
 // readyNext reports whether the transport holds the next element whole.
@@ -70,7 +68,7 @@ func (s *Session) deliverLater(ctx context.Context, p pendingChat) {
 		s.pending = make([]pendingChat, 0, 8)
 	}
 	s.pending = append(s.pending, p)
-	s.pendingBytes += tr.LastSize()
+	s.pendingBytes += s.tr.LastSize()
 	if len(s.pending) > 1 {
 		s.srv.metrics.pipelined.Add(1)
 	}

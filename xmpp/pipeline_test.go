@@ -215,7 +215,7 @@ func TestPipelinedBeforeThrottle(t *testing.T) {
 // A sender whose own queue is too full to read more (it does not read what
 // it is sent) does not hold back the messages it sent before.
 func TestPipelinedBeforeOwnQueueWait(t *testing.T) {
-	e, g := startGated(t, "s2", func(c *xmpp.Config) { c.MaxQueueBytes = 32 << 20; c.WriteTimeout = time.Minute })
+	e, g := startGated(t, "s2", func(c *xmpp.Config) { c.MaxQueueBytes = 32 << 20; c.WriteTimeout = time.Minute; c.ByteRate = -1 })
 	alice, bob, carol := e.NewUser("alice"), e.NewUser("bob"), e.NewUser("carol")
 	// Alice's socket buffers little, so the server's writes to her block
 	// soon once she stops reading.

@@ -108,7 +108,7 @@ func TestRobustness(t *testing.T) {
 // A client that never reads is closed when its queue overflows; the sender
 // and everyone else go on.
 func TestSlowConsumerIsCutOff(t *testing.T) {
-	e := startEnv(t, func(c *xmpp.Config) { c.MaxQueueBytes = 256 << 10; c.WriteTimeout = 2 * time.Second })
+	e := startEnv(t, func(c *xmpp.Config) { c.MaxQueueBytes = 256 << 10; c.WriteTimeout = 2 * time.Second; c.ByteRate = -1 })
 	alice, bob, carol := e.NewUser("alice"), e.NewUser("bob"), e.NewUser("carol")
 	// The slow client binds and sends presence, then never reads again; a
 	// small receive buffer makes the kernel push back soon.
@@ -138,7 +138,7 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 // the write timeout: the writer's deadline holds however often it is
 // refreshed while writes still go through.
 func TestStalledReaderTimesOut(t *testing.T) {
-	e := startEnv(t, func(c *xmpp.Config) { c.MaxQueueBytes = 64 << 20; c.WriteTimeout = 500 * time.Millisecond })
+	e := startEnv(t, func(c *xmpp.Config) { c.MaxQueueBytes = 64 << 20; c.WriteTimeout = 500 * time.Millisecond; c.ByteRate = -1 })
 	alice, bob := e.NewUser("alice"), e.NewUser("bob")
 	stalled := e.LoginNoRead(bob, "stalled")
 	stalled.Write(`<presence/>`)
@@ -490,4 +490,28 @@ func TestParallelGuessesRefused(t *testing.T) {
 	if got := e.Server.Stats().AuthFailures; got != 1 {
 		t.Errorf("auth_failures_total = %d, want 1 (a refusal unchecked is not a failure)", got)
 	}
+}
+
+// A session sending more bytes per second than ByteRate is slowed down, not
+// disconnected: every message arrives, and the server counts the waits.
+func TestByteRateSlowsDown(t *testing.T) {
+	e := startEnv(t, func(c *xmpp.Config) {
+		c.MaxStanzaBytes = 16 << 10
+		c.ByteRate = 32 << 10 // a burst of 64 KiB
+	})
+	alice, bob := e.NewUser("alice"), e.NewUser("bob")
+	a := e.Online(alice, "a")
+	b := e.Online(bob, "b")
+	body := strings.Repeat("x", 12<<10)
+	for i := range 10 { // 120 KiB: past the burst
+		a.Write(fmt.Sprintf(`<message to='%s' type='chat' id='m%d'><body>%s</body></message>`, bob.JID, i, body))
+	}
+	for i := range 10 {
+		id := fmt.Sprintf("m%d", i)
+		b.Expect(func(el *stanza.Element) bool { return el.Name == "message" && el.Attr("id") == id })
+	}
+	if got := e.Server.Stats().Throttled; got == 0 {
+		t.Error("120 KiB sent at once against a 64 KiB burst was not slowed down")
+	}
+	a.RoundTrip() // still connected
 }

@@ -55,8 +55,9 @@ type Session struct {
 	sasl          saslExchange
 	saslMech      string
 	authFailures  int
-	authGen       uint64 // Server.usersEnded when the authentication began
-	bucket        tokenBucket
+	authGen       uint64        // Server.usersEnded when the authentication began
+	bucket        tokenBucket   // stanzas
+	bytes         tokenBucket   // bytes of stanzas
 	directed      map[JID]bool  // full JIDs sent directed available presence
 	initialSent   bool          // initial presence was sent
 	pending       []pendingChat // messages being stored, to deliver (pipeline.go)
@@ -452,7 +453,12 @@ func (s *Session) element(ctx context.Context, el *stanza.Element) error {
 	if err := s.awaitQueue(ctx); err != nil {
 		return err
 	}
-	if wait := s.bucket.take(time.Now(), s.srv.cfg.StanzaRate, s.srv.cfg.StanzaBurst); wait > 0 {
+	now := time.Now()
+	wait := s.bucket.take(now, 1, s.srv.cfg.StanzaRate, float64(s.srv.cfg.StanzaBurst))
+	if rate := s.srv.cfg.ByteRate; rate > 0 {
+		wait = max(wait, s.bytes.take(now, float64(s.tr.LastSize()), float64(rate), float64(s.srv.cfg.byteBurst())))
+	}
+	if wait > 0 {
 		s.deliverPending(ctx) // not held while the sender is slowed down
 		s.srv.metrics.throttled.Add(1)
 		s.throttle(ctx, wait)
@@ -705,14 +711,15 @@ type tokenBucket struct {
 	last   time.Time
 }
 
-// take consumes a token and returns how long to wait before it was available.
-func (b *tokenBucket) take(now time.Time, rate float64, burst int) time.Duration {
+// take consumes n tokens and returns how long to wait before they were
+// available.
+func (b *tokenBucket) take(now time.Time, n, rate, burst float64) time.Duration {
 	if b.last.IsZero() {
-		b.tokens, b.last = float64(burst), now
+		b.tokens, b.last = burst, now
 	}
-	b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
+	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
 	b.last = now
-	b.tokens--
+	b.tokens -= n
 	if b.tokens >= 0 {
 		return 0
 	}

@@ -42,6 +42,8 @@ type transport interface {
 	WebSocket() bool
 	// DefaultNS is the default namespace the client's stream declared.
 	DefaultNS() string
+	// LastSize is the size in bytes of the element Next returned last.
+	LastSize() int
 }
 
 // idleWaiter is a transport whose wait for input can happen on a goroutine
@@ -325,6 +327,7 @@ type wsTransport struct {
 	max     int
 	timeout time.Duration
 	closed  bool
+	last    int // the size of the last message read
 }
 
 func newWSTransport(ws *websocket.Conn, max int) *wsTransport {
@@ -356,6 +359,7 @@ func (t *wsTransport) Next() (stanza.Event, error) {
 			break
 		}
 	}
+	t.last = len(msg)
 	el, err := stanza.ParseElement(msg, stanza.NSClient, t.max)
 	if err != nil {
 		return stanza.Event{}, err
@@ -373,6 +377,8 @@ func (t *wsTransport) Next() (stanza.Event, error) {
 }
 
 func (t *wsTransport) Restart() {}
+
+func (t *wsTransport) LastSize() int { return t.last }
 
 func (t *wsTransport) Header(id, domain string, then []byte) error {
 	_, err := t.ws.Write([]byte(`<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" version="1.0" xml:lang="en" id="` +
