@@ -138,7 +138,11 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 // the write timeout: the writer's deadline holds however often it is
 // refreshed while writes still go through.
 func TestStalledReaderTimesOut(t *testing.T) {
-	e := startEnv(t, func(c *xmpp.Config) { c.MaxQueueBytes = 64 << 20; c.WriteTimeout = 500 * time.Millisecond; c.ByteRate = -1 })
+	e := startEnv(t, func(c *xmpp.Config) {
+		c.MaxQueueBytes = 64 << 20
+		c.WriteTimeout = 500 * time.Millisecond
+		c.ByteRate = -1
+	})
 	alice, bob := e.NewUser("alice"), e.NewUser("bob")
 	stalled := e.LoginNoRead(bob, "stalled")
 	stalled.Write(`<presence/>`)
