@@ -1,6 +1,7 @@
 package muc_test
 
 import (
+	"context"
 	"testing"
 )
 
@@ -51,5 +52,39 @@ func TestRejoinResyncs(t *testing.T) {
 	r.As("alice").None(name("presence"))
 	if st := e.muc.Stats(); st.Occupants != 2 || st.Sessions != 2 {
 		t.Fatalf("stats after a re-join: %+v", st)
+	}
+}
+
+// XEP-0045 §10.9: the occupants of a destroyed room are told the reason
+// and the alternate venue the owner gave.
+func TestDestroyCarriesReasonAndVenue(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	r := newRunner(t, e, "alice", "bob")
+	d := e.group(r.U("alice"), "g", false, r.U("bob"))
+	room := e.roomJID(d)
+	joinAll(r, room, "alice", "bob")
+	alt := "1_elsewhere@muc.localhost"
+	r.As("alice").Send(`<iq type='set' id='bad' to='` + room + `'><query xmlns='` + nsOwner + `'><destroy jid='@@'/></query></iq>`)
+	r.As("alice").Expect(attr("id", "bad"), errCond("jid-malformed"))
+	r.As("alice").Send(`<iq type='set' id='x1' to='` + room + `'><query xmlns='` + nsOwner + `'><destroy jid='` + alt + `'><reason>moving</reason></destroy></query></iq>`)
+	for _, n := range []string{"alice", "bob"} {
+		p := r.As(n).Expect(append(presence(room+"/"+r.U(n).ID), attr("type", "unavailable"))...)
+		x := p.Child("x", nsMUCUser).Child("destroy", nsMUCUser)
+		if x == nil || x.Attr("jid") != alt || x.ChildText("reason", nsMUCUser) != "moving" {
+			t.Fatalf("%s told of the destruction with %s", n, p)
+		}
+	}
+	r.As("alice").Expect(attr("id", "x1"), attr("type", "result"))
+
+	// A room deleted over REST has no reason: a bare <destroy/>.
+	d2 := e.group(r.U("alice"), "g2", false, r.U("bob"))
+	room2 := e.roomJID(d2)
+	joinAll(r, room2, "bob")
+	if _, err := e.History.DeleteDialogs(context.Background(), e.App.ID, r.U("alice").Ref.User, []string{d2.ID}, true); err != nil {
+		t.Fatal(err)
+	}
+	p := r.As("bob").Expect(append(presence(room2+"/"+r.U("bob").ID), attr("type", "unavailable"))...)
+	if x := p.Child("x", nsMUCUser).Child("destroy", nsMUCUser); x == nil || x.HasAttr("jid") || len(x.Elements()) != 0 {
+		t.Fatalf("REST deletion seen as %s", p)
 	}
 }

@@ -239,8 +239,24 @@ func (svc *Service) ownerIQ(ctx context.Context, from xmpp.Sender, el, q *stanza
 		from.Session.Send(result(el, roomJID, stanza.New("query", nsMUCOwner).Append(svc.configForm(d))))
 		return
 	}
-	if q.Child("destroy", nsMUCOwner) != nil {
+	if req := q.Child("destroy", nsMUCOwner); req != nil {
+		note, ok := destroyNote(req)
+		if !ok {
+			svc.reply(from, el, xmpp.NewStanzaError("modify", "jid-malformed", "the alternate venue is not a JID"))
+			return
+		}
+		// The occupants are told by destroy, which observe calls while
+		// the dialog is deleted, on this goroutine.
+		k := roomKey{app: d.AppID, name: d.RoomName}
+		svc.mu.Lock()
+		svc.destroying[k] = note
+		svc.mu.Unlock()
 		res, err := svc.hist.DeleteDialogs(ctx, d.AppID, user, []string{d.ID}, true)
+		svc.mu.Lock()
+		if svc.destroying[k] == note {
+			delete(svc.destroying, k)
+		}
+		svc.mu.Unlock()
 		switch {
 		case err != nil:
 			svc.reply(from, el, stanzaError(err))
@@ -283,6 +299,26 @@ func (svc *Service) ownerIQ(ctx context.Context, from xmpp.Sender, el, q *stanza
 		}
 	}
 	from.Session.Send(result(el, roomJID, nil))
+}
+
+// destroyNote is the <destroy/> the occupants of a room its owner
+// destroys get: the alternate venue (jid), its password and the reason the
+// owner gave. It reports false for a malformed venue.
+func destroyNote(req *stanza.Element) (*stanza.Element, bool) {
+	note := stanza.New("destroy", nsMUCUser)
+	if v := req.Attr("jid"); v != "" {
+		j, err := xmpp.ParseJID(v)
+		if err != nil {
+			return nil, false
+		}
+		note.SetAttr("jid", j.String())
+	}
+	for _, n := range []string{"password", "reason"} {
+		if c := req.Child(n, nsMUCOwner); c != nil {
+			note.Append(stanza.New(n, nsMUCUser).AppendText(c.Content()))
+		}
+	}
+	return note, true
 }
 
 // configForm is the room configuration form (XEP-0045 §10.2); only the
