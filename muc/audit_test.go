@@ -2,6 +2,7 @@ package muc_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 )
 
@@ -87,4 +88,37 @@ func TestDestroyCarriesReasonAndVenue(t *testing.T) {
 	if x := p.Child("x", nsMUCUser).Child("destroy", nsMUCUser); x == nil || x.HasAttr("jid") || len(x.Elements()) != 0 {
 		t.Fatalf("REST deletion seen as %s", p)
 	}
+}
+
+// XEP-0045 §17.4 rules 4 to 6: an admin item names one user and changes
+// either an affiliation or a role; anything else is a bad request. An owner
+// cannot revoke its own ownership (§10.6: conflict) and an admin or owner
+// cannot ban itself (§9.1: conflict).
+func TestAdminItemValidation(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	r := newRunner(t, e, "alice", "bob")
+	d := e.group(r.U("alice"), "g", false, r.U("bob"))
+	room := e.roomJID(d)
+	joinAll(r, room, "alice", "bob")
+	a := r.As("alice")
+	set := func(id, item, want string) {
+		t.Helper()
+		a.Send(`<iq type='set' id='` + id + `' to='` + room + `'><query xmlns='` + nsAdmin + `'>` + item + `</query></iq>`)
+		a.Expect(attr("id", id), errCond(want))
+	}
+	set("both", `<item affiliation='member' role='none' nick='{bob.id}'/>`, "bad-request")
+	set("neither", `<item nick='{bob.id}'/>`, "bad-request")
+	set("nobody", `<item role='none'/>`, "bad-request")
+	set("nojid", `<item affiliation='member'/>`, "bad-request")
+	set("malformed", `<item affiliation='member' jid='@@'/>`, "jid-malformed")
+	set("selfmember", `<item affiliation='member' jid='{alice}'/>`, "conflict")
+	set("selfnone", `<item affiliation='none' jid='{alice}'/>`, "conflict")
+	set("selfban", `<item affiliation='outcast' jid='{alice}'/>`, "conflict")
+	dd, err := e.History.DialogAny(context.Background(), e.App.ID, d.ID)
+	if err != nil || dd.OwnerID != r.U("alice").Ref.User || !slices.Equal(dd.Occupants, []int64{r.U("alice").Ref.User, r.U("bob").Ref.User}) {
+		t.Fatalf("dialog changed by refused requests: %+v %v", dd, err)
+	}
+	// A member may still leave the group by its own affiliation.
+	r.As("bob").Send(`<iq type='set' id='leave' to='` + room + `'><query xmlns='` + nsAdmin + `'><item affiliation='none' jid='{bob}'/></query></iq>`)
+	r.As("bob").Expect(attr("id", "leave"), attr("type", "result"))
 }

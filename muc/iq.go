@@ -373,26 +373,40 @@ func (svc *Service) adminIQ(ctx context.Context, from xmpp.Sender, el, q *stanza
 	var up history.DialogUpdate
 	var kicks []int64
 	for _, it := range items {
+		// An item changes an affiliation or a role, never both, of a user
+		// it names (XEP-0045 §17.4).
+		aff, rl := it.Attr("affiliation"), it.Attr("role")
+		if (aff == "") == (rl == "") || (it.Attr("jid") == "" && it.Attr("nick") == "") {
+			svc.reply(from, el, xmpp.NewStanzaError("modify", "bad-request", "an item names a user by jid or nick and sets either an affiliation or a role"))
+			return
+		}
 		target, ok := svc.itemUser(it, d.AppID)
 		if !ok {
 			svc.reply(from, el, xmpp.NewStanzaError("modify", "jid-malformed", "name a user of this application by jid or nick"))
 			return
 		}
-		if aff := it.Attr("affiliation"); aff != "" {
+		if aff != "" {
 			if d.Type != history.Group {
 				svc.reply(from, el, xmpp.NewStanzaError("cancel", "not-allowed", "a public group has no member list"))
 				return
 			}
+			switch {
+			case target == user && target == d.OwnerID && aff != "owner":
+				// The only owner cannot revoke its ownership (§10.6).
+				svc.reply(from, el, xmpp.NewStanzaError("cancel", "conflict", "the owner is the room's only owner"))
+				return
+			case target == user && aff == "outcast" && role(affiliation(d, user)) == "moderator":
+				// Admins and owners cannot ban themselves (§9.1).
+				svc.reply(from, el, xmpp.NewStanzaError("cancel", "conflict", "an admin cannot ban itself"))
+				return
+			case target == d.OwnerID && aff != "owner":
+				svc.reply(from, el, xmpp.NewStanzaError("cancel", "not-allowed", "the owner stays the owner"))
+				return
+			}
 			switch aff {
 			case "member":
-				if target != d.OwnerID {
-					up.PushAll = append(up.PushAll, target)
-				}
+				up.PushAll = append(up.PushAll, target)
 			case "none", "outcast":
-				if target == d.OwnerID {
-					svc.reply(from, el, xmpp.NewStanzaError("cancel", "not-allowed", "the owner stays the owner"))
-					return
-				}
 				up.PullAll = append(up.PullAll, target)
 			default:
 				svc.reply(from, el, xmpp.NewStanzaError("cancel", "not-allowed", "owners and admins come from the dialog"))
@@ -400,7 +414,7 @@ func (svc *Service) adminIQ(ctx context.Context, from xmpp.Sender, el, q *stanza
 			}
 			continue
 		}
-		if it.Attr("role") != "none" {
+		if rl != "none" {
 			svc.reply(from, el, xmpp.NewStanzaError("cancel", "not-allowed", "roles follow affiliations; only kicking is supported"))
 			return
 		}
