@@ -122,3 +122,20 @@ func TestAdminItemValidation(t *testing.T) {
 	r.As("bob").Send(`<iq type='set' id='leave' to='` + room + `'><query xmlns='` + nsAdmin + `'><item affiliation='none' jid='{bob}'/></query></iq>`)
 	r.As("bob").Expect(attr("id", "leave"), attr("type", "result"))
 }
+
+// XEP-0045 §6.6: a disco request to an occupant JID from a non-occupant is
+// a bad request (a self-ping keeps XEP-0410's not-acceptable).
+func TestDiscoOccupantByNonOccupant(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	r := newRunner(t, e, "alice", "bob")
+	d := e.group(r.U("alice"), "g", false, r.U("bob"))
+	room := e.roomJID(d)
+	joinAll(r, room, "alice")
+	b := r.As("bob")
+	b.Send(`<iq type='get' id='di' to='` + room + `/` + r.U("alice").ID + `'><query xmlns='` + nsInfo + `'/></iq>`)
+	b.Expect(attr("id", "di"), errCond("bad-request"))
+	b.Send(`<iq type='get' id='ds' to='` + room + `/` + r.U("alice").ID + `'><query xmlns='` + nsItems + `'/></iq>`)
+	b.Expect(attr("id", "ds"), errCond("bad-request"))
+	b.Send(`<iq type='get' id='sp' to='` + room + `/` + r.U("bob").ID + `'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	b.Expect(attr("id", "sp"), errCond("not-acceptable"))
+}

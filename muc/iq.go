@@ -108,6 +108,10 @@ func (svc *Service) iq(ctx context.Context, from xmpp.Sender, el *stanza.Element
 		switch {
 		case q.Space == nsPing && q.Name == "ping" && toNick == nick(user) && joined:
 			from.Session.Send(result(el, roomJID+"/"+toNick, nil))
+		case !joined && (q.Space == nsDiscoInfo || q.Space == nsDiscoItems):
+			// XEP-0045 §6.6: a non-occupant's disco request to an
+			// occupant JID.
+			svc.reply(from, el, errBadRequest)
 		case !joined:
 			svc.reply(from, el, errNotJoined)
 		default:
