@@ -139,3 +139,29 @@ func TestDiscoOccupantByNonOccupant(t *testing.T) {
 	b.Send(`<iq type='get' id='sp' to='` + room + `/` + r.U("bob").ID + `'><ping xmlns='urn:xmpp:ping'/></iq>`)
 	b.Expect(attr("id", "sp"), errCond("not-acceptable"))
 }
+
+// XEP-0045 §7.12: the reserved nickname (the user id, nicks being locked
+// down) is answered on the x-roomuser-item node, before and after joining;
+// other nodes do not exist.
+func TestReservedNick(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	r := newRunner(t, e, "alice", "bob")
+	d := e.group(r.U("alice"), "Lounge", false, r.U("bob"))
+	room := e.roomJID(d)
+	joinAll(r, room, "alice")
+	for _, n := range []string{"alice", "bob"} {
+		c := r.As(n)
+		c.Send(`<iq type='get' id='nick' to='` + room + `'><query xmlns='` + nsInfo + `' node='x-roomuser-item'/></iq>`)
+		res := c.Expect(attr("id", "nick"), attr("type", "result"))
+		q := res.Child("query", nsInfo)
+		id := q.Child("identity", nsInfo)
+		if q.Attr("node") != "x-roomuser-item" || id == nil || id.Attr("name") != r.U(n).ID || id.Attr("category") != "conference" {
+			t.Fatalf("%s's reserved nick: %s", n, res)
+		}
+		if len(q.Elements()) != 1 {
+			t.Fatalf("reserved nick answer with more than the identity: %s", res)
+		}
+	}
+	r.As("bob").Send(`<iq type='get' id='other' to='` + room + `'><query xmlns='` + nsInfo + `' node='http://example.org/caps#x'/></iq>`)
+	r.As("bob").Expect(attr("id", "other"), errCond("item-not-found"))
+}

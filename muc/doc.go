@@ -16,7 +16,9 @@
 //   - a type 1 room is open to every user of the application;
 //   - the nick is always the user id. A join with another nick is accepted
 //     under the user id with status 210 (no impersonation, and QuickBlox
-//     clients keep parsing user ids out of occupant JIDs). A user joined from
+//     clients keep parsing user ids out of occupant JIDs); the reserved nick
+//     a client may ask for (disco#info node x-roomuser-item, XEP-0045 §7.12)
+//     is the user id. A user joined from
 //     several resources is one occupant: the others see its join on the
 //     first and its leave on the last;
 //   - a room exists while its dialog exists. A join to a room that does not

@@ -23,6 +23,7 @@ var (
 	errFeatureNotImpl   = xmpp.NewStanzaError("cancel", "feature-not-implemented", "")
 	errCreateNotAllowed = xmpp.NewStanzaError("cancel", "not-allowed", "this room name cannot be created by joining")
 	errOccupantNotFound = xmpp.NewStanzaError("cancel", "item-not-found", "no such occupant in the room")
+	errNoNode           = xmpp.NewStanzaError("cancel", "item-not-found", "no such node")
 	errInternal         = xmpp.NewStanzaError("cancel", "internal-server-error", "")
 )
 

@@ -121,7 +121,16 @@ func (svc *Service) iq(ctx context.Context, from xmpp.Sender, el *stanza.Element
 	}
 	switch key := q.Space + " " + q.Name; {
 	case key == nsDiscoInfo+" query" && typ == "get":
-		from.Session.Send(result(el, roomJID, svc.roomInfo(r, d)))
+		switch q.Attr("node") {
+		case "":
+			from.Session.Send(result(el, roomJID, svc.roomInfo(r, d)))
+		case nodeReservedNick:
+			// XEP-0045 §7.12: nicks are locked down to the user id.
+			from.Session.Send(result(el, roomJID, stanza.New("query", nsDiscoInfo, "node", nodeReservedNick).Append(
+				stanza.New("identity", nsDiscoInfo, "category", "conference", "type", "text", "name", nick(user)))))
+		default:
+			svc.reply(from, el, errNoNode)
+		}
 	case key == nsDiscoItems+" query" && typ == "get":
 		from.Session.Send(result(el, roomJID, svc.roomItems(r, roomJID)))
 	case key == nsPing+" ping" && typ == "get":
@@ -134,6 +143,10 @@ func (svc *Service) iq(ctx context.Context, from xmpp.Sender, el *stanza.Element
 		svc.reply(from, el, errServiceUnavail)
 	}
 }
+
+// nodeReservedNick is the disco#info node of a user's reserved nick in a
+// room (XEP-0045 §7.12).
+const nodeReservedNick = "x-roomuser-item"
 
 // roomInfo is a room's disco#info (XEP-0045 §6.4).
 func (svc *Service) roomInfo(r *room, d *history.Dialog) *stanza.Element {
