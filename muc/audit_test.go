@@ -165,3 +165,28 @@ func TestReservedNick(t *testing.T) {
 	r.As("bob").Send(`<iq type='get' id='other' to='` + room + `'><query xmlns='` + nsInfo + `' node='http://example.org/caps#x'/></iq>`)
 	r.As("bob").Expect(attr("id", "other"), errCond("item-not-found"))
 }
+
+// XEP-0045 §7.5: a private message carries one empty muc#user <x/>, the
+// service's, whether or not the sender's client added one (Conversations
+// does), and nothing the client put in it.
+func TestPrivateMessageOneMUCUserX(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	r := newRunner(t, e, "alice", "bob")
+	d := e.group(r.U("alice"), "g", false, r.U("bob"))
+	room := e.roomJID(d)
+	joinAll(r, room, "alice", "bob")
+	r.As("alice").Send(`<message type='chat' to='` + room + `/` + r.U("bob").ID + `' id='pm'><body>psst</body><x xmlns='` + nsMUCUser + `'><status code='307'/></x></message>`)
+	pm := r.As("bob").Expect(body("psst"))
+	n := 0
+	for _, c := range pm.Elements() {
+		if c.Name == "x" && c.Space == nsMUCUser && len(c.Elements()) == 0 {
+			n++
+		} else if c.Name == "x" {
+			n = -1
+			break
+		}
+	}
+	if n != 1 {
+		t.Fatalf("private message with %d empty muc#user elements (-1: another): %s", n, pm)
+	}
+}
