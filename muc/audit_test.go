@@ -3,6 +3,7 @@ package muc_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -189,4 +190,30 @@ func TestPrivateMessageOneMUCUserX(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("private message with %d empty muc#user elements (-1: another): %s", n, pm)
 	}
+}
+
+// The room's answers to misdirected messages (XEP-0045 §7.4, §7.5, §8.1,
+// §17.2): a groupchat message to an occupant JID is bad-request, a message
+// of another type to the room bad-request, one to a room that does not
+// exist item-not-found, one from a session that did not join a room that
+// requires joining not-acceptable, a subject the dialog's name cannot be
+// not-acceptable; each echoes the id.
+func TestMisdirectedMessages(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	r := newRunner(t, e, "alice", "bob")
+	d := e.group(r.U("alice"), "g", true, r.U("bob"))
+	room := e.roomJID(d)
+	joinAll(r, room, "alice")
+	a, b := r.As("alice"), r.As("bob")
+	a.Send(`<message type='groupchat' id='gpm' to='` + room + `/` + r.U("alice").ID + `'><body>x</body></message>`)
+	a.Expect(attr("id", "gpm"), errCond("bad-request"))
+	a.Send(`<message type='chat' id='chat' to='` + room + `'><body>x</body></message>`)
+	a.Expect(attr("id", "chat"), errCond("bad-request"))
+	a.Send(`<message type='groupchat' id='none' to='` + strings.Replace(room, d.ID, "0123456789abcdef01234567", 1) + `'><body>x</body></message>`)
+	a.Expect(attr("id", "none"), errCond("item-not-found"))
+	b.Send(`<message type='groupchat' id='out' to='` + room + `'><body>x</body></message>`)
+	b.Expect(attr("id", "out"), errCond("not-acceptable"))
+	a.Send(`<message type='groupchat' id='long' to='` + room + `'><subject>` + strings.Repeat("s", 201) + `</subject></message>`)
+	a.Expect(attr("id", "long"), errCond("not-acceptable"))
+	a.None(body("x"))
 }
