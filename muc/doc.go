@@ -48,17 +48,23 @@
 // configuration form changes the name (muc#roomconfig_roomname) and, for
 // groups, is_join_required (field chatd#is_join_required); other fields
 // follow from the dialog's type and are ignored when submitted. Destroying
-// the room deletes the dialog for everyone. Affiliation member is push_all,
-// none and outcast are pull_all (under the dialog's rules: any occupant may
-// add, only the owner removes others), owner and admin cannot be given. A
-// subject change renames the dialog. A kick (role none, moderators only)
-// only takes the occupant out of the room: its presence carries statuses
-// 307 then 110 (the SDK reads the first), the others' 307, except QuickBlox
-// SDK sessions', which read a leave only without a status. A mediated
-// invitation adds the invitee to the group, as adding them over REST does;
-// direct invitations (XEP-0249) are plain 1:1 messages the XMPP server
-// routes. Private messages go between joined occupants. IQs to an occupant
-// other than the XEP-0410 self-ping are not forwarded.
+// the room deletes the dialog for everyone; the occupants' <destroy/>
+// carries the alternate venue and reason the owner gave. Affiliation member
+// is push_all, none and outcast are pull_all (under the dialog's rules: any
+// occupant may add, only the owner removes others), owner and admin cannot
+// be given, and the owner stays the owner (conflict when it tries to change
+// its own affiliation, the only owner, §10.6; not-allowed for others); an
+// admin cannot ban itself (conflict, §9.1). An admin item sets an
+// affiliation or a role, not both, of a user it names (bad-request
+// otherwise, §17.4). A subject change renames the dialog. A kick (role none,
+// moderators only) only takes the occupant out of the room: its presence
+// carries statuses 307 then 110 (the SDK reads the first), the others' 307,
+// except QuickBlox SDK sessions', which read a leave only without a status.
+// A mediated invitation adds the invitee to the group, as adding them over
+// REST does; direct invitations (XEP-0249) are plain 1:1 messages the XMPP
+// server routes. Private messages go between joined occupants, marked with
+// the service's empty muc#user <x/> in place of any the client added. IQs to
+// an occupant other than the XEP-0410 self-ping are not forwarded.
 //
 // # Joining and leaving, as the SDK expects
 //
