@@ -16,7 +16,9 @@
 //   - a type 1 room is open to every user of the application;
 //   - the nick is always the user id. A join with another nick is accepted
 //     under the user id with status 210 (no impersonation, and QuickBlox
-//     clients keep parsing user ids out of occupant JIDs). A user joined from
+//     clients keep parsing user ids out of occupant JIDs); the reserved nick
+//     a client may ask for (disco#info node x-roomuser-item, XEP-0045 §7.12)
+//     is the user id. A user joined from
 //     several resources is one occupant: the others see its join on the
 //     first and its leave on the last;
 //   - a room exists while its dialog exists. A join to a room that does not
@@ -49,17 +51,23 @@
 // configuration form changes the name (muc#roomconfig_roomname) and, for
 // groups, is_join_required (field chatd#is_join_required); other fields
 // follow from the dialog's type and are ignored when submitted. Destroying
-// the room deletes the dialog for everyone. Affiliation member is push_all,
-// none and outcast are pull_all (under the dialog's rules: any occupant may
-// add, only the owner removes others), owner and admin cannot be given. A
-// subject change renames the dialog. A kick (role none, moderators only)
-// only takes the occupant out of the room: its presence carries statuses
-// 307 then 110 (the SDK reads the first), the others' 307, except QuickBlox
-// SDK sessions', which read a leave only without a status. A mediated
-// invitation adds the invitee to the group, as adding them over REST does;
-// direct invitations (XEP-0249) are plain 1:1 messages the XMPP server
-// routes. Private messages go between joined occupants. IQs to an occupant
-// other than the XEP-0410 self-ping are not forwarded.
+// the room deletes the dialog for everyone; the occupants' <destroy/>
+// carries the alternate venue and reason the owner gave. Affiliation member
+// is push_all, none and outcast are pull_all (under the dialog's rules: any
+// occupant may add, only the owner removes others), owner and admin cannot
+// be given, and the owner stays the owner (conflict when it tries to change
+// its own affiliation, the only owner, §10.6; not-allowed for others); an
+// admin cannot ban itself (conflict, §9.1). An admin item sets an
+// affiliation or a role, not both, of a user it names (bad-request
+// otherwise, §17.4). A subject change renames the dialog. A kick (role none,
+// moderators only) only takes the occupant out of the room: its presence
+// carries statuses 307 then 110 (the SDK reads the first), the others' 307,
+// except QuickBlox SDK sessions', which read a leave only without a status.
+// A mediated invitation adds the invitee to the group, as adding them over
+// REST does; direct invitations (XEP-0249) are plain 1:1 messages the XMPP
+// server routes. Private messages go between joined occupants, marked with
+// the service's empty muc#user <x/> in place of any the client added. IQs to
+// an occupant other than the XEP-0410 self-ping are not forwarded.
 //
 // # Joining and leaving, as the SDK expects
 //

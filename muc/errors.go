@@ -24,6 +24,7 @@ var (
 	errCreateRestricted = xmpp.NewStanzaError("cancel", "not-allowed", "rooms are not created by joining here: create the group dialog over REST")
 	errCreateNotAllowed = xmpp.NewStanzaError("cancel", "not-allowed", "this room name cannot be created by joining")
 	errOccupantNotFound = xmpp.NewStanzaError("cancel", "item-not-found", "no such occupant in the room")
+	errNoNode           = xmpp.NewStanzaError("cancel", "item-not-found", "no such node")
 	errInternal         = xmpp.NewStanzaError("cancel", "internal-server-error", "")
 )
 

@@ -108,6 +108,10 @@ func (svc *Service) iq(ctx context.Context, from xmpp.Sender, el *stanza.Element
 		switch {
 		case q.Space == nsPing && q.Name == "ping" && toNick == nick(user) && joined:
 			from.Session.Send(result(el, roomJID+"/"+toNick, nil))
+		case !joined && (q.Space == nsDiscoInfo || q.Space == nsDiscoItems):
+			// XEP-0045 §6.6: a non-occupant's disco request to an
+			// occupant JID.
+			svc.reply(from, el, errBadRequest)
 		case !joined:
 			svc.reply(from, el, errNotJoined)
 		default:
@@ -117,7 +121,16 @@ func (svc *Service) iq(ctx context.Context, from xmpp.Sender, el *stanza.Element
 	}
 	switch key := q.Space + " " + q.Name; {
 	case key == nsDiscoInfo+" query" && typ == "get":
-		from.Session.Send(result(el, roomJID, svc.roomInfo(r, d)))
+		switch q.Attr("node") {
+		case "":
+			from.Session.Send(result(el, roomJID, svc.roomInfo(r, d)))
+		case nodeReservedNick:
+			// XEP-0045 §7.12: nicks are locked down to the user id.
+			from.Session.Send(result(el, roomJID, stanza.New("query", nsDiscoInfo, "node", nodeReservedNick).Append(
+				stanza.New("identity", nsDiscoInfo, "category", "conference", "type", "text", "name", nick(user)))))
+		default:
+			svc.reply(from, el, errNoNode)
+		}
 	case key == nsDiscoItems+" query" && typ == "get":
 		from.Session.Send(result(el, roomJID, svc.roomItems(r, roomJID)))
 	case key == nsPing+" ping" && typ == "get":
@@ -130,6 +143,10 @@ func (svc *Service) iq(ctx context.Context, from xmpp.Sender, el *stanza.Element
 		svc.reply(from, el, errServiceUnavail)
 	}
 }
+
+// nodeReservedNick is the disco#info node of a user's reserved nick in a
+// room (XEP-0045 §7.12).
+const nodeReservedNick = "x-roomuser-item"
 
 // roomInfo is a room's disco#info (XEP-0045 §6.4).
 func (svc *Service) roomInfo(r *room, d *history.Dialog) *stanza.Element {
@@ -239,8 +256,24 @@ func (svc *Service) ownerIQ(ctx context.Context, from xmpp.Sender, el, q *stanza
 		from.Session.Send(result(el, roomJID, stanza.New("query", nsMUCOwner).Append(svc.configForm(d))))
 		return
 	}
-	if q.Child("destroy", nsMUCOwner) != nil {
+	if req := q.Child("destroy", nsMUCOwner); req != nil {
+		note, ok := destroyNote(req)
+		if !ok {
+			svc.reply(from, el, xmpp.NewStanzaError("modify", "jid-malformed", "the alternate venue is not a JID"))
+			return
+		}
+		// The occupants are told by destroy, which observe calls while
+		// the dialog is deleted, on this goroutine.
+		k := roomKey{app: d.AppID, name: d.RoomName}
+		svc.mu.Lock()
+		svc.destroying[k] = note
+		svc.mu.Unlock()
 		res, err := svc.hist.DeleteDialogs(ctx, d.AppID, user, []string{d.ID}, true)
+		svc.mu.Lock()
+		if svc.destroying[k] == note {
+			delete(svc.destroying, k)
+		}
+		svc.mu.Unlock()
 		switch {
 		case err != nil:
 			svc.reply(from, el, stanzaError(err))
@@ -283,6 +316,26 @@ func (svc *Service) ownerIQ(ctx context.Context, from xmpp.Sender, el, q *stanza
 		}
 	}
 	from.Session.Send(result(el, roomJID, nil))
+}
+
+// destroyNote is the <destroy/> the occupants of a room its owner
+// destroys get: the alternate venue (jid), its password and the reason the
+// owner gave. It reports false for a malformed venue.
+func destroyNote(req *stanza.Element) (*stanza.Element, bool) {
+	note := stanza.New("destroy", nsMUCUser)
+	if v := req.Attr("jid"); v != "" {
+		j, err := xmpp.ParseJID(v)
+		if err != nil {
+			return nil, false
+		}
+		note.SetAttr("jid", j.String())
+	}
+	for _, n := range []string{"password", "reason"} {
+		if c := req.Child(n, nsMUCOwner); c != nil {
+			note.Append(stanza.New(n, nsMUCUser).AppendText(c.Content()))
+		}
+	}
+	return note, true
 }
 
 // configForm is the room configuration form (XEP-0045 §10.2); only the
@@ -337,26 +390,40 @@ func (svc *Service) adminIQ(ctx context.Context, from xmpp.Sender, el, q *stanza
 	var up history.DialogUpdate
 	var kicks []int64
 	for _, it := range items {
+		// An item changes an affiliation or a role, never both, of a user
+		// it names (XEP-0045 §17.4).
+		aff, rl := it.Attr("affiliation"), it.Attr("role")
+		if (aff == "") == (rl == "") || (it.Attr("jid") == "" && it.Attr("nick") == "") {
+			svc.reply(from, el, xmpp.NewStanzaError("modify", "bad-request", "an item names a user by jid or nick and sets either an affiliation or a role"))
+			return
+		}
 		target, ok := svc.itemUser(it, d.AppID)
 		if !ok {
 			svc.reply(from, el, xmpp.NewStanzaError("modify", "jid-malformed", "name a user of this application by jid or nick"))
 			return
 		}
-		if aff := it.Attr("affiliation"); aff != "" {
+		if aff != "" {
 			if d.Type != history.Group {
 				svc.reply(from, el, xmpp.NewStanzaError("cancel", "not-allowed", "a public group has no member list"))
 				return
 			}
+			switch {
+			case target == user && target == d.OwnerID && aff != "owner":
+				// The only owner cannot revoke its ownership (§10.6).
+				svc.reply(from, el, xmpp.NewStanzaError("cancel", "conflict", "the owner is the room's only owner"))
+				return
+			case target == user && aff == "outcast" && role(affiliation(d, user)) == "moderator":
+				// Admins and owners cannot ban themselves (§9.1).
+				svc.reply(from, el, xmpp.NewStanzaError("cancel", "conflict", "an admin cannot ban itself"))
+				return
+			case target == d.OwnerID && aff != "owner":
+				svc.reply(from, el, xmpp.NewStanzaError("cancel", "not-allowed", "the owner stays the owner"))
+				return
+			}
 			switch aff {
 			case "member":
-				if target != d.OwnerID {
-					up.PushAll = append(up.PushAll, target)
-				}
+				up.PushAll = append(up.PushAll, target)
 			case "none", "outcast":
-				if target == d.OwnerID {
-					svc.reply(from, el, xmpp.NewStanzaError("cancel", "not-allowed", "the owner stays the owner"))
-					return
-				}
 				up.PullAll = append(up.PullAll, target)
 			default:
 				svc.reply(from, el, xmpp.NewStanzaError("cancel", "not-allowed", "owners and admins come from the dialog"))
@@ -364,7 +431,7 @@ func (svc *Service) adminIQ(ctx context.Context, from xmpp.Sender, el, q *stanza
 			}
 			continue
 		}
-		if it.Attr("role") != "none" {
+		if rl != "none" {
 			svc.reply(from, el, xmpp.NewStanzaError("cancel", "not-allowed", "roles follow affiliations; only kicking is supported"))
 			return
 		}

@@ -233,7 +233,16 @@ func (svc *Service) private(from xmpp.Sender, el *stanza.Element, r *room, joine
 	out := el.ShallowCopy()
 	out.RemoveAttr("to")
 	out.SetAttr("from", r.jid+"/"+nick(from.User.User))
-	out.Children = append(out.Children[:len(out.Children):len(out.Children)], stanza.New("x", nsMUCUser))
+	// One empty muc#user element marks it (XEP-0045 §7.5), in place of
+	// any the sender's client added (Conversations does): only the
+	// service speaks muc#user.
+	kids := make([]*stanza.Element, 0, len(out.Children)+1)
+	for _, c := range out.Children {
+		if c.Name != "x" || c.Space != nsMUCUser {
+			kids = append(kids, c)
+		}
+	}
+	out.Children = append(kids, stanza.New("x", nsMUCUser))
 	it := xmpp.NewItem(out)
 	fromJID, _ := xmpp.ParseJID(out.Attr("from"))
 	for _, s := range sessions {

@@ -388,8 +388,17 @@ func (svc *Service) dialogUpdated(k roomKey, ev history.Event) {
 }
 
 // destroy ends the room of a deleted dialog: every session in it gets an
-// unavailable presence with <destroy/> (XEP-0045 §10.9).
+// unavailable presence with <destroy/>, carrying the alternate venue and
+// the reason when the owner destroyed the room and gave them (XEP-0045
+// §10.9).
 func (svc *Service) destroy(k roomKey) {
+	svc.mu.Lock()
+	note := svc.destroying[k]
+	delete(svc.destroying, k)
+	svc.mu.Unlock()
+	if note == nil {
+		note = stanza.New("destroy", nsMUCUser)
+	}
 	r := svc.room(k, false)
 	if r == nil {
 		return
@@ -410,7 +419,7 @@ func (svc *Service) destroy(k roomKey) {
 	r.mu.Unlock()
 	svc.drop(r)
 	for _, o := range occs {
-		it := xmpp.NewItem(svc.unavailable(r.jid, o.user, "", mucItem("none", "none", ""), stanza.New("destroy", nsMUCUser)))
+		it := xmpp.NewItem(svc.unavailable(r.jid, o.user, "", mucItem("none", "none", ""), note))
 		for _, s := range o.sessions {
 			s.Enqueue(it)
 			svc.untrack(s, r)

@@ -42,8 +42,11 @@ type Service struct {
 	domain string // muc.<domain>
 	ids    idGen
 
-	mu    sync.Mutex // guards rooms; a leaf lock
+	mu    sync.Mutex // guards rooms and destroying; a leaf lock
 	rooms map[roomKey]*room
+	// destroying holds the <destroy/> (alternate venue, reason) an owner
+	// gave for a room whose dialog it is deleting, for destroy to send.
+	destroying map[roomKey]*stanza.Element
 
 	smu    sync.Mutex // guards joined; a leaf lock
 	joined map[*xmpp.Session][]*room
@@ -54,13 +57,14 @@ type Service struct {
 // MUC feature to the server's disco#info. Call before srv.Start.
 func New(cfg Config, srv *xmpp.Server, hist *history.Service, log *slog.Logger) *Service {
 	svc := &Service{
-		cfg:    cfg.withDefaults(),
-		srv:    srv,
-		hist:   hist,
-		log:    log,
-		domain: "muc." + srv.Domain(),
-		rooms:  map[roomKey]*room{},
-		joined: map[*xmpp.Session][]*room{},
+		cfg:        cfg.withDefaults(),
+		srv:        srv,
+		hist:       hist,
+		log:        log,
+		domain:     "muc." + srv.Domain(),
+		rooms:      map[roomKey]*room{},
+		destroying: map[roomKey]*stanza.Element{},
+		joined:     map[*xmpp.Session][]*room{},
 	}
 	svc.ids.init()
 	srv.RegisterService(svc.domain, svc)
