@@ -219,6 +219,9 @@ func FuzzParse(f *testing.F) {
 // normalize merges adjacent text nodes, which encoding joins.
 func normalize(e *Element) *Element {
 	c := &Element{Name: e.Name, Space: e.Space, Text: e.Text, Attrs: e.Attrs}
+	if len(c.Attrs) == 0 {
+		c.Attrs = nil // "<a ></a>" has an empty list, "<a/>" none: the same element
+	}
 	for _, ch := range e.Children {
 		if ch.Name == "" && len(c.Children) > 0 && c.Children[len(c.Children)-1].Name == "" {
 			c.Children[len(c.Children)-1].Text += ch.Text
