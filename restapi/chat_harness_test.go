@@ -106,7 +106,7 @@ func (e *env) dialogUnread(p person, id string) int64 {
 }
 
 // items returns the items of a list answer.
-func items(t *testing.T, m map[string]any) []map[string]any {
+func items(t testing.TB, m map[string]any) []map[string]any {
 	t.Helper()
 	list, ok := m["items"].([]any)
 	if !ok {
@@ -129,7 +129,7 @@ func idsOf(items []map[string]any) []string {
 }
 
 // intsOf reads a JSON array of numbers.
-func intsOf(t *testing.T, v any) []int64 {
+func intsOf(t testing.TB, v any) []int64 {
 	t.Helper()
 	list, ok := v.([]any)
 	if !ok {

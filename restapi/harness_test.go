@@ -76,7 +76,7 @@ func (b *syncBuffer) String() string {
 
 // env is a real server on a real SQLite store behind real HTTPS.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ts     *httptest.Server
 	svc    *account.Service
 	store  account.Store
@@ -111,13 +111,13 @@ type chatOptions struct {
 
 // newChatEnv starts a server with chat history (on the test clock) and the
 // optional parts.
-func newChatEnv(t *testing.T, cfg restapi.Config, opts chatOptions) *env {
+func newChatEnv(t testing.TB, cfg restapi.Config, opts chatOptions) *env {
 	t.Helper()
 	opts.history = true
 	return startEnv(t, cfg, opts)
 }
 
-func startEnv(t *testing.T, cfg restapi.Config, opts chatOptions, setup ...func(*restapi.Server)) *env {
+func startEnv(t testing.TB, cfg restapi.Config, opts chatOptions, setup ...func(*restapi.Server)) *env {
 	t.Helper()
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "chatd.db"))
 	if err != nil {
@@ -216,7 +216,7 @@ type response struct {
 func (r response) String() string { return fmt.Sprintf("%d %s", r.status, r.body) }
 
 // obj decodes the body as a JSON object.
-func (r response) obj(t *testing.T) map[string]any {
+func (r response) obj(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader(r.body))
@@ -229,7 +229,7 @@ func (r response) obj(t *testing.T) map[string]any {
 
 // want checks the status and, if body is not empty, the exact body (one
 // JSON value followed by a newline is compared without the newline).
-func (r response) want(t *testing.T, status int, body string) {
+func (r response) want(t testing.TB, status int, body string) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d; body %s", r.status, status, r.body)
@@ -427,7 +427,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func ptr[T any](v T) *T { return &v }
 
 // num reads a JSON number field as an int64.
-func num(t *testing.T, v any) int64 {
+func num(t testing.TB, v any) int64 {
 	t.Helper()
 	n, ok := v.(json.Number)
 	if !ok {

@@ -27,7 +27,7 @@ const xmppDomain = "localhost"
 // startXMPP starts a real XMPP server on 127.0.0.1:0 with a self-signed
 // certificate, over the same accounts and history, and shuts it down when
 // the test ends.
-func startXMPP(t *testing.T, accounts *account.Service, db *sqlite.DB, hist *history.Service, log *slog.Logger) *xmpp.Server {
+func startXMPP(t testing.TB, accounts *account.Service, db *sqlite.DB, hist *history.Service, log *slog.Logger) *xmpp.Server {
 	t.Helper()
 	cert, _, err := certs.SelfSigned([]string{"localhost", "127.0.0.1"})
 	if err != nil {
