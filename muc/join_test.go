@@ -118,6 +118,11 @@ func TestJoinErrors(t *testing.T) {
 	dave := r.As("dave")
 	dave.Send(sdkJoin(room, "d1", r.U("dave").ID))
 	check(dave.Next(name("presence")), "d1:join", room+"/"+r.U("dave").ID, "registration-required", "407")
+	// The refused join is not a room dave is in: his unavailable presence
+	// later gets no leave answered from it.
+	dave.Send(`<presence type='unavailable'/>`)
+	dave.None(name("presence"))
+	dave.Send(`<presence/>`)
 
 	// A room of another application does not exist for eve.
 	eve := r.As("eve")

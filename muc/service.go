@@ -134,6 +134,8 @@ func (svc *Service) presenceError(from xmpp.Sender, el *stanza.Element, to xmpp.
 	if from.Session == nil {
 		return
 	}
+	// Not joined: the session's unavailable presence has nothing to leave.
+	from.Session.RefuseDirected(to)
 	r := xmpp.ErrorReply(el, e)
 	r.SetAttr("from", to.String())
 	if r.Attr("id") == "" {

@@ -25,6 +25,14 @@ func (s *Session) JID() JID { return s.jid }
 // Available reports whether the session has sent available presence.
 func (s *Session) Available() bool { return s.available.Load() }
 
+// RefuseDirected tells the session that the directed presence it just sent
+// to a service (a room join) was refused, so that its unavailable
+// presence later does not go there (RFC 6121 §4.6 keeps the entities a
+// session sent presence to). Unlike the rest of this file, it is for a
+// Service's Route handling a stanza of that session, on its reader
+// goroutine.
+func (s *Session) RefuseDirected(to JID) { delete(s.directed, to) }
+
 // Sessions returns the bound sessions of a user; the slice must not be
 // modified.
 func (srv *Server) Sessions(u UserRef) []*Session { return srv.router.sessions(u) }
