@@ -440,9 +440,9 @@ func (s *Service) UnreadCounts(ctx context.Context, app, user int64, ids []strin
 	var valid []string
 	seen := map[string]bool{}
 	for _, id := range ids {
-		if oid.Valid(id) && !seen[oid.Normalize(id)] {
-			seen[oid.Normalize(id)] = true
-			valid = append(valid, oid.Normalize(id))
+		if n := oid.Normalize(id); oid.Valid(id) && !seen[n] {
+			seen[n] = true
+			valid = append(valid, n)
 		}
 	}
 	// In chunks: a store takes a bounded number of ids in one query

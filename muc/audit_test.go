@@ -5,17 +5,27 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"chatd/history"
 )
+
+// aliceAndBob starts a server with alice and bob, a group named name owned
+// by alice with bob in it, and the named users joined to its room.
+func aliceAndBob(t *testing.T, name string, joinRequired bool, joiners ...string) (*env, *runner, *history.Dialog, string) {
+	t.Helper()
+	e := startEnv(t, envOptions{})
+	r := newRunner(t, e, "alice", "bob")
+	d := e.group(r.U("alice"), name, joinRequired, r.U("bob"))
+	room := e.roomJID(d)
+	joinAll(r, room, joiners...)
+	return e, r, d, room
+}
 
 // Stanzas of type error sent to a room, an occupant or the service are
 // never answered (no error loops), and every error reply goes to the
 // sender's full JID with the original id.
 func TestNoErrorLoops(t *testing.T) {
-	e := startEnv(t, envOptions{})
-	r := newRunner(t, e, "alice", "bob")
-	d := e.group(r.U("alice"), "g", false, r.U("bob"))
-	room := e.roomJID(d)
-	joinAll(r, room, "alice", "bob")
+	_, r, _, room := aliceAndBob(t, "g", false, "alice", "bob")
 	a := r.As("alice")
 	occ := room + "/" + r.U("bob").ID
 	for _, to := range []string{room, occ, room + "/999999", "muc.localhost"} {
@@ -40,11 +50,7 @@ func TestNoErrorLoops(t *testing.T) {
 // again, without a second occupant and without the others seeing a new
 // join.
 func TestRejoinResyncs(t *testing.T) {
-	e := startEnv(t, envOptions{})
-	r := newRunner(t, e, "alice", "bob")
-	d := e.group(r.U("alice"), "g", false, r.U("bob"))
-	room := e.roomJID(d)
-	joinAll(r, room, "alice", "bob")
+	e, r, _, room := aliceAndBob(t, "g", false, "alice", "bob")
 	b := r.As("bob")
 	b.Send(plainJoin(room, "again", r.U("bob").ID))
 	b.Next(append(presence(room+"/"+r.U("alice").ID), codes())...)
@@ -60,11 +66,7 @@ func TestRejoinResyncs(t *testing.T) {
 // XEP-0045 §10.9: the occupants of a destroyed room are told the reason
 // and the alternate venue the owner gave.
 func TestDestroyCarriesReasonAndVenue(t *testing.T) {
-	e := startEnv(t, envOptions{})
-	r := newRunner(t, e, "alice", "bob")
-	d := e.group(r.U("alice"), "g", false, r.U("bob"))
-	room := e.roomJID(d)
-	joinAll(r, room, "alice", "bob")
+	e, r, _, room := aliceAndBob(t, "g", false, "alice", "bob")
 	alt := "1_elsewhere@muc.localhost"
 	r.As("alice").Send(`<iq type='set' id='bad' to='` + room + `'><query xmlns='` + nsOwner + `'><destroy jid='@@'/></query></iq>`)
 	r.As("alice").Expect(attr("id", "bad"), errCond("jid-malformed"))
@@ -96,11 +98,7 @@ func TestDestroyCarriesReasonAndVenue(t *testing.T) {
 // cannot revoke its own ownership (§10.6: conflict) and an admin or owner
 // cannot ban itself (§9.1: conflict).
 func TestAdminItemValidation(t *testing.T) {
-	e := startEnv(t, envOptions{})
-	r := newRunner(t, e, "alice", "bob")
-	d := e.group(r.U("alice"), "g", false, r.U("bob"))
-	room := e.roomJID(d)
-	joinAll(r, room, "alice", "bob")
+	e, r, d, room := aliceAndBob(t, "g", false, "alice", "bob")
 	a := r.As("alice")
 	set := func(id, item, want string) {
 		t.Helper()
@@ -127,11 +125,7 @@ func TestAdminItemValidation(t *testing.T) {
 // XEP-0045 §6.6: a disco request to an occupant JID from a non-occupant is
 // a bad request (a self-ping keeps XEP-0410's not-acceptable).
 func TestDiscoOccupantByNonOccupant(t *testing.T) {
-	e := startEnv(t, envOptions{})
-	r := newRunner(t, e, "alice", "bob")
-	d := e.group(r.U("alice"), "g", false, r.U("bob"))
-	room := e.roomJID(d)
-	joinAll(r, room, "alice")
+	_, r, _, room := aliceAndBob(t, "g", false, "alice")
 	b := r.As("bob")
 	b.Send(`<iq type='get' id='di' to='` + room + `/` + r.U("alice").ID + `'><query xmlns='` + nsInfo + `'/></iq>`)
 	b.Expect(attr("id", "di"), errCond("bad-request"))
@@ -145,11 +139,7 @@ func TestDiscoOccupantByNonOccupant(t *testing.T) {
 // down) is answered on the x-roomuser-item node, before and after joining;
 // other nodes do not exist.
 func TestReservedNick(t *testing.T) {
-	e := startEnv(t, envOptions{})
-	r := newRunner(t, e, "alice", "bob")
-	d := e.group(r.U("alice"), "Lounge", false, r.U("bob"))
-	room := e.roomJID(d)
-	joinAll(r, room, "alice")
+	_, r, _, room := aliceAndBob(t, "Lounge", false, "alice")
 	for _, n := range []string{"alice", "bob"} {
 		c := r.As(n)
 		c.Send(`<iq type='get' id='nick' to='` + room + `'><query xmlns='` + nsInfo + `' node='x-roomuser-item'/></iq>`)
@@ -171,11 +161,7 @@ func TestReservedNick(t *testing.T) {
 // service's, whether or not the sender's client added one (Conversations
 // does), and nothing the client put in it.
 func TestPrivateMessageOneMUCUserX(t *testing.T) {
-	e := startEnv(t, envOptions{})
-	r := newRunner(t, e, "alice", "bob")
-	d := e.group(r.U("alice"), "g", false, r.U("bob"))
-	room := e.roomJID(d)
-	joinAll(r, room, "alice", "bob")
+	_, r, _, room := aliceAndBob(t, "g", false, "alice", "bob")
 	r.As("alice").Send(`<message type='chat' to='` + room + `/` + r.U("bob").ID + `' id='pm'><body>psst</body><x xmlns='` + nsMUCUser + `'><status code='307'/></x></message>`)
 	pm := r.As("bob").Expect(body("psst"))
 	n := 0
@@ -199,11 +185,7 @@ func TestPrivateMessageOneMUCUserX(t *testing.T) {
 // requires joining not-acceptable, a subject the dialog's name cannot be
 // not-acceptable; each echoes the id.
 func TestMisdirectedMessages(t *testing.T) {
-	e := startEnv(t, envOptions{})
-	r := newRunner(t, e, "alice", "bob")
-	d := e.group(r.U("alice"), "g", true, r.U("bob"))
-	room := e.roomJID(d)
-	joinAll(r, room, "alice")
+	_, r, d, room := aliceAndBob(t, "g", true, "alice")
 	a, b := r.As("alice"), r.As("bob")
 	a.Send(`<message type='groupchat' id='gpm' to='` + room + `/` + r.U("alice").ID + `'><body>x</body></message>`)
 	a.Expect(attr("id", "gpm"), errCond("bad-request"))

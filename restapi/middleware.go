@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"chatd/account"
+	"chatd/internal/throttle"
 )
 
 const (
@@ -90,8 +91,7 @@ func (s *Server) writeError(err error, c echo.Context) {
 	}
 	var wait *account.TooManyAttemptsError
 	if errors.As(err, &wait) {
-		// Whole seconds, rounded up: 0 would invite an immediate retry.
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int((wait.RetryAfter+time.Second-1)/time.Second)))
+		c.Response().Header().Set("Retry-After", strconv.Itoa(throttle.Seconds(wait.RetryAfter)))
 	}
 	if err := writeJSON(c, status, body); err != nil {
 		s.logger(c).Warn("writing error response", "err", err)

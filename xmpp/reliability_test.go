@@ -736,7 +736,7 @@ func TestPrivacyBounds(t *testing.T) {
 	for i := range 3 {
 		// Each is answered within the harness's wait: the blocklist was
 		// scanned once per JID blocked, for every JID, and the second of
-		// these took minutes of CPU.
+		// these was not answered within it.
 		if r := ask(fmt.Sprintf("b%d", i), block(fmt.Sprintf("b%d", i), i*3000)); r.Attr("type") != "result" {
 			t.Fatalf("block %d: %s", i, r)
 		}

@@ -244,6 +244,7 @@ func TestMaxSessionsPerUser(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after a session ended, binding still answered %s", r)
 		}
+		time.Sleep(10 * time.Millisecond) // polling, bounded by the deadline
 	}
 }
 
@@ -443,6 +444,7 @@ func TestUnauthenticatedPerAddress(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("a closed unauthenticated connection kept its place")
 		}
+		time.Sleep(10 * time.Millisecond) // polling, bounded by the deadline
 	}
 	witness.Write(`<message to='` + bob.JID + `' type='chat'><body>and after</body></message>`)
 	wb.Expect(isMessage("and after"))

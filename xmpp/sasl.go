@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"chatd/account"
+	"chatd/internal/throttle"
 )
 
 // Authenticator is what SASL needs from the account service.
@@ -63,7 +64,7 @@ type saslExchange interface {
 // failure is over (authLimiter.admit): RFC 6120 §6.5.12's "try again later".
 func tooSoon(wait time.Duration) *saslFailure {
 	return &saslFailure{"temporary-auth-failure", fmt.Sprintf(
-		"Too many failed attempts for this user; retry in %d s", int((wait+time.Second-1)/time.Second))}
+		"Too many failed attempts for this user; retry in %d s", throttle.Seconds(wait))}
 }
 
 // parseAuthcid reads a user's authentication identity: <user>-<app>, or the

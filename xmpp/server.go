@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -290,7 +289,7 @@ func (srv *Server) refuse(c net.Conn, directTLS bool) {
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(time.Second))
 		end := append(errTooManyUnauthenticated.element().AppendXML(nil, ""), "</stream:stream>"...)
-		if newTCPTransport(c, srv.cfg.MaxStanzaBytes, nil).Header(newStreamID(), srv.cfg.Domain, end) != nil {
+		if _, err := c.Write(headerBytes(newStreamID(), srv.cfg.Domain, end)); err != nil {
 			return
 		}
 		// Closing with the client's header unread would reset the
@@ -423,10 +422,7 @@ func (srv *Server) serveWebSocket() error {
 	// refused before the upgrade. The place is held until the session
 	// authenticates or, at the latest, until the handler returns.
 	upgrade := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var remote net.Addr
-		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-			remote = net.TCPAddrFromAddrPort(ap)
-		}
+		remote := requestAddr(r)
 		release, ok := srv.unauthed.Acquire(remote)
 		if !ok {
 			srv.noteRefused(remote)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
@@ -221,15 +222,19 @@ func (t *tcpTransport) Restart() {
 const streamHeader = `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='`
 
 func (t *tcpTransport) Header(id, domain string, then []byte) error {
+	_, err := t.conn.Write(headerBytes(id, domain, then))
+	return err
+}
+
+// headerBytes is the server's stream header followed by then.
+func headerBytes(id, domain string, then []byte) []byte {
 	b := make([]byte, 0, len(streamHeader)+64+len(then))
 	b = append(b, streamHeader...)
 	b = append(b, id...)
 	b = append(b, "' from='"...)
 	b = append(b, domain...)
 	b = append(b, "'>"...)
-	b = append(b, then...)
-	_, err := t.conn.Write(b)
-	return err
+	return append(b, then...)
 }
 
 func (t *tcpTransport) Write(elems [][]byte) error {
@@ -415,11 +420,19 @@ func (t *wsTransport) SetWriteDeadline(tm time.Time) error { return t.ws.SetWrit
 
 func (t *wsTransport) RemoteAddr() net.Addr {
 	if r := t.ws.Request(); r != nil {
-		if addr, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
+		if addr := requestAddr(r); addr != nil {
 			return addr
 		}
 	}
 	return t.ws.RemoteAddr()
+}
+
+// requestAddr is the client address of an HTTP request (nil if unreadable).
+func requestAddr(r *http.Request) net.Addr {
+	if addr, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
+		return addr
+	}
+	return nil
 }
 
 func (t *wsTransport) Close() error { return t.ws.Close() }

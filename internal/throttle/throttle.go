@@ -91,6 +91,10 @@ func (t *Throttle[K]) Fail(k K, now time.Time) time.Duration {
 	return t.Delay(f.n)
 }
 
+// Seconds is a wait in whole seconds, rounded up, as told to clients (a
+// Retry-After, a SASL failure's text): 0 would invite an immediate retry.
+func Seconds(wait time.Duration) int { return int((wait + time.Second - 1) / time.Second) }
+
 // Succeed forgets k's failures.
 func (t *Throttle[K]) Succeed(k K) {
 	t.mu.Lock()

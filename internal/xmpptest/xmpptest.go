@@ -519,6 +519,29 @@ func (c *Client) Ended() string {
 	}
 }
 
+// Survives writes raw and then a ping, and reads synchronously until the
+// ping's answer or the end of the stream (for a client that never started
+// reading). It fails when neither comes within Wait: the server hung on
+// raw. A stream ended by raw is not a failure; the caller judges that.
+func (c *Client) Survives(raw string) {
+	c.T.Helper()
+	c.WriteMayFail(raw + `<iq type='get' id='survives-ping'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	c.Conn.SetReadDeadline(time.Now().Add(Wait))
+	for {
+		ev, err := c.Parser.Next()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.fatalf("no answer to a ping sent after %q", raw)
+			}
+			return // the stream ended
+		}
+		if ev.Kind == stanza.KindClose || ev.Kind == stanza.KindElement && ev.Element.Attr("id") == "survives-ping" {
+			return
+		}
+	}
+}
+
 // StreamErrorOf reads synchronously until the stream ends and returns the
 // stream error condition (for clients that never bound).
 func (c *Client) StreamErrorOf() string {

@@ -3,6 +3,7 @@ package stanza
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"reflect"
@@ -253,6 +254,37 @@ func BenchmarkParseMessage(b *testing.B) {
 			if _, err := p.Next(); err != nil {
 				b.Fatal(err)
 			}
+		}
+		if _, err := p.Next(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseWideStanza is the worst shape the bounds allow: a 250 KiB
+// stanza of elements with MaxAttrs prefixed attributes each, under
+// MaxAttrs namespace declarations. Its cost per byte stays that of ordinary
+// stanzas' order; before the bounds, a stanza of tens of thousands of
+// attributes was quadratic in them.
+func BenchmarkParseWideStanza(b *testing.B) {
+	var decl, attrs strings.Builder
+	for i := range MaxAttrs {
+		fmt.Fprintf(&decl, " xmlns:p%d='urn:%d'", i, i)
+		fmt.Fprintf(&attrs, " p%d:a='v'", i)
+	}
+	var st strings.Builder
+	st.WriteString("<message" + decl.String() + ">")
+	for st.Len() < 250<<10 {
+		st.WriteString("<x" + attrs.String() + "/>")
+	}
+	st.WriteString("</message>")
+	data := []byte(header + st.String())
+	b.SetBytes(int64(st.Len()))
+	b.ReportAllocs()
+	for b.Loop() {
+		p := NewParser(bytes.NewReader(data), 1<<20)
+		if _, err := p.Next(); err != nil {
+			b.Fatal(err)
 		}
 		if _, err := p.Next(); err != nil {
 			b.Fatal(err)
